@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+
+	"github.com/regctl/regctl/internal/store"
+	"github.com/regctl/regctl/internal/store/mongo"
+)
+
+// Factory holds what commands depend on. Fields are lazy, so a command only
+// pays for what it calls: `keys generate` never dials a store.
+type Factory struct {
+	IO     *IOStreams
+	Config *viper.Viper
+	Now    func() time.Time
+	// Store opens the configured store (--store, REGCTL_STORE, or the
+	// config file's store key).
+	Store func(ctx context.Context) (store.Store, error)
+	// Logger returns the logger configured by --log-level/--log-format.
+	Logger func() *slog.Logger
+}
+
+// NewFactory returns the production factory.
+func NewFactory(ios *IOStreams) *Factory {
+	f := &Factory{IO: ios, Config: newViper(), Now: time.Now}
+	f.Store = func(ctx context.Context) (store.Store, error) {
+		return OpenStore(ctx, f.Config.GetString("store"))
+	}
+	f.Logger = func() *slog.Logger { return newLogger(f) }
+	return f
+}
+
+func newViper() *viper.Viper {
+	v := viper.New()
+	v.SetEnvPrefix("REGCTL")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
+	v.AutomaticEnv()
+	return v
+}
+
+// OpenStore opens a store from its URL: mongodb:// or mongodb+srv:// for
+// MongoDB (or FerretDB).
+func OpenStore(ctx context.Context, url string) (store.Store, error) {
+	switch {
+	case url == "":
+		return nil, flagErrorf("no store configured: pass --store URL or set REGCTL_STORE (for example mongodb://127.0.0.1:27017/regctl)")
+	case strings.HasPrefix(url, "mongodb://"), strings.HasPrefix(url, "mongodb+srv://"):
+		return mongo.Open(ctx, url)
+	}
+	scheme, _, _ := strings.Cut(url, ":")
+	return nil, flagErrorf("unsupported store URL scheme %q: use mongodb://HOST/DB", scheme)
+}
+
+func newLogger(f *Factory) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.Config.GetString("log-level"))); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if f.Config.GetString("log-format") == "json" {
+		return slog.New(slog.NewJSONHandler(f.IO.ErrOut, opts))
+	}
+	return slog.New(slog.NewTextHandler(f.IO.ErrOut, opts))
+}
+
+// withStore opens the store, runs fn and closes the store.
+func withStore(ctx context.Context, f *Factory, fn func(store.Store) error) error {
+	st, err := f.Store(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = st.Close(cctx)
+	}()
+	return fn(st)
+}
+
+// storeErr turns store sentinels into one actionable line.
+func storeErr(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case isErr(err, store.ErrNotFound):
+		return fmt.Errorf("%s not found", what)
+	case isErr(err, store.ErrExists):
+		return fmt.Errorf("%s already exists", what)
+	}
+	return err
+}

@@ -1,0 +1,143 @@
+// Package cli is regctl's command line: cobra and viper live here and only
+// here. Commands parse flags into options and hand plain values down.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=...".
+var Version = "dev"
+
+// Main runs regctl and returns the process exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ios := System()
+	return Execute(ctx, NewFactory(ios), os.Args[1:])
+}
+
+// Execute runs the command tree on args and maps errors to exit codes.
+func Execute(ctx context.Context, f *Factory, args []string) int {
+	root := NewCmdRoot(f)
+	root.SetArgs(args)
+	root.SetIn(f.IO.In)
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var fe *FlagError
+	var ee *exitError
+	switch {
+	case errors.Is(err, ErrSilent):
+		return ExitError
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &fe) || isCobraUsageError(err):
+		fmt.Fprintf(f.IO.ErrOut, "error: %v\n", err)
+		if cmd != nil {
+			fmt.Fprintf(f.IO.ErrOut, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		}
+		return ExitUsage
+	}
+	fmt.Fprintf(f.IO.ErrOut, "error: %v\n", err)
+	return ExitError
+}
+
+// exitError ends the command with a specific code, already reported.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown flag", "unknown shorthand flag", "unknown command", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "requires exactly", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewCmdRoot builds the command tree.
+func NewCmdRoot(f *Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "regctl",
+		Short:         "Private Docker registry with per-user, per-repository access and expiry",
+		Long:          "regctl provisions a private Docker registry, runs its token server, and manages who may pull and push what, until when.",
+		Version:       Version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return loadConfig(cmd, f)
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.String("config", "", "config file (YAML); keys are the long flag names")
+	pf.String("store", "", "store URL, e.g. mongodb://127.0.0.1:27017/regctl (env REGCTL_STORE)")
+	pf.String("log-level", "info", "log level: debug, info, warn, error")
+	pf.String("log-format", "text", "log format: text or json")
+	for _, name := range []string{"store", "log-level", "log-format"} {
+		_ = f.Config.BindPFlag(name, pf.Lookup(name))
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &FlagError{Err: err} })
+
+	root.AddCommand(
+		NewCmdServe(f, nil),
+		NewCmdKeys(f),
+		NewCmdUser(f),
+		NewCmdACL(f),
+	)
+	return root
+}
+
+// loadConfig reads --config (if any) and rejects keys no command knows.
+func loadConfig(cmd *cobra.Command, f *Factory) error {
+	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		path = os.Getenv("REGCTL_CONFIG")
+	}
+	if path == "" {
+		return nil
+	}
+	f.Config.SetConfigFile(path)
+	f.Config.SetConfigType("yaml")
+	if err := f.Config.ReadInConfig(); err != nil {
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	known := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(fl *pflag.Flag) { known[fl.Name] = true })
+		c.PersistentFlags().VisitAll(func(fl *pflag.Flag) { known[fl.Name] = true })
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(cmd.Root())
+	var unknown []string
+	for _, k := range f.Config.AllKeys() {
+		if f.Config.InConfig(k) && !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("config %s: unknown key(s) %s", path, strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+func isErr(err, target error) bool { return errors.Is(err, target) }

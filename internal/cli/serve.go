@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/regctl/regctl/internal/keys"
+	"github.com/regctl/regctl/internal/token"
+)
+
+// ServeOptions are `regctl serve`'s settings.
+type ServeOptions struct {
+	Listen  string
+	KeysDir string
+	Token   token.Config
+}
+
+// NewCmdServe builds `regctl serve`.
+func NewCmdServe(f *Factory, runF func(context.Context, *ServeOptions) error) *cobra.Command {
+	d := token.Defaults()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the registry token server",
+		Long: `Run the Docker registry token server (distribution token-auth protocol).
+
+Endpoints: /auth and /auth/token (GET with Basic auth, or OAuth2 POST),
+/auth/jwks.json, /livez and /readyz. Every setting can also come from the
+config file (--config) or a REGCTL_* environment variable, e.g.
+REGCTL_ISSUER, REGCTL_RELOAD_INTERVAL.`,
+		Example: `  regctl serve --listen 127.0.0.1:5001 --issuer regctl --service registry.example.com \
+    --keys /etc/regctl/keys --store mongodb://127.0.0.1:27017/regctl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := serveOptions(f)
+			if err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return serveRun(cmd.Context(), f, opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.String("listen", "127.0.0.1:5001", "address to listen on")
+	fl.String("issuer", "", "token issuer (the registry's auth.token.issuer)")
+	fl.String("service", "", "service name (the registry's auth.token.service)")
+	fl.String("keys", "/etc/regctl/keys", "directory made by `regctl keys generate`")
+	fl.Duration("token-lifetime", d.TokenLifetime, "access token lifetime")
+	fl.Duration("refresh-lifetime", d.RefreshLifetime, "refresh token lifetime (0: until revoked)")
+	fl.Duration("reload-interval", d.ReloadInterval, "how often rules reload and cached users expire: the bound on how long a store change takes to apply")
+	fl.Duration("store-timeout", d.StoreTimeout, "timeout of each store query")
+	fl.StringSlice("trusted-proxy", nil, "IP or CIDR of a reverse proxy whose X-Forwarded-For is trusted (repeatable)")
+	fl.Bool("allow-anonymous", false, "decide requests without credentials by the rules (account \"\") instead of answering 401")
+	fl.VisitAll(func(fl *pflag.Flag) { _ = f.Config.BindPFlag(fl.Name, fl) })
+	return cmd
+}
+
+func serveOptions(f *Factory) (*ServeOptions, error) {
+	v := f.Config
+	o := &ServeOptions{Listen: v.GetString("listen"), KeysDir: v.GetString("keys")}
+	o.Token = token.Config{
+		Issuer:          v.GetString("issuer"),
+		Service:         v.GetString("service"),
+		TokenLifetime:   v.GetDuration("token-lifetime"),
+		RefreshLifetime: v.GetDuration("refresh-lifetime"),
+		ReloadInterval:  v.GetDuration("reload-interval"),
+		StoreTimeout:    v.GetDuration("store-timeout"),
+		AllowAnonymous:  v.GetBool("allow-anonymous"),
+	}
+	for _, p := range v.GetStringSlice("trusted-proxy") {
+		for _, s := range strings.Split(p, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			pfx, err := parsePrefix(s)
+			if err != nil {
+				return nil, flagErrorf("--trusted-proxy %q: want an IP or CIDR", s)
+			}
+			o.Token.TrustedProxies = append(o.Token.TrustedProxies, pfx)
+		}
+	}
+	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+		return nil, flagErrorf("--listen %q: want HOST:PORT", o.Listen)
+	}
+	if err := o.Token.Validate(); err != nil {
+		return nil, &FlagError{Err: err}
+	}
+	return o, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func serveRun(ctx context.Context, f *Factory, o *ServeOptions) error {
+	log := f.Logger()
+	ks, err := keys.Load(o.KeysDir, f.Now())
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	st, err := f.Store(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close(context.WithoutCancel(ctx))
+	srv, err := token.New(o.Token, st, ks, log, f.Now)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv.Start(ctx)
+
+	hs := &http.Server{
+		Addr:              o.Listen,
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return err
+	}
+	log.Info("token server listening", "addr", ln.Addr().String(), "issuer", o.Token.Issuer, "service", o.Token.Service,
+		"alg", string(ks.Algorithm), "kid", ks.KeyID, "signing_cert_not_after", ks.NotAfter().UTC().Format(time.RFC3339),
+		"reload_interval", o.Token.ReloadInterval.String())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer scancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

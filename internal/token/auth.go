@@ -1,0 +1,167 @@
+package token
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/regctl/regctl/internal/store"
+)
+
+// UserSource is what the token server needs from a store to authenticate.
+type UserSource interface {
+	GetUser(ctx context.Context, username string) (*store.User, error)
+}
+
+var (
+	errBadCredentials = errors.New("invalid credentials")
+	errUnknownUser    = errors.New("unknown user")
+)
+
+// credential is a verified password, remembered as an HMAC under a
+// per-process key (never the password itself), valid only while the user's
+// stored hash is the one it was verified against.
+type credential struct {
+	mac          [sha256.Size]byte
+	passwordHash string
+}
+
+// authenticator checks passwords against the store. The hot path (a
+// credential verified recently) costs one HMAC and no store round trip:
+//   - users are cached for at most the reload interval, which bounds how
+//     stale a user's status, labels and grants can be;
+//   - verified credentials are cached for credTTL, keyed by user and
+//     invalidated when the stored password hash changes;
+//   - a password that differs from a cached, still-current credential is
+//     rejected without bcrypt (bcrypt only reads the first 72 bytes, and so
+//     does the HMAC), so a flood of wrong passwords against an active user
+//     costs no bcrypt and evicts nothing;
+//   - bcrypt runs at most GOMAXPROCS at a time.
+type authenticator struct {
+	users   UserSource
+	userTTL time.Duration
+	cache   *expirable.LRU[string, *store.User]
+	creds   *expirable.LRU[string, credential]
+	group   singleflight.Group
+	macKey  []byte
+	bcrypt  chan struct{}
+	dummy   []byte // hash compared for unknown users, so timing does not reveal them
+	timeout time.Duration
+}
+
+const (
+	userCacheSize = 16384
+	credCacheSize = 16384
+	credTTL       = 15 * time.Minute
+	bcryptMaxLen  = 72
+)
+
+func newAuthenticator(users UserSource, userTTL, timeout time.Duration) *authenticator {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // cannot happen on supported platforms
+	}
+	dummy, _ := bcrypt.GenerateFromPassword([]byte("regctl-dummy-password"), bcrypt.DefaultCost)
+	return &authenticator{
+		users:   users,
+		userTTL: userTTL,
+		cache:   expirable.NewLRU[string, *store.User](userCacheSize, nil, userTTL),
+		creds:   expirable.NewLRU[string, credential](credCacheSize, nil, credTTL),
+		macKey:  key,
+		bcrypt:  make(chan struct{}, runtime.GOMAXPROCS(0)),
+		dummy:   dummy,
+		timeout: timeout,
+	}
+}
+
+func (a *authenticator) mac(username, password string) [sha256.Size]byte {
+	if len(password) > bcryptMaxLen {
+		password = password[:bcryptMaxLen]
+	}
+	m := hmac.New(sha256.New, a.macKey)
+	m.Write([]byte(username))
+	m.Write([]byte{0})
+	m.Write([]byte(password))
+	var out [sha256.Size]byte
+	m.Sum(out[:0])
+	return out
+}
+
+// user returns the user, from the cache if it is younger than the reload
+// interval. Concurrent misses for one name share one store query.
+func (a *authenticator) user(ctx context.Context, username string) (*store.User, error) {
+	if u, ok := a.cache.Get(username); ok {
+		return u, nil
+	}
+	v, err, _ := a.group.Do(username, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
+		defer cancel()
+		u, err := a.users.GetUser(ctx, username)
+		if err != nil {
+			return nil, err
+		}
+		a.cache.Add(username, u)
+		return u, nil
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errUnknownUser
+		}
+		if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+		}
+		return nil, err
+	}
+	return v.(*store.User), nil
+}
+
+// authenticate verifies a password. It returns errBadCredentials or
+// errUnknownUser (both mean 401), or an error wrapping store.ErrUnavailable.
+func (a *authenticator) authenticate(ctx context.Context, username, password string) (*store.User, bool, error) {
+	u, err := a.user(ctx, username)
+	if errors.Is(err, errUnknownUser) {
+		_ = a.compare(ctx, a.dummy, password)
+		return nil, false, err
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	mac := a.mac(username, password)
+	if c, ok := a.creds.Get(username); ok && c.passwordHash == u.PasswordHash {
+		if hmac.Equal(c.mac[:], mac[:]) {
+			return u, true, nil
+		}
+		return nil, true, errBadCredentials
+	}
+	if err := a.compare(ctx, []byte(u.PasswordHash), password); err != nil {
+		return nil, false, err
+	}
+	a.creds.Add(username, credential{mac: mac, passwordHash: u.PasswordHash})
+	return u, false, nil
+}
+
+// compare runs bcrypt with bounded concurrency.
+func (a *authenticator) compare(ctx context.Context, hash []byte, password string) error {
+	select {
+	case a.bcrypt <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-a.bcrypt }()
+	if len(password) > bcryptMaxLen {
+		password = password[:bcryptMaxLen]
+	}
+	if err := bcrypt.CompareHashAndPassword(hash, []byte(password)); err != nil {
+		return errBadCredentials
+	}
+	return nil
+}

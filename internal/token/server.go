@@ -1,0 +1,372 @@
+// Package token is regctl's Docker registry token server: the
+// distribution token-auth protocol (GET with Basic auth, OAuth2 POST with
+// password and refresh-token grants), decided by package acl over users and
+// rules from a store, signed with keys from package keys.
+package token
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/keys"
+	"github.com/regctl/regctl/internal/store"
+)
+
+// Store is what the token server reads.
+type Store interface {
+	UserSource
+	RuleSource
+}
+
+// Config holds the server's settings.
+type Config struct {
+	Issuer  string // token "iss"; the registry's auth.token.issuer
+	Service string // token "aud"; the registry's auth.token.service
+	// TokenLifetime is how long an access token is valid.
+	TokenLifetime time.Duration
+	// RefreshLifetime is how long a refresh token (docker login's stored
+	// identity token) is valid; 0 means until revoked.
+	RefreshLifetime time.Duration
+	// ReloadInterval bounds staleness: rules are reloaded and cached users
+	// expire at this interval, so store changes apply within it.
+	ReloadInterval time.Duration
+	// StoreTimeout caps each store query.
+	StoreTimeout time.Duration
+	// TrustedProxies may set X-Forwarded-For / X-Real-IP.
+	TrustedProxies []netip.Prefix
+	// AllowAnonymous lets requests without credentials be decided by the
+	// rules as account ""; otherwise they get 401.
+	AllowAnonymous bool
+}
+
+// Defaults returns the documented defaults.
+func Defaults() Config {
+	return Config{
+		TokenLifetime:   5 * time.Minute,
+		RefreshLifetime: 90 * 24 * time.Hour,
+		ReloadInterval:  5 * time.Second,
+		StoreTimeout:    3 * time.Second,
+	}
+}
+
+// Validate checks the settings.
+func (c Config) Validate() error {
+	switch {
+	case c.Issuer == "":
+		return errors.New("issuer is empty (--issuer)")
+	case c.Service == "":
+		return errors.New("service is empty (--service)")
+	case c.TokenLifetime < 10*time.Second || c.TokenLifetime > 24*time.Hour:
+		return fmt.Errorf("token lifetime %s out of range [10s, 24h]", c.TokenLifetime)
+	case c.RefreshLifetime < 0:
+		return errors.New("refresh token lifetime is negative")
+	case c.ReloadInterval < 100*time.Millisecond || c.ReloadInterval > 10*time.Minute:
+		return fmt.Errorf("reload interval %s out of range [100ms, 10m]", c.ReloadInterval)
+	case c.StoreTimeout <= 0:
+		return errors.New("store timeout must be positive")
+	}
+	return nil
+}
+
+// Server answers token requests.
+type Server struct {
+	cfg     Config
+	minter  *Minter
+	refresh *refresher
+	auth    *authenticator
+	rules   *policyLoader
+	jwks    []byte
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New builds a server; call Start before serving.
+func New(cfg Config, st Store, ks *keys.Set, log *slog.Logger, now func() time.Time) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	m, err := NewMinter(ks, cfg.Issuer, cfg.TokenLifetime)
+	if err != nil {
+		return nil, err
+	}
+	jwks, err := keys.JWKS([]crypto.PublicKey{ks.Signer.Public()})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		jwks:    jwks,
+		minter:  m,
+		refresh: &refresher{key: ks.RefreshKey, lifetime: cfg.RefreshLifetime},
+		auth:    newAuthenticator(st, cfg.ReloadInterval, cfg.StoreTimeout),
+		rules:   &policyLoader{rules: st, interval: cfg.ReloadInterval, timeout: cfg.StoreTimeout, now: now, log: log},
+		log:     log,
+		now:     now,
+	}
+	return s, nil
+}
+
+// Start loads the rules once (an error is logged and retried, the server
+// answers 503 meanwhile) and keeps reloading them until ctx ends.
+func (s *Server) Start(ctx context.Context) {
+	_ = s.rules.reload(ctx)
+	go s.rules.run(ctx)
+}
+
+// Handler routes the token endpoint (/auth and /auth/token), the signing
+// keys as JWKS (/auth/jwks.json), /livez and /readyz.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/auth", s.serveToken)
+	mux.HandleFunc("/auth/token", s.serveToken)
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	mux.HandleFunc("GET /auth/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		_, _ = w.Write(s.jwks)
+	})
+	return mux
+}
+
+// Ready reports whether tokens can be issued: keys are loaded (they are,
+// once New succeeded) and the last rules reload reached the store.
+func (s *Server) Ready() error {
+	_, err := s.rules.current()
+	return err
+}
+
+func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.Ready(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: %v\n", err)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// tokenResponse is the body of a successful token request.
+type tokenResponse struct {
+	Token        string `json:"token"`
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	IssuedAt     string `json:"issued_at"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// decision collects what one request's log line reports.
+type decision struct {
+	user      string
+	ip        netip.Addr
+	grant     grant
+	requested []acl.Scope
+	granted   []acl.Scope
+	status    int
+	reason    string
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	now := s.now()
+	d := decision{ip: clientIP(r, s.cfg.TrustedProxies)}
+	defer func() { s.logDecision(r.Context(), &d) }()
+
+	req, err := parseRequest(w, r)
+	if err != nil {
+		s.fail(w, &d, err)
+		return
+	}
+	d.grant, d.requested = req.grant, req.scopes
+	d.user = req.username
+	if req.service != "" && req.service != s.cfg.Service {
+		s.fail(w, &d, badRequest("unknown service %q (this server issues tokens for %q)", truncate(req.service, 100), s.cfg.Service))
+		return
+	}
+	policy, err := s.rules.current()
+	if err != nil {
+		s.fail(w, &d, fmt.Errorf("%w: %v", store.ErrUnavailable, err))
+		return
+	}
+
+	u, err := s.authenticate(r.Context(), req, now)
+	if u != nil {
+		d.user = u.Username
+	}
+	if err != nil {
+		s.fail(w, &d, err)
+		return
+	}
+	if req.account != "" && req.account != d.user {
+		s.fail(w, &d, badRequest("account %q does not match the authenticated user", truncate(req.account, 100)))
+		return
+	}
+
+	sub := acl.Subject{Account: d.user, IP: d.ip}
+	if u != nil {
+		sub.Labels, sub.Grants = u.Labels, u.Grants
+	}
+	d.granted = policy.Authorize(sub, s.cfg.Service, req.scopes, now)
+	tok, _, err := s.minter.Mint(d.user, s.cfg.Service, d.granted, now)
+	if err != nil {
+		s.fail(w, &d, err)
+		return
+	}
+	resp := tokenResponse{
+		Token:       tok,
+		AccessToken: tok,
+		ExpiresIn:   int(s.minter.Lifetime() / time.Second),
+		IssuedAt:    now.UTC().Format(time.RFC3339),
+	}
+	if req.offline && u != nil && req.grant != grantRefresh {
+		if resp.RefreshToken, err = s.refresh.issue(u.Username, u.PasswordHash, now); err != nil {
+			s.fail(w, &d, err)
+			return
+		}
+	}
+	d.status = http.StatusOK
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// authenticate returns the user (nil when anonymous) or an error: an
+// *authError (401), a *requestError (400) or one wrapping
+// store.ErrUnavailable (503).
+func (s *Server) authenticate(ctx context.Context, req *tokenRequest, now time.Time) (*store.User, error) {
+	var u *store.User
+	switch req.grant {
+	case grantAnonymous:
+		if !s.cfg.AllowAnonymous {
+			return nil, &authError{reason: "no credentials"}
+		}
+		return nil, nil
+	case grantBasic, grantPassword:
+		var cached bool
+		var err error
+		u, cached, err = s.auth.authenticate(ctx, req.username, req.password)
+		switch {
+		case errors.Is(err, errUnknownUser):
+			return nil, &authError{reason: "unknown user"}
+		case errors.Is(err, errBadCredentials):
+			return nil, &authError{reason: "wrong password", cached: cached}
+		case err != nil:
+			return nil, err
+		}
+	case grantRefresh:
+		c, err := s.refresh.parse(req.refreshToken, now)
+		if err != nil {
+			return nil, &authError{reason: err.Error()}
+		}
+		u, err = s.auth.user(ctx, c.Subject)
+		switch {
+		case errors.Is(err, errUnknownUser):
+			return nil, &authError{reason: "refresh token for unknown user", user: c.Subject}
+		case err != nil:
+			return nil, err
+		}
+		if !s.refresh.matches(c, u.PasswordHash) {
+			return u, &authError{reason: "refresh token revoked by a password change"}
+		}
+	}
+	if st := u.Status(now); st != store.StatusActive {
+		return u, &authError{reason: "account " + string(st)}
+	}
+	return u, nil
+}
+
+// authError means 401: the credentials do not identify an active user.
+type authError struct {
+	reason string
+	user   string
+	cached bool // rejected against a cached credential, without bcrypt
+}
+
+func (e *authError) Error() string { return e.reason }
+
+func (s *Server) fail(w http.ResponseWriter, d *decision, err error) {
+	var re *requestError
+	var ae *authError
+	switch {
+	case errors.As(err, &re):
+		d.status, d.reason = http.StatusBadRequest, re.msg
+		writeJSON(w, d.status, map[string]string{"error": re.code, "error_description": re.msg})
+	case errors.Is(err, errMethod):
+		d.status, d.reason = http.StatusMethodNotAllowed, "method not allowed"
+		w.Header().Set("Allow", "GET, POST")
+		writeJSON(w, d.status, map[string]string{"error": "invalid_request", "error_description": "use GET or POST"})
+	case errors.As(err, &ae):
+		if d.user == "" {
+			d.user = ae.user
+		}
+		d.status, d.reason = http.StatusUnauthorized, ae.reason
+		w.Header().Set("WWW-Authenticate", `Basic realm="regctl"`)
+		writeJSON(w, d.status, map[string]string{"error": "invalid_grant", "error_description": "authentication failed"})
+	case errors.Is(err, store.ErrUnavailable):
+		d.status, d.reason = http.StatusServiceUnavailable, err.Error()
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, d.status, map[string]string{"error": "temporarily_unavailable", "error_description": "the user store is unavailable; try again shortly"})
+	default:
+		d.status, d.reason = http.StatusInternalServerError, err.Error()
+		writeJSON(w, d.status, map[string]string{"error": "server_error", "error_description": "internal error"})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// scopeList renders scopes for a log line.
+func scopeList(sc []acl.Scope) string {
+	parts := make([]string, len(sc))
+	for i, s := range sc {
+		parts[i] = s.String()
+	}
+	return strings.Join(parts, " ")
+}
+
+// logDecision writes the one line per request. Its message and keys are a
+// stable interface (fail2ban matches "token request denied" with
+// status=401): never a password, token or Authorization header.
+func (s *Server) logDecision(ctx context.Context, d *decision) {
+	level, msg := slog.LevelInfo, "token issued"
+	switch {
+	case d.status == http.StatusUnauthorized:
+		level, msg = slog.LevelWarn, "authentication failed"
+	case d.status >= 500:
+		level, msg = slog.LevelError, "token request failed"
+	case d.status != http.StatusOK:
+		level, msg = slog.LevelWarn, "bad token request"
+	}
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("user", d.user),
+		slog.String("client_ip", d.ip.String()),
+		slog.String("grant", string(d.grant)),
+		slog.Int("status", d.status),
+		slog.String("requested", scopeList(d.requested)),
+	}
+	if d.status == http.StatusOK {
+		attrs = append(attrs, slog.String("granted", scopeList(d.granted)))
+	} else {
+		attrs = append(attrs, slog.String("reason", d.reason))
+	}
+	s.log.LogAttrs(ctx, level, msg, attrs...)
+}

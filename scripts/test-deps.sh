@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs and builds everything the test suite needs that is not Go code of
+# regctl itself: Debian packages (dockerd, skopeo, distribution 2.8, nginx,
+# ufw, fail2ban) and, cached under ~/.cache keyed by version, the test servers
+# built from the Go module proxy (FerretDB, distribution v3, crane, pebble).
+#
+# Prints one line per binary: NAME=PATH, suitable for `eval`.
+set -euo pipefail
+
+FERRETDB_VERSION=v1.24.2
+DISTRIBUTION_VERSION=v3.1.2
+CRANE_VERSION=v0.22.1
+PEBBLE_VERSION=v2.10.3
+
+cache=${REGCTL_TEST_CACHE:-$HOME/.cache/regctl-test}
+mkdir -p "$cache"
+
+log() { printf 'test-deps: %s\n' "$*" >&2; }
+
+apt_pkgs=(docker.io skopeo docker-registry nginx-light ufw fail2ban)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	log "apt-get install ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# build_cached NAME VERSION CMD...: runs CMD with $out set to the target path
+# unless the cached binary already exists.
+build_cached() {
+	local name=$1 version=$2
+	shift 2
+	local dir="$cache/$name-$version"
+	out="$dir/$name"
+	if [[ ! -x $out ]]; then
+		log "building $name $version (cached in $dir)"
+		mkdir -p "$dir"
+		"$@"
+	fi
+	echo "${name^^}=$out"
+}
+
+build_ferretdb() {
+	# The module zip lacks build/version/version.txt, which the binary needs at
+	# start, so build from a writable copy of the module source.
+	local src tmp
+	src=$(cd "$cache" && GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+	tmp=$(mktemp -d)
+	cp -r "$src/." "$tmp"
+	chmod -R u+w "$tmp"
+	echo "$FERRETDB_VERSION" >"$tmp/build/version/version.txt"
+	(cd "$tmp" && go build -trimpath -o "$out.tmp" ./cmd/ferretdb)
+	mv "$out.tmp" "$out"
+	rm -rf "$tmp"
+}
+
+go_install() {
+	GOBIN=$(dirname "$out") go install "$1"
+}
+
+build_cached ferretdb "$FERRETDB_VERSION" build_ferretdb
+build_cached registry "$DISTRIBUTION_VERSION" go_install "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
+build_cached crane "$CRANE_VERSION" go_install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+build_cached pebble "$PEBBLE_VERSION" go_install "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION"
