@@ -10,7 +10,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/singleflight"
 
@@ -33,6 +33,13 @@ var (
 type credential struct {
 	mac          [sha256.Size]byte
 	passwordHash string
+	verifiedAt   time.Time
+}
+
+// cachedUser is a user as read from the store at fetchedAt.
+type cachedUser struct {
+	user      *store.User
+	fetchedAt time.Time
 }
 
 // authenticator checks passwords against the store. The hot path (a
@@ -49,8 +56,9 @@ type credential struct {
 type authenticator struct {
 	users   UserSource
 	userTTL time.Duration
-	cache   *expirable.LRU[string, *store.User]
-	creds   *expirable.LRU[string, credential]
+	cache   *lru.Cache[string, cachedUser]
+	creds   *lru.Cache[string, credential]
+	now     func() time.Time
 	group   singleflight.Group
 	macKey  []byte
 	bcrypt  chan struct{}
@@ -65,17 +73,20 @@ const (
 	bcryptMaxLen  = 72
 )
 
-func newAuthenticator(users UserSource, userTTL, timeout time.Duration) *authenticator {
+func newAuthenticator(users UserSource, userTTL, timeout time.Duration, now func() time.Time) *authenticator {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		panic(fmt.Sprintf("crypto/rand: %v", err)) // cannot happen on supported platforms
 	}
 	dummy, _ := bcrypt.GenerateFromPassword([]byte("regctl-dummy-password"), bcrypt.DefaultCost)
+	cache, _ := lru.New[string, cachedUser](userCacheSize)
+	creds, _ := lru.New[string, credential](credCacheSize)
 	return &authenticator{
 		users:   users,
 		userTTL: userTTL,
-		cache:   expirable.NewLRU[string, *store.User](userCacheSize, nil, userTTL),
-		creds:   expirable.NewLRU[string, credential](credCacheSize, nil, credTTL),
+		cache:   cache,
+		creds:   creds,
+		now:     now,
 		macKey:  key,
 		bcrypt:  make(chan struct{}, runtime.GOMAXPROCS(0)),
 		dummy:   dummy,
@@ -99,17 +110,18 @@ func (a *authenticator) mac(username, password string) [sha256.Size]byte {
 // user returns the user, from the cache if it is younger than the reload
 // interval. Concurrent misses for one name share one store query.
 func (a *authenticator) user(ctx context.Context, username string) (*store.User, error) {
-	if u, ok := a.cache.Get(username); ok {
-		return u, nil
+	if c, ok := a.cache.Get(username); ok && a.now().Sub(c.fetchedAt) < a.userTTL {
+		return c.user, nil
 	}
 	v, err, _ := a.group.Do(username, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
 		defer cancel()
+		fetchedAt := a.now()
 		u, err := a.users.GetUser(ctx, username)
 		if err != nil {
 			return nil, err
 		}
-		a.cache.Add(username, u)
+		a.cache.Add(username, cachedUser{user: u, fetchedAt: fetchedAt})
 		return u, nil
 	})
 	if err != nil {
@@ -136,7 +148,7 @@ func (a *authenticator) authenticate(ctx context.Context, username, password str
 		return nil, false, err
 	}
 	mac := a.mac(username, password)
-	if c, ok := a.creds.Get(username); ok && c.passwordHash == u.PasswordHash {
+	if c, ok := a.creds.Get(username); ok && c.passwordHash == u.PasswordHash && a.now().Sub(c.verifiedAt) < credTTL {
 		if hmac.Equal(c.mac[:], mac[:]) {
 			return u, true, nil
 		}
@@ -145,7 +157,7 @@ func (a *authenticator) authenticate(ctx context.Context, username, password str
 	if err := a.compare(ctx, []byte(u.PasswordHash), password); err != nil {
 		return nil, false, err
 	}
-	a.creds.Add(username, credential{mac: mac, passwordHash: u.PasswordHash})
+	a.creds.Add(username, credential{mac: mac, passwordHash: u.PasswordHash, verifiedAt: a.now()})
 	return u, false, nil
 }
 

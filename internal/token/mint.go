@@ -53,15 +53,23 @@ func NewMinter(ks *keys.Set, issuer string, lifetime time.Duration) (*Minter, er
 	return &Minter{signer: s, issuer: issuer, lifetime: lifetime}, nil
 }
 
-// Mint signs a token for subject (empty when anonymous) and audience
-// (the registry's service) granting access; scopes without actions are
-// left out.
-func (m *Minter) Mint(subject, audience string, access []acl.Scope, now time.Time) (string, Claims, error) {
+// Granted drops the scopes without actions: a token lists only what it
+// grants.
+func Granted(access []acl.Scope) []acl.Scope {
 	granted := make([]acl.Scope, 0, len(access))
 	for _, s := range access {
 		if len(s.Actions) > 0 {
 			granted = append(granted, s)
 		}
+	}
+	return granted
+}
+
+// Mint signs a token for subject (empty when anonymous) and audience
+// (the registry's service) granting access.
+func (m *Minter) Mint(subject, audience string, access []acl.Scope, now time.Time) (string, Claims, error) {
+	if access == nil {
+		access = []acl.Scope{}
 	}
 	var jti [16]byte
 	if _, err := rand.Read(jti[:]); err != nil {
@@ -75,7 +83,7 @@ func (m *Minter) Mint(subject, audience string, access []acl.Scope, now time.Tim
 		NotBefore: now.Add(-Leeway).Unix(),
 		IssuedAt:  now.Unix(),
 		ID:        hex.EncodeToString(jti[:]),
-		Access:    granted,
+		Access:    access,
 	}
 	payload, err := json.Marshal(c)
 	if err != nil {

@@ -110,7 +110,7 @@ func New(cfg Config, st Store, ks *keys.Set, log *slog.Logger, now func() time.T
 		jwks:    jwks,
 		minter:  m,
 		refresh: &refresher{key: ks.RefreshKey, lifetime: cfg.RefreshLifetime},
-		auth:    newAuthenticator(st, cfg.ReloadInterval, cfg.StoreTimeout),
+		auth:    newAuthenticator(st, cfg.ReloadInterval, cfg.StoreTimeout, now),
 		rules:   &policyLoader{rules: st, interval: cfg.ReloadInterval, timeout: cfg.StoreTimeout, now: now, log: log},
 		log:     log,
 		now:     now,
@@ -219,7 +219,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	if u != nil {
 		sub.Labels, sub.Grants = u.Labels, u.Grants
 	}
-	d.granted = policy.Authorize(sub, s.cfg.Service, req.scopes, now)
+	d.granted = Granted(policy.Authorize(sub, s.cfg.Service, req.scopes, now))
 	tok, _, err := s.minter.Mint(d.user, s.cfg.Service, d.granted, now)
 	if err != nil {
 		s.fail(w, &d, err)

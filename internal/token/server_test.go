@@ -294,6 +294,9 @@ func TestRefreshTokens(t *testing.T) {
 		f := newFixture(t)
 		tok := login(f)
 		f.clock.Advance(Defaults().RefreshLifetime)
+		if err := f.srv.rules.reload(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 		if rec := refresh(f, tok); rec.Code != 401 {
 			t.Errorf("expired refresh token: status %d", rec.Code)
 		}
