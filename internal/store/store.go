@@ -20,7 +20,8 @@ var (
 	// reached or did not answer in time. Callers fail closed on it.
 	ErrUnavailable = errors.New("store unavailable")
 	// ErrConflict: a concurrent writer changed the record; UpdateUser
-	// retries a few times before returning it.
+	// retries a few times before returning it, so under heavy contention
+	// callers may still see it and should retry or report it.
 	ErrConflict = errors.New("concurrent update")
 )
 
@@ -59,8 +60,10 @@ func (u *User) Status(now time.Time) Status {
 }
 
 // Store is the contract of every backend. Methods honour ctx; connection
-// failures and timeouts are returned wrapped in ErrUnavailable. All methods
-// are safe for concurrent use.
+// failures and passed deadlines are returned wrapped in ErrUnavailable
+// (context.Canceled is not). Records that cannot be stored (a label key with
+// '.' or a leading '$') give ErrInvalid. Times are stored at TimePrecision.
+// All methods are safe for concurrent use.
 type Store interface {
 	// GetUser returns ErrNotFound for an unknown name.
 	GetUser(ctx context.Context, username string) (*User, error)
@@ -70,8 +73,9 @@ type Store interface {
 	// and UpdatedAt when they are zero.
 	CreateUser(ctx context.Context, u *User) error
 	// UpdateUser loads the user, calls fn on it and writes it back only if
-	// nobody changed it meanwhile (retrying fn on conflict). Username cannot
-	// change. It sets UpdatedAt and returns the stored result. Fields a
+	// nobody changed it meanwhile (retrying fn on conflict, so fn may run
+	// more than once and must have no side effects). Changing the username
+	// is ErrInvalid. It sets UpdatedAt and returns the stored result. Fields a
 	// backend does not know (docker_auth extras) are preserved.
 	UpdateUser(ctx context.Context, username string, fn func(*User) error) (*User, error)
 	// DeleteUser returns ErrNotFound for an unknown name.
@@ -84,7 +88,8 @@ type Store interface {
 	AddRule(ctx context.Context, r acl.Rule) error
 	// RemoveRule returns ErrNotFound for an unknown seq.
 	RemoveRule(ctx context.Context, seq int64) error
-	// ReplaceRules atomically-as-possible replaces the whole rule set.
+	// ReplaceRules replaces the whole rule set. Concurrent readers see the
+	// old set, the new set, or an empty set (which denies), never a mixture.
 	ReplaceRules(ctx context.Context, rules []acl.Rule) error
 
 	// Ping checks that the store answers.

@@ -1,0 +1,137 @@
+package acl
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+)
+
+// benchRules builds n rules in a mix a large installation might have:
+// 40% per-user namespaces, 20% label-gated project globs, 20% regular
+// expressions, 10% rules templated on a per-group label, 10% service and
+// CIDR restricted CI rules; plus docker_auth's generic rules on top.
+func benchRules(n int) []Rule {
+	rules := []Rule{
+		{Seq: 1, Match: Match{Account: sp("admin")}, Actions: []string{"*"}},
+		{Seq: 2, Match: Match{Account: sp(""), Name: sp("hello-world")}, Actions: []string{"pull"}},
+		{Seq: 3, Match: Match{Account: sp("/.+/"), Type: sp("registry"), Name: sp("catalog")}, Actions: []string{"*"}},
+		{Seq: 4, Match: Match{Name: sp("${labels:full-access}")}, Actions: []string{"*"}},
+		{Seq: 5, Match: Match{Name: sp("${labels:read-only-access}")}, Actions: []string{"pull"}},
+	}
+	for i := range n - len(rules) {
+		r := Rule{Seq: int64(10 + i)}
+		switch i % 10 {
+		case 0, 1, 2, 3:
+			r.Match = Match{Account: sp(fmt.Sprintf("user%d", i)), Name: sp(fmt.Sprintf("user%d/*", i))}
+			r.Actions = []string{"*"}
+		case 4, 5:
+			r.Match = Match{Labels: map[string]string{"team": fmt.Sprintf("team%d", i)}, Name: sp(fmt.Sprintf("proj%d/*", i))}
+			r.Actions = []string{"pull", "push"}
+		case 6, 7:
+			r.Match = Match{Account: sp("/.+/"), Name: sp(fmt.Sprintf(`/reg%d\/(dev|staging)\/[a-z0-9-]+/`, i))}
+			r.Actions = []string{"pull"}
+		case 8:
+			r.Match = Match{Account: sp("/.+/"), Name: sp(fmt.Sprintf("${labels:grp%d}/*", i))}
+			r.Actions = []string{"pull", "push"}
+		case 9:
+			r.Match = Match{Service: sp("registry.example.com"), IP: sp(fmt.Sprintf("10.%d.0.0/16", i%256)), Name: sp(fmt.Sprintf("ci%d/*", i))}
+			r.Actions = []string{"pull", "push"}
+		}
+		rules = append(rules, r)
+	}
+	return rules
+}
+
+var benchSubject = Subject{
+	Account: "user4000",
+	Labels: map[string][]string{
+		"team":        {"team4004", "team9994"},
+		"grp9978":     {"shared"},
+		"full-access": {"scratch/*"},
+	},
+	Grants: []Grant{{Pattern: "sandbox/*", Actions: []string{"*"}}},
+	IP:     netip.MustParseAddr("10.9.1.1"),
+}
+
+var benchScopes = []struct{ name, scope string }{
+	{"hit-early", "repository:user4000/app:pull,push"},
+	{"hit-late-regex", "repository:reg9986/dev/api:pull,push"},
+	{"hit-late-label", "repository:proj9994/app:pull,push"},
+	{"miss", "repository:nothing/here:pull"},
+}
+
+func BenchmarkParseScopes(b *testing.B) {
+	values := []string{"repository:localhost:5000/team/app:pull,push repository:team/base:pull", "registry:catalog:*"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseScopes(values); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAuthorize10kRules(b *testing.B) {
+	p := mustCompile(b, benchRules(10000))
+	for _, bs := range benchScopes {
+		scopes := []Scope{mustScope(b, bs.scope)}
+		b.Run(bs.name, func(b *testing.B) {
+			b.ReportAllocs()
+			lat := make([]time.Duration, 0, 1<<16)
+			for b.Loop() {
+				t0 := time.Now()
+				p.Authorize(benchSubject, "registry.example.com", scopes, now0)
+				if len(lat) < cap(lat) {
+					lat = append(lat, time.Since(t0))
+				}
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+		})
+	}
+	// For comparison: the same decision without the index.
+	sc := mustScope(b, "repository:nothing/here:pull")
+	b.Run("miss-linear", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			sub := benchSubject
+			p.evaluate([]string{}, &sub, "registry.example.com", &sc, now0, nil, true)
+		}
+	})
+}
+
+func BenchmarkExplain(b *testing.B) {
+	p := mustCompile(b, benchRules(10000))
+	sc := mustScope(b, "repository:proj9994/app:pull,push")
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Explain(benchSubject, "registry.example.com", sc, now0)
+	}
+}
+
+func BenchmarkCompile10kRules(b *testing.B) {
+	rules := benchRules(10000)
+	b.ReportAllocs()
+	for b.Loop() {
+		mustCompile(b, rules)
+	}
+}
+
+func TestBenchScenario(t *testing.T) {
+	// The benchmark must measure real decisions, not errors or misses.
+	p := mustCompile(t, benchRules(10000))
+	want := map[string][]string{
+		"hit-early":      {"pull", "push"},
+		"hit-late-regex": {"pull"},
+		"hit-late-label": {"pull", "push"},
+		"miss":           {},
+	}
+	for _, bs := range benchScopes {
+		got := p.Authorize(benchSubject, "registry.example.com", []Scope{mustScope(t, bs.scope)}, now0)[0].Actions
+		if !slices.Equal(got, want[bs.name]) {
+			t.Errorf("%s: got %q, want %q", bs.name, got, want[bs.name])
+		}
+	}
+}

@@ -1,0 +1,529 @@
+package acl
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+)
+
+// MaxExpansions bounds how many strings one templated pattern may expand
+// to for one request (the product of the subject's value counts over the
+// distinct ${labels:KEY} variables it uses). A pattern that would expand
+// to more matches nothing: it fails closed.
+const MaxExpansions = 256
+
+// MaxPatternLength is the longest rule pattern Validate accepts.
+const MaxPatternLength = 4096
+
+// regexCacheMax bounds the per-policy cache of regular expressions built
+// from templated patterns. When it fills, it is emptied.
+const regexCacheMax = 1024
+
+// segKind says what a piece of a templated pattern is.
+type segKind uint8
+
+const (
+	segLiteral segKind = iota
+	segAccount
+	segName
+	segType
+	segService
+	segLabel
+)
+
+// segment is a piece of a templated pattern: literal text or a variable.
+type segment struct {
+	kind  segKind
+	text  string // literal text, or the label key for segLabel
+	label int    // index into pattern.labels for segLabel
+}
+
+// patKind is how a compiled pattern matches.
+type patKind uint8
+
+const (
+	patAny       patKind = iota // nil field: matches anything
+	patLiteral                  // exact string
+	patGlob                     // path.Match
+	patRegex                    // anchored regexp
+	patTmplGlob                 // glob with variables
+	patTmplRegex                // regexp with variables
+)
+
+// pattern is one compiled Match field.
+type pattern struct {
+	kind   patKind
+	src    string         // the pattern as written
+	re     *regexp.Regexp // patRegex
+	segs   []segment      // templated kinds
+	labels []string       // distinct label keys used, in order of first use
+	prefix string         // every value the pattern matches starts with prefix
+}
+
+var errUnterminatedVar = errors.New("unterminated variable (missing '}')")
+
+const allowedVarsText = "${account}, ${name}, ${type}, ${service}, ${labels:KEY}"
+
+// parseVars splits a pattern body into literal text and variables.
+func parseVars(body string) ([]segment, []string, error) {
+	var segs []segment
+	var labels []string
+	for body != "" {
+		i := strings.Index(body, "${")
+		if i < 0 {
+			segs = append(segs, segment{kind: segLiteral, text: body})
+			break
+		}
+		if i > 0 {
+			segs = append(segs, segment{kind: segLiteral, text: body[:i]})
+		}
+		j := strings.IndexByte(body[i+2:], '}')
+		if j < 0 {
+			return nil, nil, errUnterminatedVar
+		}
+		name := body[i+2 : i+2+j]
+		body = body[i+3+j:]
+		var seg segment
+		switch name {
+		case "account":
+			seg.kind = segAccount
+		case "name":
+			seg.kind = segName
+		case "type":
+			seg.kind = segType
+		case "service":
+			seg.kind = segService
+		default:
+			key, ok := strings.CutPrefix(name, "labels:")
+			switch {
+			case !ok:
+				return nil, nil, fmt.Errorf("unknown variable ${%s} (allowed: %s)", clip(name), allowedVarsText)
+			case key == "":
+				return nil, nil, fmt.Errorf("variable ${labels:} names no label (allowed: %s)", allowedVarsText)
+			case strings.ContainsAny(key, "${"):
+				return nil, nil, fmt.Errorf("variable ${%s}: label name must not contain '$' or '{'", clip(name))
+			}
+			seg.kind, seg.text = segLabel, key
+			seg.label = -1
+			for k, l := range labels {
+				if l == key {
+					seg.label = k
+				}
+			}
+			if seg.label < 0 {
+				seg.label = len(labels)
+				labels = append(labels, key)
+			}
+		}
+		segs = append(segs, seg)
+	}
+	return segs, labels, nil
+}
+
+// isRegexPattern reports whether a pattern is written /.../ (as in
+// docker_auth, "//" and "/" are globs).
+func isRegexPattern(p string) bool {
+	return len(p) > 2 && p[0] == '/' && p[len(p)-1] == '/'
+}
+
+// compilePattern compiles one Match field. Its errors do not name the
+// field or rule; the caller adds that.
+func compilePattern(src string) (pattern, error) {
+	if len(src) > MaxPatternLength {
+		return pattern{}, fmt.Errorf("pattern is %d characters long (max %d)", len(src), MaxPatternLength)
+	}
+	p := pattern{src: src}
+	regex := isRegexPattern(src)
+	body := src
+	if regex {
+		body = src[1 : len(src)-1]
+	}
+	segs, labels, err := parseVars(body)
+	if err != nil {
+		return pattern{}, err
+	}
+	templated := false
+	for _, s := range segs {
+		if s.kind != segLiteral {
+			templated = true
+		}
+	}
+
+	switch {
+	case regex && !templated:
+		re, err := compileAnchored("^(?:" + body + ")$")
+		if err != nil {
+			return pattern{}, fmt.Errorf("invalid regular expression %s: %w", clip(src), err)
+		}
+		p.kind, p.re, p.prefix = patRegex, re, regexLiteralPrefix(body)
+	case regex:
+		// Check the shape with every variable replaced by a literal
+		// group, which is what substitution produces.
+		var b strings.Builder
+		b.WriteString("^(?:")
+		for _, s := range segs {
+			if s.kind == segLiteral {
+				b.WriteString(s.text)
+			} else {
+				b.WriteString("(?:x)")
+			}
+		}
+		b.WriteString(")$")
+		if _, err := compileAnchored(b.String()); err != nil {
+			return pattern{}, fmt.Errorf("invalid regular expression %s: %w", clip(src), err)
+		}
+		p.kind, p.segs, p.labels = patTmplRegex, segs, labels
+	case !templated:
+		if !hasGlobMeta(src) {
+			p.kind, p.prefix = patLiteral, src
+			break
+		}
+		if _, err := path.Match(src, ""); err != nil {
+			return pattern{}, fmt.Errorf("malformed glob %q: %w", clip(src), err)
+		}
+		p.kind, p.prefix = patGlob, globPrefix(src)
+	default:
+		var b strings.Builder
+		for _, s := range segs {
+			if s.kind == segLiteral {
+				b.WriteString(s.text)
+			} else {
+				b.WriteString("x")
+			}
+		}
+		if _, err := path.Match(b.String(), ""); err != nil {
+			return pattern{}, fmt.Errorf("malformed glob %q: %w", clip(src), err)
+		}
+		p.kind, p.segs, p.labels = patTmplGlob, segs, labels
+		if segs[0].kind == segLiteral {
+			p.prefix = globPrefix(segs[0].text)
+		}
+	}
+	return p, nil
+}
+
+// compileAnchored compiles "^(?:inner)$", first checking that inner parses
+// on its own, so that an unbalanced inner ")" cannot break the anchoring.
+func compileAnchored(wrapped string) (*regexp.Regexp, error) {
+	inner := wrapped[len("^(?:") : len(wrapped)-len(")$")]
+	if _, err := syntax.Parse(inner, syntax.Perl); err != nil {
+		return nil, err
+	}
+	return regexp.Compile(wrapped)
+}
+
+const globMeta = `*?[\`
+
+func hasGlobMeta(s string) bool { return strings.ContainsAny(s, globMeta) }
+
+// globPrefix is the literal text before a glob's first metacharacter.
+func globPrefix(g string) string {
+	if i := strings.IndexAny(g, globMeta); i >= 0 {
+		return g[:i]
+	}
+	return g
+}
+
+// escapeGlob escapes path.Match metacharacters with '\'.
+func escapeGlob(s string) string {
+	if !hasGlobMeta(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 4)
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(globMeta, s[i]) >= 0 {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// regexLiteralPrefix returns literal text every whole-value match of the
+// regular expression body must start with ("" when unsure).
+func regexLiteralPrefix(body string) string {
+	re, err := syntax.Parse(body, syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	return literalPrefix(re)
+}
+
+func literalPrefix(re *syntax.Regexp) string {
+	switch re.Op {
+	case syntax.OpLiteral:
+		return plainRunes(re)
+	case syntax.OpCapture:
+		return literalPrefix(re.Sub[0])
+	case syntax.OpConcat:
+		var b strings.Builder
+		for _, sub := range re.Sub {
+			if sub.Op == syntax.OpLiteral {
+				lit := plainRunes(sub)
+				b.WriteString(lit)
+				if len(lit) == utf8RunesLen(sub.Rune) {
+					continue
+				}
+				break
+			}
+			b.WriteString(literalPrefix(sub))
+			break
+		}
+		return b.String()
+	}
+	return ""
+}
+
+// plainRunes returns the case-sensitive literal text of an OpLiteral up to
+// the first U+FFFD (which would also match invalid UTF-8 bytes).
+func plainRunes(re *syntax.Regexp) string {
+	if re.Flags&syntax.FoldCase != 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, r := range re.Rune {
+		if r == utf8.RuneError {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func utf8RunesLen(rs []rune) int {
+	n := 0
+	for _, r := range rs {
+		n += utf8.RuneLen(r)
+	}
+	return n
+}
+
+// evalCtx is what variables expand to for one scope.
+// It copies what it needs from the Subject rather than pointing to it, so
+// that the caller's Subject can stay on the stack.
+type evalCtx struct {
+	account string
+	labels  map[string][]string
+	ip      netip.Addr
+	service string
+	scope   *Scope
+	cache   *regexCache
+}
+
+func (ec *evalCtx) value(k segKind) string {
+	switch k {
+	case segAccount:
+		return ec.account
+	case segName:
+		return ec.scope.Name
+	case segType:
+		return ec.scope.Type
+	case segService:
+		return ec.service
+	}
+	return ""
+}
+
+// expandStatus says why an expansion stopped early.
+type expandStatus uint8
+
+const (
+	expandDone     expandStatus = iota
+	expandNoValues              // the subject has no values for a label
+	expandTooMany               // more than MaxExpansions combinations
+)
+
+// expand calls fn with each expansion of a templated pattern until fn
+// returns true. For a glob the expansion is the glob itself; for a regex
+// it is the anchored source "^(?:...)$". It reports whether fn returned
+// true, and otherwise why it stopped; key names the label without values.
+func (p *pattern) expand(ec *evalCtx, fn func(string) bool) (found bool, st expandStatus, key string) {
+	var vbuf [4][]string
+	vals := vbuf[:0]
+	total := 1
+	for _, k := range p.labels {
+		v := ec.labels[k]
+		if len(v) == 0 {
+			return false, expandNoValues, k
+		}
+		if len(v) > MaxExpansions/total {
+			return false, expandTooMany, ""
+		}
+		total *= len(v)
+		vals = append(vals, v)
+	}
+	var ibuf [4]int
+	idx := ibuf[:0]
+	for range vals {
+		idx = append(idx, 0)
+	}
+	for {
+		if fn(p.build(ec, vals, idx)) {
+			return true, expandDone, ""
+		}
+		i := len(idx) - 1
+		for ; i >= 0; i-- {
+			idx[i]++
+			if idx[i] < len(vals[i]) {
+				break
+			}
+			idx[i] = 0
+		}
+		if i < 0 {
+			return false, expandDone, ""
+		}
+	}
+}
+
+// build substitutes one combination of label values. In a glob, label
+// values go in raw (they are globs themselves) and the other values with
+// their metacharacters escaped. In a regex every value goes in quoted with
+// regexp.QuoteMeta and wrapped in a non-capturing group.
+func (p *pattern) build(ec *evalCtx, vals [][]string, idx []int) string {
+	if p.kind == patTmplGlob && len(p.segs) == 1 {
+		s := p.segs[0]
+		if s.kind == segLabel {
+			return vals[s.label][idx[s.label]]
+		}
+		return escapeGlob(ec.value(s.kind))
+	}
+	var b strings.Builder
+	b.Grow(len(p.src) + 32)
+	regex := p.kind == patTmplRegex
+	if regex {
+		b.WriteString("^(?:")
+	}
+	for _, s := range p.segs {
+		var v string
+		switch s.kind {
+		case segLiteral:
+			b.WriteString(s.text)
+			continue
+		case segLabel:
+			v = vals[s.label][idx[s.label]]
+		default:
+			v = ec.value(s.kind)
+		}
+		switch {
+		case regex:
+			b.WriteString("(?:")
+			b.WriteString(regexp.QuoteMeta(v))
+			b.WriteByte(')')
+		case s.kind == segLabel:
+			b.WriteString(v)
+		default:
+			b.WriteString(escapeGlob(v))
+		}
+	}
+	if regex {
+		b.WriteString(")$")
+	}
+	return b.String()
+}
+
+// fieldTrace collects what matching one value against a pattern did, for
+// Explain.
+type fieldTrace struct {
+	tried  []string // expansions tried, in display form
+	bad    []string // expansions that were not valid patterns
+	status expandStatus
+	key    string
+}
+
+// matchValue reports whether v matches the pattern. ft is nil on the hot
+// path.
+func (p *pattern) matchValue(v string, ec *evalCtx, ft *fieldTrace) bool {
+	switch p.kind {
+	case patAny:
+		return true
+	case patLiteral:
+		return v == p.src
+	case patGlob:
+		ok, _ := path.Match(p.src, v)
+		return ok
+	case patRegex:
+		return p.re.MatchString(v)
+	}
+	regex := p.kind == patTmplRegex
+	found, st, key := p.expand(ec, func(s string) bool {
+		var ok bool
+		var err error
+		if regex {
+			var re *regexp.Regexp
+			if re, err = ec.cache.get(s); err == nil {
+				ok = re.MatchString(v)
+			}
+		} else {
+			ok, err = path.Match(s, v)
+		}
+		if ft != nil {
+			d := p.display(s)
+			ft.tried = append(ft.tried, d)
+			if err != nil {
+				ft.bad = append(ft.bad, fmt.Sprintf("%s: %v", d, err))
+			}
+		}
+		return ok
+	})
+	if ft != nil {
+		ft.status, ft.key = st, key
+	}
+	return found
+}
+
+// display turns an expansion into the form a user writes.
+func (p *pattern) display(s string) string {
+	if p.kind == patTmplRegex {
+		return "/" + s[len("^(?:"):len(s)-len(")$")] + "/"
+	}
+	return s
+}
+
+// expansions lists every expansion of a templated pattern, for Explain.
+func (p *pattern) expansions(ec *evalCtx) ([]string, expandStatus, string) {
+	var out []string
+	_, st, key := p.expand(ec, func(s string) bool {
+		out = append(out, p.display(s))
+		return false
+	})
+	return out, st, key
+}
+
+// regexCache holds regular expressions built from templated patterns so
+// repeated requests do not recompile them. Failed compilations are cached
+// too. It is safe for concurrent use and holds about regexCacheMax entries
+// at most: when full it is emptied.
+type regexCache struct {
+	m sync.Map // string -> *regexEntry
+	n atomic.Int64
+}
+
+type regexEntry struct {
+	re  *regexp.Regexp
+	err error
+}
+
+func (c *regexCache) get(src string) (*regexp.Regexp, error) {
+	if v, ok := c.m.Load(src); ok {
+		e := v.(*regexEntry)
+		return e.re, e.err
+	}
+	e := &regexEntry{}
+	e.re, e.err = compileAnchored(src)
+	if len(src) <= 2*MaxPatternLength {
+		if c.n.Add(1) > regexCacheMax {
+			c.m.Clear()
+			c.n.Store(1)
+		}
+		c.m.Store(src, e)
+	}
+	return e.re, e.err
+}
