@@ -74,6 +74,9 @@ func FuzzCompile(f *testing.F) {
 	f.Add("a*", "${labels:a}/${labels:b}", "a", "${labels:b}", "::1", "a*", "[", "a/b")
 	f.Add("${account", "/a)|(b/", "b", "/${labels:a}/", "2001:db8::/32", `a\`, "*", "ab")
 	f.Add("/(?i)A/", "/${name}|x/", "c", "${type}${service}", "::ffff:10.0.0.0/104", "A", "x", "x")
+	// Regular expressions whose matching cost explodes (found by fuzzing:
+	// they stalled the fuzzer before MaxRegexInstructions existed).
+	f.Add("/(x?){1000}/", "/(x?){1000}(y?){1000}/", "k", "/(${labels:k}){300}/", "", "x", "abcdefghij", strings.Repeat("x", 255))
 	f.Fuzz(func(t *testing.T, account, name, labelKey, labelPat, ip, subAccount, labelVal, scopeName string) {
 		r1 := Rule{Seq: 2, Match: Match{Account: &account, Name: &name}, Actions: []string{"pull"}}
 		if labelKey != "" || labelPat != "" {

@@ -147,7 +147,13 @@ func oracleMatch(pp *string, value string, sub Subject, service string, sc Scope
 			if _, err := syntax.Parse(s, syntax.Perl); err != nil {
 				continue
 			}
-			if re, err := regexp.Compile("^(?:" + s + ")$"); err == nil && re.MatchString(value) {
+			full := "^(?:" + s + ")$"
+			if parsed, err := syntax.Parse(full, syntax.Perl); err != nil {
+				continue
+			} else if prog, err := syntax.Compile(parsed.Simplify()); err != nil || len(prog.Inst) > MaxRegexInstructions {
+				continue
+			}
+			if re, err := regexp.Compile(full); err == nil && re.MatchString(value) {
 				return true
 			}
 		} else if ok, _ := path.Match(s, value); ok {

@@ -209,12 +209,32 @@ func compilePattern(src string) (pattern, error) {
 	return p, nil
 }
 
+// MaxRegexInstructions bounds the compiled size of a regular expression
+// (in regexp/syntax instructions), and so the cost of matching it:
+// matching takes time proportional to program size times value length, and
+// a short pattern such as /(x?){1000}/ compiles to thousands of
+// instructions. A templated regex that grows past the bound after
+// substitution matches nothing.
+const MaxRegexInstructions = 4096
+
 // compileAnchored compiles "^(?:inner)$", first checking that inner parses
-// on its own, so that an unbalanced inner ")" cannot break the anchoring.
+// on its own, so that an unbalanced inner ")" cannot break the anchoring,
+// and that the program stays within MaxRegexInstructions.
 func compileAnchored(wrapped string) (*regexp.Regexp, error) {
 	inner := wrapped[len("^(?:") : len(wrapped)-len(")$")]
 	if _, err := syntax.Parse(inner, syntax.Perl); err != nil {
 		return nil, err
+	}
+	re, err := syntax.Parse(wrapped, syntax.Perl)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return nil, err
+	}
+	if n := len(prog.Inst); n > MaxRegexInstructions {
+		return nil, fmt.Errorf("too complex: compiles to %d instructions (max %d)", n, MaxRegexInstructions)
 	}
 	return regexp.Compile(wrapped)
 }

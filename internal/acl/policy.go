@@ -67,7 +67,11 @@ type Policy struct {
 //     pattern using several label keys expands over every combination, and
 //     a key used twice takes the same value at both places. With no values
 //     for a key the pattern matches nothing. A pattern with more than
-//     MaxExpansions combinations matches nothing (fail closed).
+//     MaxExpansions combinations matches nothing, and so does an expansion
+//     that is not a valid glob or regex (fail closed).
+//   - A regular expression may compile to at most MaxRegexInstructions
+//     instructions, which bounds the cost of matching it; a pattern may be
+//     at most MaxPatternLength characters.
 //   - match.ip is an IP address or CIDR prefix; a subject without a valid
 //     IP never matches a rule that sets ip. IPv4-mapped IPv6 addresses are
 //     unmapped and zones dropped before the test.

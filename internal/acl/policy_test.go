@@ -420,6 +420,25 @@ func formatSteps(steps []Step) string {
 	return b.String()
 }
 
+func TestTemplatedRegexTooComplexFailsClosed(t *testing.T) {
+	p := mustCompile(t, []Rule{{Seq: 1, Match: Match{Name: sp("/(${account}){300}/")}, Actions: []string{"pull"}}})
+	acct := "abcdefghijklmnopqrst"
+	sc := Scope{Type: "repository", Name: strings.Repeat(acct, 300), Actions: []string{"pull"}}
+	sub := Subject{Account: acct}
+	if got := p.Authorize(sub, "", []Scope{sc}, now0)[0].Actions; len(got) != 0 {
+		t.Fatalf("Authorize = %q, want nothing", got)
+	}
+	ex := p.Explain(sub, "", sc, now0)
+	if len(ex.Steps) != 1 || !strings.Contains(ex.Steps[0].Reason, "invalid after substitution") || !strings.Contains(ex.Steps[0].Reason, "too complex") {
+		t.Fatalf("Explain steps = %+v", ex.Steps)
+	}
+	// A short account stays within the bound and matches.
+	sub.Account, sc.Name = "ab", strings.Repeat("ab", 300)
+	if got := p.Authorize(sub, "", []Scope{sc}, now0)[0].Actions; !reflect.DeepEqual(got, []string{"pull"}) {
+		t.Fatalf("Authorize = %q, want pull", got)
+	}
+}
+
 func TestRulesSortedCopy(t *testing.T) {
 	exp := now0.Add(time.Hour)
 	in := []Rule{

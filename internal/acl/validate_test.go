@@ -44,6 +44,8 @@ func TestRuleValidate(t *testing.T) {
 		{name: "label pattern", rule: Rule{Seq: 15, Match: Match{Labels: map[string]string{"team": "${bogus}"}}, Actions: []string{"pull"}}, wantErr: []string{`rule seq 15: match.labels["team"]: unknown variable ${bogus}`}},
 		{name: "empty label key", rule: Rule{Seq: 16, Match: Match{Labels: map[string]string{"": "x"}}, Actions: []string{"pull"}}, wantErr: []string{"rule seq 16: match.labels: empty label name"}},
 		{name: "pattern too long", rule: Rule{Seq: 17, Match: Match{Type: sp(strings.Repeat("a", MaxPatternLength+1))}, Actions: []string{"pull"}}, wantErr: []string{"rule seq 17: match.type: pattern is 4097 characters long (max 4096)"}},
+		{name: "regex too complex", rule: Rule{Seq: 18, Match: Match{Name: sp("/(x?){1000}(y?){1000}/")}, Actions: []string{"pull"}}, wantErr: []string{"rule seq 18: match.name: invalid regular expression /(x?){1000}(y?){1000}/: too complex: compiles to"}},
+		{name: "templated regex too complex", rule: Rule{Seq: 18, Match: Match{Name: sp("/(${account}?){1000}(y?){1000}/")}, Actions: []string{"pull"}}, wantErr: []string{"rule seq 18: match.name: invalid regular expression", "too complex"}},
 		{name: "several problems", rule: Rule{Seq: -3, Match: Match{Account: sp("["), Name: sp("/(/")}},
 			wantErr: []string{"rule seq -3: actions missing", "rule seq -3: match.account: malformed glob", "rule seq -3: match.name: invalid regular expression"}},
 	}
