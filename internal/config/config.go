@@ -1,0 +1,207 @@
+// Package config is regctl.yaml: the one file `regctl init` and `regctl
+// render` work from. It holds the typed settings, their documented defaults
+// and their validation. It does not read files or the environment itself:
+// the CLI layer decodes viper's settings into a Config (keys are the
+// `mapstructure` tags below, so `domains.registry` is also REGCTL_DOMAINS_REGISTRY)
+// and calls Validate before anything is written.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole of regctl.yaml.
+type Config struct {
+	// Root is the install root: rendered files, secrets, keys,
+	// certificates and data live below it.
+	Root string `mapstructure:"root"`
+	// Project is the docker compose project name.
+	Project   string    `mapstructure:"project"`
+	Domains   Domains   `mapstructure:"domains"`
+	ACME      ACME      `mapstructure:"acme"`
+	TLS       TLS       `mapstructure:"tls"`
+	Token     Token     `mapstructure:"token"`
+	Database  Database  `mapstructure:"database"`
+	Storage   Storage   `mapstructure:"storage"`
+	SSH       SSH       `mapstructure:"ssh"`
+	Upstreams Upstreams `mapstructure:"upstreams"`
+	Images    Images    `mapstructure:"images"`
+}
+
+// Domains are the public names. With Auth empty, one name serves both the
+// registry and the token endpoint (under /auth).
+type Domains struct {
+	Registry string `mapstructure:"registry"`
+	Auth     string `mapstructure:"auth"`
+}
+
+// ACME is the certificate authority account.
+type ACME struct {
+	Email string `mapstructure:"email"`
+	CA    string `mapstructure:"ca"`
+}
+
+// TLS profiles.
+const (
+	ProfileModern       = "modern"
+	ProfileIntermediate = "intermediate"
+)
+
+// TLS selects the Mozilla profile and HSTS.
+type TLS struct {
+	Profile string `mapstructure:"profile"`
+	// HSTSMaxAge is the Strict-Transport-Security max-age in seconds; 0
+	// sends no HSTS header.
+	HSTSMaxAge int `mapstructure:"hsts_max_age"`
+	// HSTSPreload adds includeSubDomains and preload. Only for operators
+	// who mean to submit the domain to the browsers' preload list.
+	HSTSPreload bool `mapstructure:"hsts_preload"`
+}
+
+// Token is the token server's identity and token lifetimes.
+type Token struct {
+	Issuer string `mapstructure:"issuer"`
+	// Service is the registry's auth.token.service; empty means the
+	// registry domain.
+	Service         string        `mapstructure:"service"`
+	Lifetime        time.Duration `mapstructure:"lifetime"`
+	RefreshLifetime time.Duration `mapstructure:"refresh_lifetime"`
+	KeyAlgorithm    string        `mapstructure:"key_algorithm"`
+	// LogFormat is regctl serve's log format; the fail2ban filter matches
+	// both.
+	LogFormat string `mapstructure:"log_format"`
+}
+
+// Store backends.
+const (
+	BackendMongo  = "mongo"
+	BackendSQLite = "sqlite"
+)
+
+// Database selects the store behind the token server.
+type Database struct {
+	// Backend is mongo (a MongoDB container with authentication) or
+	// sqlite (an embedded file, no database container).
+	Backend string `mapstructure:"backend"`
+	// URL is an external MongoDB (mongodb:// or mongodb+srv://). Empty
+	// means the store runs on this host, as Backend says.
+	URL string `mapstructure:"url"`
+}
+
+// Storage drivers.
+const (
+	DriverFilesystem = "filesystem"
+	DriverS3         = "s3"
+)
+
+// Storage is where the registry keeps blobs: a host directory or an
+// S3-compatible bucket (passed through to distribution's s3 driver).
+type Storage struct {
+	Driver     string     `mapstructure:"driver"`
+	Filesystem Filesystem `mapstructure:"filesystem"`
+	S3         S3         `mapstructure:"s3"`
+}
+
+// Filesystem storage.
+type Filesystem struct {
+	// Path is the host directory; empty means ROOT/data/registry.
+	Path string `mapstructure:"path"`
+}
+
+// S3 is distribution's s3 storage driver.
+type S3 struct {
+	Bucket    string `mapstructure:"bucket"`
+	Region    string `mapstructure:"region"`
+	Endpoint  string `mapstructure:"endpoint"` // regionendpoint, for S3-compatible services
+	AccessKey string `mapstructure:"access_key"`
+	SecretKey string `mapstructure:"secret_key"`
+	// RootDirectory is a key prefix inside the bucket.
+	RootDirectory   string `mapstructure:"root_directory"`
+	ForcePathStyle  bool   `mapstructure:"force_path_style"`
+	Secure          bool   `mapstructure:"secure"`
+	DisableRedirect bool   `mapstructure:"disable_redirect"`
+}
+
+// SSH is the port the firewall keeps open, before anything else.
+type SSH struct {
+	Port int `mapstructure:"port"`
+}
+
+// Upstreams are what nginx proxies to, HOST:PORT. The defaults are the
+// compose service names; tests point them at loopback. The services listen
+// on these ports inside their containers.
+type Upstreams struct {
+	Registry string `mapstructure:"registry"`
+	Token    string `mapstructure:"token"`
+}
+
+// Images are the container images compose runs.
+type Images struct {
+	Nginx    string `mapstructure:"nginx"`
+	Registry string `mapstructure:"registry"`
+	Mongo    string `mapstructure:"mongo"`
+}
+
+// Defaults returns the documented defaults. Domains have none: they are
+// required.
+func Defaults() Config {
+	return Config{
+		Root:    "/opt/regctl",
+		Project: "regctl",
+		ACME:    ACME{CA: "https://acme-v02.api.letsencrypt.org/directory"},
+		TLS:     TLS{Profile: ProfileModern, HSTSMaxAge: 63072000},
+		Token: Token{
+			Issuer:          "regctl",
+			Lifetime:        5 * time.Minute,
+			RefreshLifetime: 90 * 24 * time.Hour,
+			KeyAlgorithm:    "es256",
+			LogFormat:       "json",
+		},
+		Database:  Database{Backend: BackendMongo},
+		Storage:   Storage{Driver: DriverFilesystem, S3: S3{Secure: true}},
+		SSH:       SSH{Port: 22},
+		Upstreams: Upstreams{Registry: "registry:5000", Token: "regctl:5001"},
+		Images: Images{
+			Nginx:    "nginx:1.28-alpine",
+			Registry: "registry:3.0.0",
+			Mongo:    "mongo:8.0",
+		},
+	}
+}
+
+// SingleDomain reports whether the token endpoint shares the registry's
+// name (under /auth).
+func (c *Config) SingleDomain() bool { return c.Domains.Auth == "" }
+
+// AuthDomain is the name the token endpoint is served under.
+func (c *Config) AuthDomain() string {
+	if c.SingleDomain() {
+		return c.Domains.Registry
+	}
+	return c.Domains.Auth
+}
+
+// Names are the distinct public names, registry first.
+func (c *Config) Names() []string {
+	if c.SingleDomain() {
+		return []string{c.Domains.Registry}
+	}
+	return []string{c.Domains.Registry, c.Domains.Auth}
+}
+
+// TokenService is the registry's auth.token.service and the token server's
+// --service.
+func (c *Config) TokenService() string {
+	if c.Token.Service != "" {
+		return c.Token.Service
+	}
+	return c.Domains.Registry
+}
+
+// Realm is the token endpoint URL the registry sends clients to.
+func (c *Config) Realm() string { return "https://" + c.AuthDomain() + "/auth/token" }
+
+// ManagedMongo reports whether compose runs a MongoDB container.
+func (c *Config) ManagedMongo() bool {
+	return c.Database.Backend == BackendMongo && c.Database.URL == ""
+}

@@ -1,0 +1,175 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func valid() Config {
+	c := Defaults()
+	c.Domains.Registry = "registry.example.com"
+	return c
+}
+
+func TestDefaultsWithDomainValidate(t *testing.T) {
+	c := valid()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults plus a domain: %v", err)
+	}
+	if !c.SingleDomain() || c.AuthDomain() != "registry.example.com" || c.Realm() != "https://registry.example.com/auth/token" {
+		t.Errorf("single domain: auth %q realm %q", c.AuthDomain(), c.Realm())
+	}
+	if c.TokenService() != "registry.example.com" {
+		t.Errorf("service defaults to the registry domain, got %q", c.TokenService())
+	}
+	c.Domains.Auth = "auth.example.com"
+	if c.Realm() != "https://auth.example.com/auth/token" || len(c.Names()) != 2 {
+		t.Errorf("two domains: realm %q names %v", c.Realm(), c.Names())
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*Config)
+		wantKey string
+	}{
+		{"no registry domain", func(c *Config) { c.Domains.Registry = "" }, "domains.registry"},
+		{"nginx injection", func(c *Config) { c.Domains.Registry = "a.example; include /etc/passwd" }, "domains.registry"},
+		{"brace", func(c *Config) { c.Domains.Registry = "a.example{" }, "domains.registry"},
+		{"quote", func(c *Config) { c.Domains.Registry = `a.example"` }, "domains.registry"},
+		{"newline", func(c *Config) { c.Domains.Registry = "a.example\nserver_name x" }, "domains.registry"},
+		{"space", func(c *Config) { c.Domains.Registry = "a example.com" }, "domains.registry"},
+		{"uppercase", func(c *Config) { c.Domains.Registry = "Registry.example.com" }, "domains.registry"},
+		{"ip address", func(c *Config) { c.Domains.Registry = "192.0.2.1" }, "domains.registry"},
+		{"label too long", func(c *Config) { c.Domains.Registry = strings.Repeat("a", 64) + ".example" }, "domains.registry"},
+		{"leading hyphen", func(c *Config) { c.Domains.Registry = "-a.example" }, "domains.registry"},
+		{"bad auth domain", func(c *Config) { c.Domains.Auth = "auth_example.com" }, "domains.auth"},
+		{"auth equals registry", func(c *Config) { c.Domains.Auth = c.Domains.Registry }, "domains.auth"},
+		{"email display name", func(c *Config) { c.ACME.Email = "Ops <ops@example.com>" }, "acme.email"},
+		{"email newline", func(c *Config) { c.ACME.Email = "ops@example.com\n" }, "acme.email"},
+		{"email no domain", func(c *Config) { c.ACME.Email = "ops" }, "acme.email"},
+		{"http CA", func(c *Config) { c.ACME.CA = "http://ca.example/dir" }, "acme.ca"},
+		{"CA shell", func(c *Config) { c.ACME.CA = "https://ca.example/dir;reboot" }, "acme.ca"},
+		{"CA percent", func(c *Config) { c.ACME.CA = "https://ca.example/d%69r" }, "acme.ca"},
+		{"email shell", func(c *Config) { c.ACME.Email = "a$(reboot)@example.com" }, "acme.email"},
+		{"relative root", func(c *Config) { c.Root = "opt/regctl" }, "root"},
+		{"unclean root", func(c *Config) { c.Root = "/opt//regctl/" }, "root"},
+		{"root with space", func(c *Config) { c.Root = "/opt/reg ctl" }, "root"},
+		{"root with semicolon", func(c *Config) { c.Root = "/opt/a;b" }, "root"},
+		{"root slash", func(c *Config) { c.Root = "/" }, "root"},
+		{"project", func(c *Config) { c.Project = "My Project" }, "project"},
+		{"profile", func(c *Config) { c.TLS.Profile = "old" }, "tls.profile"},
+		{"preload short max-age", func(c *Config) { c.TLS.HSTSPreload = true; c.TLS.HSTSMaxAge = 300 }, "tls.hsts_preload"},
+		{"issuer quote", func(c *Config) { c.Token.Issuer = `a"b` }, "token.issuer"},
+		{"lifetime", func(c *Config) { c.Token.Lifetime = 0 }, "token.lifetime"},
+		{"lifetime long", func(c *Config) { c.Token.Lifetime = 48 * time.Hour }, "token.lifetime"},
+		{"alg", func(c *Config) { c.Token.KeyAlgorithm = "hs256" }, "token.key_algorithm"},
+		{"log format", func(c *Config) { c.Token.LogFormat = "xml" }, "token.log_format"},
+		{"backend", func(c *Config) { c.Database.Backend = "postgres" }, "database.backend"},
+		{"url with sqlite", func(c *Config) { c.Database.Backend = BackendSQLite; c.Database.URL = "mongodb://db/regctl" }, "database.url"},
+		{"url scheme", func(c *Config) { c.Database.URL = "mysql://db/regctl" }, "database.url"},
+		{"driver", func(c *Config) { c.Storage.Driver = "gcs" }, "storage.driver"},
+		{"fs path", func(c *Config) { c.Storage.Filesystem.Path = "data" }, "storage.filesystem.path"},
+		{"s3 bucket", func(c *Config) {
+			c.Storage.Driver = DriverS3
+			c.Storage.S3.Region = "us-east-1"
+			c.Storage.S3.Bucket = "B"
+		}, "storage.s3.bucket"},
+		{"s3 region", func(c *Config) { c.Storage.Driver = DriverS3; c.Storage.S3.Bucket = "images" }, "storage.s3.region"},
+		{"s3 half credentials", func(c *Config) {
+			c.Storage.Driver = DriverS3
+			c.Storage.S3.Bucket, c.Storage.S3.Region, c.Storage.S3.AccessKey = "images", "eu-west-1", "AKIA"
+		}, "storage.s3.access_key"},
+		{"s3 endpoint", func(c *Config) {
+			c.Storage.Driver = DriverS3
+			c.Storage.S3.Bucket, c.Storage.S3.Region, c.Storage.S3.Endpoint = "images", "eu-west-1", "minio:9000"
+		}, "storage.s3.endpoint"},
+		{"ssh port", func(c *Config) { c.SSH.Port = 70000 }, "ssh.port"},
+		{"upstream", func(c *Config) { c.Upstreams.Registry = "registry" }, "upstreams.registry"},
+		{"upstream port", func(c *Config) { c.Upstreams.Token = "regctl:0" }, "upstreams.token"},
+		{"image", func(c *Config) { c.Images.Nginx = "nginx latest" }, "images.nginx"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			tt.mutate(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("Validate accepted it")
+			}
+			if !strings.HasPrefix(err.Error(), tt.wantKey+": ") && !strings.Contains(err.Error(), "\n"+tt.wantKey+": ") {
+				t.Errorf("error does not name %s: %v", tt.wantKey, err)
+			}
+		})
+	}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	c := valid()
+	c.Domains.Auth = "auth.example.com"
+	c.ACME.Email = "ops@example.com"
+	c.TLS.Profile = ProfileIntermediate
+	c.TLS.HSTSPreload = true
+	c.Database.Backend = BackendSQLite
+	c.Storage.Driver = DriverS3
+	c.Storage.S3 = S3{Bucket: "images", Region: "eu-west-1", Endpoint: "https://s3.example.com", AccessKey: "AKIA", SecretKey: "s/e+cret", RootDirectory: "/registry", Secure: true}
+	c.Upstreams = Upstreams{Registry: "127.0.0.1:15000", Token: "[::1]:15001"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateReportsAll(t *testing.T) {
+	c := valid()
+	c.Domains.Registry = "bad domain"
+	c.TLS.Profile = "x"
+	c.SSH.Port = 0
+	err := c.Validate()
+	for _, key := range []string{"domains.registry", "tls.profile", "ssh.port"} {
+		if err == nil || !strings.Contains(err.Error(), key+":") {
+			t.Errorf("error does not name %s: %v", key, err)
+		}
+	}
+}
+
+func TestKeys(t *testing.T) {
+	keys := Keys()
+	byName := map[string]Key{}
+	for _, k := range keys {
+		byName[k.Name] = k
+	}
+	for name, env := range map[string]string{
+		"domains.registry":      "REGCTL_DOMAINS_REGISTRY",
+		"tls.hsts_max_age":      "REGCTL_TLS_HSTS_MAX_AGE",
+		"storage.s3.bucket":     "REGCTL_STORAGE_S3_BUCKET",
+		"token.lifetime":        "REGCTL_TOKEN_LIFETIME",
+		"root":                  "REGCTL_ROOT",
+		"upstreams.token":       "REGCTL_UPSTREAMS_TOKEN",
+		"database.backend":      "REGCTL_DATABASE_BACKEND",
+		"storage.s3.secret_key": "REGCTL_STORAGE_S3_SECRET_KEY",
+	} {
+		k, ok := byName[name]
+		if !ok {
+			t.Errorf("no key %s", name)
+			continue
+		}
+		if k.Env != env {
+			t.Errorf("%s: env %s, want %s", name, k.Env, env)
+		}
+	}
+	if byName["token.lifetime"].Default != 5*time.Minute {
+		t.Errorf("token.lifetime default %v", byName["token.lifetime"].Default)
+	}
+	for _, k := range []string{"domains", "domains.registry", "TLS.Profile", "storage.s3"} {
+		if !Known(k) {
+			t.Errorf("Known(%q) = false", k)
+		}
+	}
+	for _, k := range []string{"domain", "domains.registr", "tls.ciphers", "store", "listen"} {
+		if Known(k) {
+			t.Errorf("Known(%q) = true", k)
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// EnvPrefix is the prefix of every environment override.
+const EnvPrefix = "REGCTL_"
+
+// Key is one setting of regctl.yaml.
+type Key struct {
+	Name    string // dotted path, e.g. "domains.registry"
+	Env     string // its environment override, e.g. "REGCTL_DOMAINS_REGISTRY"
+	Default any    // value in Defaults()
+}
+
+// Keys lists every setting in file order.
+func Keys() []Key {
+	var out []Key
+	walk(reflect.ValueOf(Defaults()), "", func(name string, v reflect.Value) {
+		out = append(out, Key{Name: name, Env: EnvName(name), Default: v.Interface()})
+	})
+	return out
+}
+
+// Known reports whether key (a dotted path, any case) is a setting of
+// regctl.yaml or a section holding settings.
+func Known(key string) bool {
+	key = strings.ToLower(key)
+	for _, k := range Keys() {
+		if k.Name == key || strings.HasPrefix(k.Name, key+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// EnvName is the environment variable that overrides key.
+func EnvName(key string) string {
+	return EnvPrefix + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("mapstructure")
+		if tag == "" || tag == "-" {
+			panic(fmt.Sprintf("config: field %s.%s has no mapstructure tag", t.Name(), f.Name))
+		}
+		name := tag
+		if prefix != "" {
+			name = prefix + "." + tag
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct && fv.Type() != durationType {
+			walk(fv, name, fn)
+			continue
+		}
+		fn(name, fv)
+	}
+}

@@ -1,0 +1,605 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/regctl/regctl/internal/config"
+	"github.com/regctl/regctl/internal/render"
+)
+
+const testRoot = "/opt/regctl"
+
+func testConfig(t testing.TB, mutate ...func(*config.Config)) *config.Config {
+	t.Helper()
+	c := config.Defaults()
+	c.Domains.Registry = "registry.example.com"
+	c.Domains.Auth = "auth.example.com"
+	c.Root = testRoot
+	for _, m := range mutate {
+		m(&c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+var testBinary = []byte("\x7fELF not really regctl")
+
+// fakeUbuntu models a fresh Ubuntu host behind a RecordingHost: queries
+// see what earlier commands changed.
+type fakeUbuntu struct {
+	t *testing.T
+	h *RecordingHost
+	c *config.Config
+
+	mu        sync.Mutex
+	installed map[string]bool
+	ufwOn     bool
+	jail      bool
+	image     string
+	up        bool
+	timer     bool
+	seeded    []string
+}
+
+func newFakeUbuntu(t *testing.T, c *config.Config) *fakeUbuntu {
+	f := &fakeUbuntu{t: t, h: NewRecordingHost(), c: c, installed: map[string]bool{}}
+	f.h.SetDir("/run/systemd/system")
+	f.h.SetDir("/etc/fail2ban")
+	f.h.Respond = f.respond
+	f.h.OnRun = f.onRun
+	return f
+}
+
+var errNo = errors.New("exit status 1")
+
+func (f *fakeUbuntu) respond(cmd []string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	line := strings.Join(cmd, " ")
+	switch {
+	case cmd[0] == "dpkg-query":
+		var b strings.Builder
+		for _, p := range cmd[4:] {
+			if f.installed[p] {
+				fmt.Fprintf(&b, "%s install ok installed\n", p)
+			}
+		}
+		return []byte(b.String()), nil
+	case line == "docker compose version":
+		if f.installed["docker-compose-v2"] {
+			return []byte("Docker Compose version 2.24.6\n"), nil
+		}
+	case line == "systemctl is-active docker":
+		if f.installed["docker.io"] {
+			return []byte("active\n"), nil
+		}
+	case line == "ufw status verbose":
+		if f.ufwOn {
+			return []byte(fmt.Sprintf(`Status: active
+Logging: on (low)
+Default: deny (incoming), allow (outgoing), disabled (routed)
+New profiles: skip
+
+To                         Action      From
+--                         ------      ----
+%d/tcp                     ALLOW IN    Anywhere                   # regctl ssh
+80/tcp                     ALLOW IN    Anywhere                   # regctl http
+443/tcp                    ALLOW IN    Anywhere                   # regctl https
+`, f.c.SSH.Port)), nil
+		}
+		return []byte("Status: inactive\n"), nil
+	case line == "fail2ban-client status regctl-auth":
+		if f.jail {
+			return []byte("Status for the jail: regctl-auth\n"), nil
+		}
+	case cmd[0] == "docker" && cmd[1] == "image" && cmd[2] == "inspect":
+		if f.image != "" {
+			return []byte(f.image + "\n"), nil
+		}
+	case cmd[0] == "docker" && slices.Contains(cmd, "ps"):
+		if !f.up {
+			return nil, nil
+		}
+		var b strings.Builder
+		for _, s := range []string{"nginx", "registry", "regctl", "mongo"} {
+			fmt.Fprintf(&b, `{"Service":%q,"State":"running","Health":"healthy","Labels":"com.docker.compose.project=regctl,com.docker.compose.config-hash=h-%s"}`+"\n", s, s)
+		}
+		return []byte(b.String()), nil
+	case cmd[0] == "docker" && slices.Contains(cmd, "config"):
+		return []byte("nginx h-nginx\nregistry h-registry\nregctl h-regctl\nmongo h-mongo\n"), nil
+	case line == "systemctl is-enabled regctl-renew.timer":
+		if f.timer {
+			return []byte("enabled\n"), nil
+		}
+	case line == "systemctl is-active regctl-renew.timer":
+		if f.timer {
+			return []byte("active\n"), nil
+		}
+	}
+	return nil, &CmdError{Args: cmd, Err: errNo}
+}
+
+func (f *fakeUbuntu) onRun(cmd []string, stdin []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	line := strings.Join(cmd, " ")
+	switch {
+	case cmd[0] == "apt-get" && cmd[1] == "install":
+		for _, p := range cmd[2:] {
+			if !strings.HasPrefix(p, "-") {
+				f.installed[p] = true
+			}
+		}
+	case cmd[0] == "sh" && strings.HasSuffix(line, "firewall/ufw.sh"):
+		f.ufwOn = true
+	case line == "fail2ban-client reload":
+		f.jail = true
+	case strings.HasSuffix(line, "build regctl"):
+		sum := sha256.Sum256(testBinary)
+		f.image = hex.EncodeToString(sum[:])
+	case slices.Contains(cmd, "up"):
+		f.up = true
+	case line == "systemctl enable --now regctl-renew.timer":
+		f.timer = true
+	case slices.Contains(cmd, "obtain"):
+		name := cmd[len(cmd)-1]
+		cert, key := caSignedCert(f.t, name)
+		f.h.SetFile(filepath.Join(f.c.Root, render.CertFile(name)), cert, 0o644)
+		f.h.SetFile(filepath.Join(f.c.Root, render.CertKeyFile(name)), key, 0o600)
+	case slices.Contains(cmd, "exec") && slices.Contains(cmd, "/regctl"):
+		f.seeded = append(f.seeded, strings.Join(cmd[slices.Index(cmd, "/regctl"):], " "))
+		if len(stdin) > 0 && !bytes.Equal(stdin, []byte("s3cret-pw\n")) {
+			return fmt.Errorf("stdin %q", stdin)
+		}
+	}
+	return nil
+}
+
+// caSignedCert is a certificate for name issued by a throwaway CA, like
+// one from Let's Encrypt (not self-signed).
+func caSignedCert(t *testing.T, name string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+func initOptions(c *config.Config, out *bytes.Buffer) InitOptions {
+	return InitOptions{
+		Config:        c,
+		Render:        render.Env{ConfigPath: "/etc/regctl/regctl.yaml", BinaryPath: "/usr/local/bin/regctl", Binary: testBinary},
+		Self:          "/usr/local/bin/regctl",
+		AdminUser:     "admin",
+		AdminPassword: []byte("s3cret-pw"),
+		Now:           fixedNow,
+		Out:           out,
+	}
+}
+
+// TestInitConverges: a first run on a fresh host does every step in
+// order; a second run finds everything in place and does nothing.
+func TestInitConverges(t *testing.T) {
+	c := testConfig(t)
+	f := newFakeUbuntu(t, c)
+	var out bytes.Buffer
+	if err := Init(context.Background(), f.h, initOptions(c, &out)); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	actions := f.h.Actions()
+	order := []string{
+		"run apt-get update -q",
+		"run apt-get install -y -q --no-install-recommends ufw fail2ban docker.io docker-compose-v2",
+		"run sh /opt/regctl/firewall/ufw.sh",
+		"write /etc/fail2ban/filter.d/regctl-auth.conf 0644",
+		"write /etc/fail2ban/jail.d/regctl.conf 0644",
+		"run fail2ban-client reload",
+		"write /opt/regctl/secrets/registry-http-secret 0600",
+		"chown 999:999 /opt/regctl/secrets/mongo-password",
+		"write /opt/regctl/keys/signing.key 0600",
+		"write /opt/regctl/certs/dhparams.pem 0644",
+		"run /usr/local/bin/regctl --config /etc/regctl/regctl.yaml certs obtain --root /opt/regctl --acme-directory https://acme-v02.api.letsencrypt.org/directory registry.example.com",
+		"run /usr/local/bin/regctl --config /etc/regctl/regctl.yaml certs obtain --root /opt/regctl --acme-directory https://acme-v02.api.letsencrypt.org/directory auth.example.com",
+		"write /opt/regctl/nginx/nginx.conf 0644",
+		"write /opt/regctl/registry/config.yml 0600",
+		"write /opt/regctl/token/token-server.yaml 0600",
+		"write /opt/regctl/build/regctl 0755",
+		"run docker compose -f /opt/regctl/compose.yaml -p regctl build regctl",
+		"run docker compose -f /opt/regctl/compose.yaml -p regctl up -d --wait --wait-timeout 600",
+		"run docker compose -f /opt/regctl/compose.yaml -p regctl exec -T regctl /regctl acl defaults",
+		"run docker compose -f /opt/regctl/compose.yaml -p regctl exec -T regctl /regctl user add admin --password-stdin --label full-access=* --label full-access=*/* <stdin 10 bytes>",
+		"write /opt/regctl/.regctl/admin-created 0600",
+		"write /etc/systemd/system/regctl-renew.timer 0644",
+		"run systemctl enable --now regctl-renew.timer",
+	}
+	pos := 0
+	for _, want := range order {
+		i := slices.Index(actions[pos:], want)
+		if i < 0 {
+			t.Fatalf("action %q missing or out of order; actions:\n%s", want, strings.Join(actions, "\n"))
+		}
+		pos += i + 1
+	}
+	for _, a := range actions {
+		if strings.Contains(a, "s3cret-pw") {
+			t.Errorf("the password appears in an action: %s", a)
+		}
+	}
+	if uid, gid := f.h.Owner(filepath.Join(testRoot, render.MongoPasswordFile)); uid != MongoUID || gid != MongoGID {
+		t.Errorf("mongo password owner %d:%d", uid, gid)
+	}
+	if !strings.Contains(out.String(), "docker login registry.example.com -u admin") {
+		t.Errorf("summary lacks the next steps:\n%s", out.String())
+	}
+
+	// The second run: checks only.
+	f.h.Reset()
+	out.Reset()
+	o := initOptions(c, &out)
+	o.AdminPassword = nil // not needed any more
+	if err := Init(context.Background(), f.h, o); err != nil {
+		t.Fatalf("second run: %v\n%s", err, out.String())
+	}
+	if a := f.h.Actions(); len(a) != 0 {
+		t.Errorf("the second run changed the host:\n%s", strings.Join(a, "\n"))
+	}
+	if n := strings.Count(out.String(), "already in place"); n != len(Steps()) {
+		t.Errorf("%d steps already in place, want %d:\n%s", n, len(Steps()), out.String())
+	}
+}
+
+// TestInitRerendersAndRestarts: after a configuration change, a re-run
+// writes only the changed files and restarts only what reads them.
+func TestInitRerendersAndRestarts(t *testing.T) {
+	c := testConfig(t)
+	f := newFakeUbuntu(t, c)
+	var out bytes.Buffer
+	if err := Init(context.Background(), f.h, initOptions(c, &out)); err != nil {
+		t.Fatal(err)
+	}
+	f.h.Reset()
+	c2 := *c
+	c2.TLS.Profile = config.ProfileIntermediate
+	c2.Token.Lifetime = 10 * time.Minute
+	o := initOptions(&c2, &out)
+	if err := Init(context.Background(), f.h, o); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	want := []string{
+		"write /opt/regctl/nginx/nginx.conf 0644",
+		"write /opt/regctl/token/token-server.yaml 0600",
+		"run docker compose -f /opt/regctl/compose.yaml -p regctl up -d --wait --wait-timeout 600 --force-recreate regctl",
+		"run docker compose -f /opt/regctl/compose.yaml -p regctl exec -T nginx nginx -s reload",
+	}
+	got := f.h.Actions()
+	var writes []string
+	for _, a := range got {
+		if strings.HasPrefix(a, "write /opt/regctl/.regctl/backup/") || a == "write /opt/regctl/.regctl/manifest.json 0600" || strings.HasPrefix(a, "mkdir /opt/regctl/.regctl/backup") {
+			continue
+		}
+		writes = append(writes, a)
+	}
+	if !slices.Equal(writes, want) {
+		t.Errorf("actions:\n%s\nwant:\n%s", strings.Join(writes, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestInitStopsWithResumeHint: a failing step names itself and says how to
+// carry on; nothing after it runs.
+func TestInitStopsWithResumeHint(t *testing.T) {
+	c := testConfig(t)
+	f := newFakeUbuntu(t, c)
+	f.h.OnRun = func(cmd []string, stdin []byte) error {
+		if cmd[0] == "apt-get" && cmd[1] == "install" {
+			return &CmdError{Args: cmd, Output: "E: Unable to locate package", Err: errNo}
+		}
+		return f.onRun(cmd, stdin)
+	}
+	var out bytes.Buffer
+	err := Init(context.Background(), f.h, initOptions(c, &out))
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != 1 {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(err.Error(), "run `regctl init` again") || !strings.Contains(err.Error(), "Unable to locate package") {
+		t.Errorf("error lacks the cause or the resume hint: %v", err)
+	}
+	for _, a := range f.h.Actions() {
+		if strings.Contains(a, "firewall/ufw.sh") {
+			t.Errorf("step 2 ran after step 1 failed: %s", a)
+		}
+	}
+}
+
+func TestInitSelfSignedSQLite(t *testing.T) {
+	c := testConfig(t, func(c *config.Config) { c.Database.Backend = config.BackendSQLite; c.Domains.Auth = "" })
+	f := newFakeUbuntu(t, c)
+	var out bytes.Buffer
+	o := initOptions(c, &out)
+	o.SelfSigned = true
+	if err := Init(context.Background(), f.h, o); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	a := strings.Join(f.h.Actions(), "\n")
+	for _, bad := range []string{"mongo-password", "certs obtain", "/etc/systemd/system/regctl-renew"} {
+		if strings.Contains(a, bad) {
+			t.Errorf("self-signed sqlite run did %q:\n%s", bad, a)
+		}
+	}
+	cert, err := f.h.ReadFile(filepath.Join(testRoot, render.CertFile("registry.example.com")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if self, err := IsSelfSigned(cert); err != nil || !self {
+		t.Errorf("IsSelfSigned = %v, %v", self, err)
+	}
+	if fi, _ := f.h.Stat(filepath.Join(testRoot, render.CertKeyFile("registry.example.com"))); fi.Mode().Perm() != 0o600 {
+		t.Errorf("privkey mode %04o", fi.Mode().Perm())
+	}
+	if !strings.Contains(out.String(), "clients must trust") {
+		t.Errorf("summary lacks the self-signed hint:\n%s", out.String())
+	}
+}
+
+// TestInitDryRunChangesNothing runs init through a DryRunHost over a real
+// scratch root: the plan is printed, with diffs, and nothing is written.
+func TestInitDryRunChangesNothing(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := testConfig(t, func(c *config.Config) { c.Root = root })
+	f := newFakeUbuntu(t, c)
+	// Queries come from the fake Ubuntu; files from the real scratch root.
+	base := &splitHost{Host: NewExecHost(root, nil), queries: f.h}
+	var out bytes.Buffer
+	h := NewDryRunHost(base, &out)
+	o := initOptions(c, &out)
+	o.DryRun, o.Force = true, true
+	if err := Init(context.Background(), h, o); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	entries, _ := os.ReadDir(root)
+	if len(entries) != 0 {
+		t.Errorf("the dry run wrote to the root: %v", entries)
+	}
+	plan := out.String()
+	for _, want := range []string{
+		"would run: apt-get install -y -q --no-install-recommends ufw fail2ban docker.io docker-compose-v2",
+		"would run: sh " + root + "/firewall/ufw.sh",
+		"would create " + root + "/nginx/nginx.conf (mode 0644)",
+		"+    ssl_protocols TLSv1.3;",
+		"would create /etc/fail2ban/jail.d/regctl.conf",
+		"would run: docker compose -f " + root + "/compose.yaml -p regctl up -d --wait",
+		"(with 10 bytes on stdin, not shown)",
+	} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("plan lacks %q", want)
+		}
+	}
+	if strings.Contains(plan, "PRIVATE KEY") || strings.Contains(plan, "s3cret-pw") {
+		t.Error("the plan shows a private key or the password")
+	}
+	if len(f.h.Actions()) != 0 {
+		t.Errorf("the dry run acted: %v", f.h.Actions())
+	}
+}
+
+// splitHost answers queries from one host and everything else from another.
+type splitHost struct {
+	Host
+	queries Host
+}
+
+func (s *splitHost) Query(ctx context.Context, name string, args ...string) ([]byte, error) {
+	return s.queries.Query(ctx, name, args...)
+}
+
+func (s *splitHost) Stat(p string) (fs.FileInfo, error) {
+	if p == "/run/systemd/system" {
+		return s.queries.Stat(p)
+	}
+	return s.Host.Stat(p)
+}
+
+func TestEnsureSecretsOnce(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	c := testConfig(t, func(c *config.Config) { c.Root = root })
+	h := &noChownHost{NewExecHost(root, nil)}
+	gen, err := EnsureSecrets(h, c, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gen) != 4 {
+		t.Errorf("generated %v", gen)
+	}
+	s1, err := LoadSecrets(h, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s1.MongoPassword) != 64 || len(s1.RegistryHTTPSecret) != 64 || len(s1.TokenBundle) == 0 {
+		t.Errorf("secrets %+v", s1)
+	}
+	for p, want := range map[string]os.FileMode{
+		render.SecretsDir: 0o700, render.MongoPasswordFile: 0o600, render.RegistrySecretFile: 0o600,
+		render.KeysDir: 0o700, "keys/signing.key": 0o600, "keys/ca.key": 0o600, render.DHParamsFile: 0o644,
+	} {
+		fi, err := os.Stat(filepath.Join(root, p))
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v mode %v, want %04o", p, err, fi.Mode().Perm(), want)
+		}
+	}
+	os.Chmod(filepath.Join(root, render.MongoPasswordFile), 0o644)
+	gen, err = EnsureSecrets(h, c, time.Now())
+	if err != nil || len(gen) != 0 {
+		t.Fatalf("second run generated %v, %v", gen, err)
+	}
+	s2, _ := LoadSecrets(h, c)
+	if s2.MongoPassword != s1.MongoPassword || s2.RegistryHTTPSecret != s1.RegistryHTTPSecret || !bytes.Equal(s2.TokenBundle, s1.TokenBundle) {
+		t.Error("secrets were regenerated")
+	}
+	if fi, _ := os.Stat(filepath.Join(root, render.MongoPasswordFile)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode not corrected: %04o", fi.Mode().Perm())
+	}
+}
+
+// noChownHost skips ownership changes, so the test runs as any user.
+type noChownHost struct{ Host }
+
+func (noChownHost) Chown(string, int, int) error { return nil }
+
+func TestFFDHE2048(t *testing.T) {
+	block, _ := pem.Decode([]byte(FFDHE2048))
+	if block == nil || block.Type != "DH PARAMETERS" {
+		t.Fatal("not a DH PARAMETERS block")
+	}
+	var params struct{ P, G *big.Int }
+	if _, err := asn1.Unmarshal(block.Bytes, &params); err != nil {
+		t.Fatal(err)
+	}
+	if params.P.BitLen() != 2048 || params.G.Int64() != 2 || !params.P.ProbablyPrime(8) {
+		t.Errorf("p %d bits, g %v", params.P.BitLen(), params.G)
+	}
+	// RFC 7919 primes start and end with 64 one bits.
+	ones := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 64), big.NewInt(1))
+	if new(big.Int).And(params.P, ones).Cmp(ones) != 0 || new(big.Int).Rsh(params.P, 2048-64).Cmp(ones) != 0 {
+		t.Error("not an RFC 7919 group")
+	}
+}
+
+func TestPreflight(t *testing.T) {
+	c := testConfig(t)
+	ok := System{
+		EUID: func() int { return 0 },
+		OSRelease: func() ([]byte, error) {
+			return []byte("ID=ubuntu\nVERSION_ID=\"24.04\"\nPRETTY_NAME=\"Ubuntu 24.04 LTS\"\n"), nil
+		},
+		PortFree: func(int) error { return nil },
+		LookupHost: func(_ context.Context, name string) ([]string, error) {
+			return []string{"203.0.113.10"}, nil
+		},
+		HostAddrs: func() ([]net.IP, error) { return []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("203.0.113.10")}, nil },
+		FreeSpace: func(string) (uint64, error) { return 50 << 30, nil },
+	}
+	if r := Preflight(context.Background(), ok, c, PreflightOptions{}); Failed(r) {
+		t.Fatalf("a good host failed: %+v", r)
+	}
+	tests := []struct {
+		name    string
+		mutate  func(*System)
+		opts    PreflightOptions
+		failed  bool
+		wantMsg string
+	}{
+		{"not root", func(s *System) { s.EUID = func() int { return 1000 } }, PreflightOptions{}, true, "sudo"},
+		{"debian", func(s *System) {
+			s.OSRelease = func() ([]byte, error) {
+				return []byte("ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12\"\n"), nil
+			}
+		}, PreflightOptions{}, true, "Debian GNU/Linux 12"},
+		{"debian skipped", func(s *System) { s.OSRelease = func() ([]byte, error) { return []byte("ID=debian\n"), nil } }, PreflightOptions{Skip: []string{CheckOS}}, false, ""},
+		{"port busy", func(s *System) {
+			s.PortFree = func(p int) error {
+				if p == 80 {
+					return errors.New("in use")
+				}
+				return nil
+			}
+		}, PreflightOptions{}, true, "ss -ltnp 'sport = :80'"},
+		{"port busy by us", func(s *System) { s.PortFree = func(int) error { return errors.New("in use") } },
+			PreflightOptions{PortsOurs: func() bool { return true }}, false, ""},
+		{"dns elsewhere", func(s *System) {
+			s.LookupHost = func(context.Context, string) ([]string, error) { return []string{"198.51.100.1"}, nil }
+		}, PreflightOptions{}, true, "198.51.100.1, which is not an address of this host"},
+		{"dns elsewhere self-signed", func(s *System) {
+			s.LookupHost = func(context.Context, string) ([]string, error) { return []string{"198.51.100.1"}, nil }
+		}, PreflightOptions{SelfSigned: true}, false, "only a warning"},
+		{"no dns", func(s *System) {
+			s.LookupHost = func(context.Context, string) ([]string, error) { return nil, errors.New("no such host") }
+		}, PreflightOptions{}, true, "create an A (and AAAA) record"},
+		{"disk", func(s *System) { s.FreeSpace = func(string) (uint64, error) { return 100 << 20, nil } }, PreflightOptions{}, true, "only 100 MiB free"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := ok
+			tt.mutate(&s)
+			r := Preflight(context.Background(), s, c, tt.opts)
+			if Failed(r) != tt.failed {
+				t.Errorf("failed = %v, want %v: %+v", Failed(r), tt.failed, r)
+			}
+			if tt.wantMsg != "" {
+				found := false
+				for _, x := range r {
+					found = found || strings.Contains(x.Msg, tt.wantMsg)
+				}
+				if !found {
+					t.Errorf("no message with %q: %+v", tt.wantMsg, r)
+				}
+			}
+		})
+	}
+}
+
+func TestUFWComplete(t *testing.T) {
+	active := "Status: active\nDefault: deny (incoming), allow (outgoing)\n\n22/tcp ALLOW IN Anywhere\n80/tcp ALLOW IN Anywhere\n443/tcp ALLOW IN Anywhere\n"
+	if !UFWComplete(active, 22) {
+		t.Error("complete firewall not recognised")
+	}
+	if UFWComplete(active, 2222) {
+		t.Error("missing SSH port not noticed")
+	}
+	if UFWComplete(strings.Replace(active, "deny (incoming)", "allow (incoming)", 1), 22) {
+		t.Error("default allow not noticed")
+	}
+	if UFWComplete("Status: inactive\n", 22) {
+		t.Error("inactive firewall accepted")
+	}
+}
+
+func TestParseComposePS(t *testing.T) {
+	arr := `[{"Service":"nginx","State":"running","Health":"healthy"}]`
+	lines := `{"Service":"nginx","State":"running","Health":"healthy"}` + "\n" + `{"Service":"registry","State":"exited","Health":""}`
+	for _, in := range []string{arr, lines} {
+		s, err := ParseComposePS([]byte(in))
+		if err != nil || len(s) == 0 || s[0].Service != "nginx" {
+			t.Errorf("%q: %+v %v", in, s, err)
+		}
+	}
+}

@@ -1,0 +1,296 @@
+package provision
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/regctl/regctl/internal/config"
+	"github.com/regctl/regctl/internal/keys"
+	"github.com/regctl/regctl/internal/render"
+)
+
+// MongoUID and MongoGID own the MongoDB password file: the official mongo
+// image reads MONGO_INITDB_ROOT_PASSWORD_FILE as its mongodb user (999)
+// after dropping root.
+const (
+	MongoUID = 999
+	MongoGID = 999
+)
+
+// FFDHE2048 is the RFC 7919 ffdhe2048 group, the DH parameters Mozilla
+// recommends for its intermediate profile: nothing to compute, nothing
+// secret. `regctl certs dhparams` can replace the file.
+const FFDHE2048 = `-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+`
+
+// Generated is what EnsureSecrets created (paths below the root).
+type Generated []string
+
+// EnsureSecrets creates, once, everything secret or unique to this host:
+// the registry's HTTP secret, the MongoDB password (managed MongoDB only),
+// the token-signing keys and the DH parameters. Existing files are never
+// regenerated; only their modes and owners are corrected.
+func EnsureSecrets(h Host, c *config.Config, now time.Time) (Generated, error) {
+	var gen Generated
+	abs := func(rel string) string { return filepath.Join(c.Root, filepath.FromSlash(rel)) }
+	if err := ensureDirMode(h, c.Root, render.ModeDir, false); err != nil {
+		return nil, err
+	}
+	if err := ensureDirMode(h, abs(render.SecretsDir), render.ModeSecretDir, true); err != nil {
+		return nil, err
+	}
+
+	secretFile := func(rel string, uid, gid int) error {
+		p := abs(rel)
+		fi, err := h.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			v, err := randomHex(32)
+			if err != nil {
+				return err
+			}
+			redact(h, v)
+			if err := h.WriteFile(p, []byte(v+"\n"), render.ModeSecret); err != nil {
+				return err
+			}
+			gen = append(gen, rel)
+		case err != nil:
+			return err
+		case !fi.Mode().IsRegular():
+			return fmt.Errorf("%s: want a regular file, found %s", p, fi.Mode().Type())
+		case fi.Mode().Perm() != render.ModeSecret:
+			b, err := h.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			redact(h, strings.TrimSpace(string(b)))
+			if err := h.WriteFile(p, b, render.ModeSecret); err != nil {
+				return err
+			}
+		}
+		if uid >= 0 {
+			fi, err := h.Stat(p)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			if fu, fg, ok := ownerOf(fi, err); !ok || fu != uid || fg != gid {
+				return h.Chown(p, uid, gid)
+			}
+		}
+		return nil
+	}
+	if err := secretFile(render.RegistrySecretFile, -1, -1); err != nil {
+		return nil, err
+	}
+	if c.ManagedMongo() {
+		if err := secretFile(render.MongoPasswordFile, MongoUID, MongoGID); err != nil {
+			return nil, err
+		}
+	}
+
+	keysDir := abs(render.KeysDir)
+	ok, err := Exists(h, filepath.Join(keysDir, keys.SigningKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		if err := generateKeys(h, keysDir, c.Token.KeyAlgorithm, now); err != nil {
+			return nil, err
+		}
+		gen = append(gen, render.KeysDir+"/")
+	} else if err := ensureDirMode(h, keysDir, render.ModeSecretDir, true); err != nil {
+		return nil, err
+	}
+
+	if err := ensureDirMode(h, abs(render.CertsDir), render.ModeDir, false); err != nil {
+		return nil, err
+	}
+	dh := abs(render.DHParamsFile)
+	if ok, err := Exists(h, dh); err != nil {
+		return nil, err
+	} else if !ok {
+		if err := h.WriteFile(dh, []byte(FFDHE2048), render.ModeFile); err != nil {
+			return nil, err
+		}
+		gen = append(gen, render.DHParamsFile)
+	}
+	return gen, nil
+}
+
+func ownerOf(fi fs.FileInfo, err error) (int, int, bool) {
+	if err != nil || fi == nil {
+		return 0, 0, false
+	}
+	return owner(fi)
+}
+
+// ensureDirMode creates dir with mode, or corrects the mode of an existing
+// one when fix is set.
+func ensureDirMode(h Host, dir string, mode fs.FileMode, fix bool) error {
+	fi, err := h.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return h.Mkdir(dir, mode)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s: want a directory, found %s", dir, fi.Mode().Type())
+	case fix && fi.Mode().Perm() != mode:
+		return h.Mkdir(dir, mode)
+	}
+	return nil
+}
+
+// generateKeys runs keys.Generate in a private temporary directory and
+// copies the result through h, so a dry run shows it and a test records
+// it.
+func generateKeys(h Host, dir, alg string, now time.Time) error {
+	a, err := keys.ParseAlgorithm(alg)
+	if err != nil {
+		return fmt.Errorf("token.key_algorithm: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "regctl-keys-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	kd := filepath.Join(tmp, "keys")
+	if err := keys.Generate(kd, a, now); err != nil {
+		return fmt.Errorf("generate keys: %w", err)
+	}
+	entries, err := os.ReadDir(kd)
+	if err != nil {
+		return err
+	}
+	if err := h.Mkdir(dir, render.ModeSecretDir); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(filepath.Join(kd, e.Name()))
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 == 0 {
+			redact(h, string(b))
+		}
+		if err := h.WriteFile(filepath.Join(dir, e.Name()), b, fi.Mode().Perm()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoadSecrets reads the generated secrets and the keys' public files that
+// the rendered configuration embeds or copies.
+func LoadSecrets(h Host, c *config.Config) (render.Secrets, error) {
+	var s render.Secrets
+	abs := func(rel string) string { return filepath.Join(c.Root, filepath.FromSlash(rel)) }
+	read := func(rel string) ([]byte, error) {
+		b, err := h.ReadFile(abs(rel))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s is missing: run `regctl init` (or `regctl render`, which generates secrets once)", abs(rel))
+		}
+		return b, err
+	}
+	b, err := read(render.RegistrySecretFile)
+	if err != nil {
+		return s, err
+	}
+	s.RegistryHTTPSecret = strings.TrimSpace(string(b))
+	if c.ManagedMongo() {
+		if b, err = read(render.MongoPasswordFile); err != nil {
+			return s, err
+		}
+		s.MongoPassword = strings.TrimSpace(string(b))
+	}
+	if s.TokenBundle, err = read(path.Join(render.KeysDir, keys.BundleFile)); err != nil {
+		return s, err
+	}
+	if s.TokenJWKS, err = read(path.Join(render.KeysDir, keys.JWKSFile)); err != nil {
+		return s, err
+	}
+	redact(h, s.Values()...)
+	return s, nil
+}
+
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// SelfSigned is a certificate for names, signed by its own EC P-256 key:
+// for `regctl init --self-signed` until certificates come from ACME.
+func SelfSigned(names []string, now time.Time, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: names[0], Organization: []string{"regctl self-signed"}},
+		DNSNames:              names,
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(validity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
+}
+
+// IsSelfSigned reports whether the first certificate in a PEM chain is
+// self-signed (issued by itself).
+func IsSelfSigned(chain []byte) (bool, error) {
+	block, _ := pem.Decode(chain)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return false, errors.New("no PEM certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(cert.RawIssuer, cert.RawSubject) &&
+		cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) == nil, nil
+}

@@ -1,0 +1,161 @@
+package render_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/regctl/regctl/internal/config"
+	"github.com/regctl/regctl/internal/render"
+)
+
+// loadCompose writes the rendered tree's compose.yaml and directories to a
+// temporary root and loads it with compose-go, as docker compose would.
+func loadCompose(t *testing.T, files []render.File) (*types.Project, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	var compose []byte
+	for _, f := range files {
+		p := filepath.Join(dir, filepath.FromSlash(f.Path))
+		if f.Dir {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		writeFile(t, p, f.Data, 0o644)
+		if f.Path == render.ComposeFile {
+			compose = f.Data
+		}
+	}
+	writeFile(t, filepath.Join(dir, render.MongoPasswordFile), []byte("x\n"), 0o600)
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(dir, render.ComposeFile)},
+		cli.WithWorkingDirectory(dir), cli.WithConsistency(true), cli.WithResolvedPaths(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("compose-go: %v\n%s", err, compose)
+	}
+	return p, compose
+}
+
+func TestComposeLoads(t *testing.T) {
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			c := v.config(t)
+			files := renderVariant(t, v)
+			p, raw := loadCompose(t, files)
+
+			var top map[string]any
+			if err := yaml.Unmarshal(raw, &top); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := top["version"]; ok {
+				t.Error("compose.yaml has a version key")
+			}
+			if p.Name != c.Project {
+				t.Errorf("project %q, want %q", p.Name, c.Project)
+			}
+
+			want := []string{"nginx", "regctl", "registry"}
+			if c.ManagedMongo() {
+				want = append(want, "mongo")
+			}
+			sort.Strings(want)
+			got := p.ServiceNames()
+			sort.Strings(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("services %v, want %v", got, want)
+			}
+
+			for name, s := range p.Services {
+				if name == "nginx" {
+					var ports []string
+					for _, pc := range s.Ports {
+						ports = append(ports, fmt.Sprintf("%s:%d", pc.Published, pc.Target))
+					}
+					if !slices.Equal(ports, []string{"80:80", "443:443"}) {
+						t.Errorf("nginx ports %v, want 80:80 and 443:443", ports)
+					}
+				} else if len(s.Ports) > 0 || len(s.Expose) > 0 {
+					t.Errorf("service %s publishes ports %v: only nginx may", name, s.Ports)
+				}
+				if s.HealthCheck == nil || len(s.HealthCheck.Test) == 0 {
+					t.Errorf("service %s has no healthcheck", name)
+				}
+				if s.Restart != "unless-stopped" {
+					t.Errorf("service %s restart %q", name, s.Restart)
+				}
+				for _, vol := range s.Volumes {
+					if vol.Type != types.VolumeTypeBind {
+						t.Errorf("service %s: volume %s is %s, want a bind mount", name, vol.Target, vol.Type)
+						continue
+					}
+					if fi, err := os.Stat(vol.Source); err == nil && !fi.IsDir() {
+						t.Errorf("service %s mounts the single file %s: mount its directory", name, vol.Source)
+					}
+				}
+				for k := range s.Environment {
+					if strings.Contains(strings.ToUpper(k), "PASSWORD") && !strings.HasSuffix(k, "_FILE") {
+						t.Errorf("service %s has %s inline", name, k)
+					}
+				}
+			}
+
+			nginx := p.Services["nginx"]
+			for _, dep := range []string{"registry", "regctl"} {
+				if d, ok := nginx.DependsOn[dep]; !ok || d.Condition != types.ServiceConditionHealthy {
+					t.Errorf("nginx depends_on %s: %+v, want condition service_healthy", dep, d)
+				}
+			}
+			regctl := p.Services["regctl"]
+			if regctl.Build == nil || filepath.Base(regctl.Build.Context) != "build" {
+				t.Errorf("regctl is not built from ./build: %+v", regctl.Build)
+			}
+			if c.ManagedMongo() {
+				if d, ok := regctl.DependsOn["mongo"]; !ok || d.Condition != types.ServiceConditionHealthy {
+					t.Errorf("regctl depends_on mongo: %+v", d)
+				}
+				mongo := p.Services["mongo"]
+				if pf := mongo.Environment["MONGO_INITDB_ROOT_PASSWORD_FILE"]; pf == nil || !strings.HasPrefix(*pf, "/run/secrets/") {
+					t.Errorf("mongo password is not a secret file: %v", mongo.Environment)
+				}
+				if len(mongo.Secrets) != 1 || p.Secrets[mongo.Secrets[0].Source].File == "" {
+					t.Errorf("mongo secrets %+v", mongo.Secrets)
+				}
+			} else if len(p.Secrets) != 0 {
+				t.Errorf("secrets without MongoDB: %v", p.Secrets)
+			}
+			if c.Database.Backend == config.BackendSQLite && !hasTarget(regctl, render.ContainerSQLiteDir) {
+				t.Error("regctl has no SQLite data directory")
+			}
+
+			for _, s := range append(testSecrets.Values(), "db-secret-pw", "s3-secret/key+example") {
+				if bytes.Contains(raw, []byte(s)) {
+					t.Errorf("compose.yaml contains the secret %q inline", s)
+				}
+			}
+		})
+	}
+}
+
+func hasTarget(s types.ServiceConfig, target string) bool {
+	for _, v := range s.Volumes {
+		if v.Target == target {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,321 @@
+package render
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/regctl/regctl/internal/config"
+)
+
+// NginxData is nginx.conf.tmpl's input. Every path and address is a field,
+// so tests can point them at temporary directories and loopback ports.
+type NginxData struct {
+	Profile      string   // Mozilla profile name, for the header comment
+	PidFile      string   // pid
+	ErrorLog     string   // error_log target (a path or "stderr")
+	AccessLog    string   // main access log (a path or "/dev/stdout")
+	AuthLog      string   // token requests' log, read by fail2ban
+	TempDir      string   // client_body and proxy temp paths go below it
+	WebRoot      string   // ACME webroot
+	HTTPListen   []string // listen arguments of the port-80 server
+	HTTPSListen  []string // listen arguments of the TLS servers
+	HealthListen string   // plain HTTP /healthz, loopback only
+	Protocols    string   // ssl_protocols
+	Ciphers      string   // ssl_ciphers; empty for TLS 1.3 only
+	DHParam      string   // ssl_dhparam; empty unless a DHE cipher is allowed
+	HSTS         string   // Strict-Transport-Security value; empty for none
+
+	RegistryUpstream string // HOST:PORT of the registry
+	TokenUpstream    string // HOST:PORT of regctl serve
+	Servers          []NginxServer
+}
+
+// NginxServer is one TLS virtual host.
+type NginxServer struct {
+	Name     string
+	Cert     string // fullchain.pem
+	Key      string // privkey.pem
+	Registry bool   // proxies /v2/ to the registry
+	Auth     bool   // proxies /auth to the token server
+}
+
+// IntermediateCiphers is Mozilla's "intermediate" TLS 1.2 cipher list
+// (Server Side TLS guidelines 5.7), including DHE, hence ssl_dhparam.
+const IntermediateCiphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" +
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" +
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" +
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+
+// NewNginxData returns the data for the nginx container.
+func NewNginxData(c *config.Config) NginxData {
+	d := NginxData{
+		Profile:          c.TLS.Profile,
+		PidFile:          "/var/run/nginx.pid",
+		ErrorLog:         "stderr",
+		AccessLog:        "/dev/stdout",
+		AuthLog:          path.Join(ContainerNginxLogDir, path.Base(AuthLogFile)),
+		TempDir:          ContainerNginxTemp,
+		WebRoot:          ContainerWebRoot,
+		HTTPListen:       []string{"80"},
+		HTTPSListen:      []string{"443"},
+		HealthListen:     "127.0.0.1:8080",
+		Protocols:        "TLSv1.3",
+		RegistryUpstream: c.Upstreams.Registry,
+		TokenUpstream:    c.Upstreams.Token,
+	}
+	if c.TLS.Profile == config.ProfileIntermediate {
+		d.Protocols = "TLSv1.2 TLSv1.3"
+		d.Ciphers = IntermediateCiphers
+		d.DHParam = path.Join(ContainerCertsDir, path.Base(DHParamsFile))
+	}
+	if c.TLS.HSTSMaxAge > 0 {
+		d.HSTS = "max-age=" + strconv.Itoa(c.TLS.HSTSMaxAge)
+		if c.TLS.HSTSPreload {
+			d.HSTS += "; includeSubDomains; preload"
+		}
+	}
+	for i, name := range c.Names() {
+		d.Servers = append(d.Servers, NginxServer{
+			Name:     name,
+			Cert:     path.Join(ContainerCertsDir, "live", name, "fullchain.pem"),
+			Key:      path.Join(ContainerCertsDir, "live", name, "privkey.pem"),
+			Registry: i == 0,
+			Auth:     name == c.AuthDomain(),
+		})
+	}
+	return d
+}
+
+// ComposeData is compose.yaml.tmpl's input.
+type ComposeData struct {
+	Project    string
+	Images     config.Images
+	TokenImage string // the locally built token server image
+
+	NginxDir                string // container paths
+	CertsDir, WebRoot       string
+	LogDir                  string
+	RegistryDir             string
+	RegistryConf            string
+	StorageSource           string // host directory of filesystem storage; empty for S3
+	StorageTarget           string
+	TokenDir, TokenConf     string
+	KeysDir                 string
+	SQLite                  bool
+	SQLiteDir               string
+	Mongo                   bool // run a MongoDB container
+	MongoUser               string
+	NginxHealthURL          string
+	RegistryHealthURL       string
+	TokenHealthURL          string
+	RegistryPort, TokenPort string
+}
+
+// MongoUser is the root user of the managed MongoDB.
+const MongoUser = "regctl"
+
+// NewComposeData returns the data for compose.yaml.
+func NewComposeData(c *config.Config) ComposeData {
+	d := ComposeData{
+		Project:           c.Project,
+		Images:            c.Images,
+		TokenImage:        c.Project + "-regctl:local",
+		NginxDir:          ContainerNginxDir,
+		CertsDir:          ContainerCertsDir,
+		WebRoot:           ContainerWebRoot,
+		LogDir:            ContainerNginxLogDir,
+		RegistryDir:       ContainerRegistryDir,
+		RegistryConf:      path.Join(ContainerRegistryDir, path.Base(RegistryConfFile)),
+		TokenDir:          ContainerTokenDir,
+		TokenConf:         path.Join(ContainerTokenDir, path.Base(TokenConfFile)),
+		KeysDir:           ContainerKeysDir,
+		SQLite:            c.Database.Backend == config.BackendSQLite,
+		SQLiteDir:         ContainerSQLiteDir,
+		Mongo:             c.ManagedMongo(),
+		MongoUser:         MongoUser,
+		RegistryPort:      port(c.Upstreams.Registry),
+		TokenPort:         port(c.Upstreams.Token),
+		NginxHealthURL:    "http://127.0.0.1:8080/healthz",
+		RegistryHealthURL: "http://" + registryDebugAddr(c) + "/debug/health",
+		TokenHealthURL:    "http://127.0.0.1:" + port(c.Upstreams.Token) + "/readyz",
+	}
+	if c.Storage.Driver == config.DriverFilesystem {
+		d.StorageSource = "./" + RegistryDataDir
+		if c.Storage.Filesystem.Path != "" {
+			d.StorageSource = c.Storage.Filesystem.Path
+		}
+		d.StorageTarget = ContainerRegistryData
+	}
+	return d
+}
+
+// RegistryData is registry.yml.tmpl's input (distribution's config.yml).
+type RegistryData struct {
+	Addr, DebugAddr string
+	Host            string // public URL, for Location headers
+	HTTPSecret      string
+	StorageDir      string
+	S3              *config.S3 // nil for filesystem storage
+	Realm           string
+	Service         string
+	Issuer          string
+	RootCertBundle  string
+	JWKS            string
+}
+
+// NewRegistryData returns the data for the registry container.
+func NewRegistryData(c *config.Config, s Secrets) RegistryData {
+	d := RegistryData{
+		Addr:           ":" + port(c.Upstreams.Registry),
+		DebugAddr:      registryDebugAddr(c),
+		Host:           "https://" + c.Domains.Registry,
+		HTTPSecret:     s.RegistryHTTPSecret,
+		StorageDir:     ContainerRegistryData,
+		Realm:          c.Realm(),
+		Service:        c.TokenService(),
+		Issuer:         c.Token.Issuer,
+		RootCertBundle: path.Join(ContainerRegistryDir, path.Base(RegistryBundleFile)),
+		JWKS:           path.Join(ContainerRegistryDir, path.Base(RegistryJWKSFile)),
+	}
+	if c.Storage.Driver == config.DriverS3 {
+		s3 := c.Storage.S3
+		d.S3 = &s3
+	}
+	return d
+}
+
+// registryDebugAddr is the registry's health/debug listener: loopback
+// inside its container, on a port that is not the registry's own.
+func registryDebugAddr(c *config.Config) string {
+	if port(c.Upstreams.Registry) == "5001" {
+		return "127.0.0.1:5002"
+	}
+	return "127.0.0.1:5001"
+}
+
+// TokenData is token-server.yaml.tmpl's input: `regctl serve --config`.
+type TokenData struct {
+	Listen          string
+	Issuer          string
+	Service         string
+	KeysDir         string
+	Store           string
+	TokenLifetime   string
+	RefreshLifetime string
+	TrustedProxies  []string
+	LogFormat       string
+}
+
+// NewTokenData returns the data for the token server container.
+func NewTokenData(c *config.Config, s Secrets) TokenData {
+	return TokenData{
+		Listen:          ":" + port(c.Upstreams.Token),
+		Issuer:          c.Token.Issuer,
+		Service:         c.TokenService(),
+		KeysDir:         ContainerKeysDir,
+		Store:           StoreURL(c, s),
+		TokenLifetime:   c.Token.Lifetime.String(),
+		RefreshLifetime: c.Token.RefreshLifetime.String(),
+		TrustedProxies:  []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"},
+		LogFormat:       c.Token.LogFormat,
+	}
+}
+
+// StoreURL is the store as the token server container sees it.
+func StoreURL(c *config.Config, s Secrets) string {
+	switch {
+	case c.Database.Backend == config.BackendSQLite:
+		return "sqlite://" + path.Join(ContainerSQLiteDir, "regctl.db")
+	case c.Database.URL != "":
+		return c.Database.URL
+	}
+	return fmt.Sprintf("mongodb://%s:%s@mongo:27017/regctl?authSource=admin", MongoUser, s.MongoPassword)
+}
+
+// DockerfileData is Dockerfile.tmpl's input.
+type DockerfileData struct {
+	BinarySHA256 string
+	Port         string
+}
+
+// UFWData is ufw.sh.tmpl's input.
+type UFWData struct{ SSHPort int }
+
+// Fail2banData is the input of the jail and filter templates.
+type Fail2banData struct {
+	JailPath, FilterPath string // where init installs them
+	LogPath              string // the nginx token log on the host
+	MaxRetry             int
+	FindTime, BanTime    string
+}
+
+// NewFail2banData returns the jail settings for the host.
+func NewFail2banData(c *config.Config) Fail2banData {
+	return Fail2banData{
+		JailPath:   InstalledJail,
+		FilterPath: InstalledFilter,
+		LogPath:    path.Join(c.Root, AuthLogFile),
+		MaxRetry:   10,
+		FindTime:   "10m",
+		BanTime:    "1h",
+	}
+}
+
+// RenewData is the input of the renewal schedule templates.
+type RenewData struct {
+	Command string // regctl certs renew --config ...
+	Minute  int
+	Hours   string // "H,H+12"
+	LogFile string
+}
+
+// NewRenewData returns the renewal schedule: twice a day, twelve hours
+// apart, at a minute derived from the registry's name so that hosts do not
+// all ask the CA at once, and re-rendering gives the same time.
+func NewRenewData(c *config.Config, env Env) RenewData {
+	h := fnv.New32a()
+	h.Write([]byte(c.Domains.Registry))
+	sum := h.Sum32()
+	hour := int(sum/60) % 12
+	cmd := env.BinaryPath + " certs renew"
+	if env.ConfigPath != "" {
+		cmd += " --config " + env.ConfigPath
+	}
+	cmd += " " + strings.Join(CertsFlags(c), " ")
+	return RenewData{
+		Command: cmd,
+		Minute:  int(sum % 60),
+		Hours:   fmt.Sprintf("%d,%d", hour, hour+12),
+		LogFile: path.Join(c.Root, RenewLogFile),
+	}
+}
+
+// CertsFlags are the `regctl certs obtain|renew` flags that carry
+// regctl.yaml's settings (their own keys are flat: acme-email, ...).
+// Values are validated to contain no spaces or shell characters.
+func CertsFlags(c *config.Config) []string {
+	flags := []string{"--root", c.Root, "--acme-directory", c.ACME.CA}
+	if c.ACME.Email != "" {
+		flags = append(flags, "--acme-email", c.ACME.Email)
+	}
+	return flags
+}
+
+func port(hostport string) string {
+	_, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

@@ -1,0 +1,189 @@
+//go:build integration
+
+package render_test
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regctl/regctl/internal/config"
+	"github.com/regctl/regctl/internal/keys"
+	"github.com/regctl/regctl/internal/render"
+	"github.com/regctl/regctl/internal/testenv"
+)
+
+const classicRules = `- seq: 10
+  match: {name: "${labels:full-access}"}
+  actions: ["*"]
+- seq: 20
+  match: {name: "${labels:read-only-access}"}
+  actions: ["pull"]
+`
+
+// TestEndToEndThroughNginx: real nginx, started from the rendered
+// configuration (one domain, "localhost", a self-signed certificate,
+// upstreams on loopback), terminates TLS in front of a real registry
+// (Debian's distribution 2.8, from the rendered config.yml) and a real
+// `regctl serve`. crane, skopeo and docker log in, push and pull through
+// it; then fail2ban-regex, with the rendered filter, reads the failures
+// nginx and regctl serve logged, and nothing else.
+//
+//	go test -tags integration -run TestEndToEndThroughNginx ./internal/render
+func TestEndToEndThroughNginx(t *testing.T) {
+	mongo := testenv.Require(t, testenv.EnvMongoURI, "the mongodb:// URI of a running FerretDB")
+	crane := testenv.Require(t, testenv.EnvCrane, "the path of a crane binary")
+	regBin := testenv.RequireBinary(t, testenv.EnvRegistry2, "docker-registry", "Debian's docker-registry")
+	nginx := nginxBinary(t)
+	regctl := testenv.BuildRegctl(t)
+
+	store := testenv.MongoURI(t, mongo, testenv.UniqueName("render_e2e"))
+	rc := testenv.Regctl{Bin: regctl, Store: store}
+	kd := filepath.Join(t.TempDir(), "keys")
+	testenv.MustRun(t, nil, "", regctl, "keys", "generate", "--dir", kd)
+	rc.MustRun(t, classicRules, "acl", "import", "-")
+	const pw = "waldi-s3cret"
+	rc.MustRun(t, pw+"\n", "user", "add", "waldi", "--password-stdin", "--label", "full-access=test/*")
+
+	c := config.Defaults()
+	c.Domains.Registry = "localhost"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	serve := testenv.StartServe(t, regctl, testenv.ServeConfig{
+		Issuer: c.Token.Issuer, Service: c.TokenService(), KeysDir: kd, Store: store, ReloadInterval: time.Second,
+	})
+
+	regPort, debugPort := testenv.FreePort(t), testenv.FreePort(t)
+	site := newNginxSite(t, &c, fmt.Sprintf("127.0.0.1:%d", regPort), strings.TrimPrefix(serve.URL, "http://"))
+	host := fmt.Sprintf("localhost:%d", site.https)
+
+	d := render.NewRegistryData(&c, testSecrets)
+	dir := t.TempDir()
+	d.Addr = fmt.Sprintf("127.0.0.1:%d", regPort)
+	d.DebugAddr = fmt.Sprintf("127.0.0.1:%d", debugPort)
+	d.StorageDir = filepath.Join(dir, "storage")
+	d.RootCertBundle = filepath.Join(kd, keys.BundleFile)
+	d.JWKS = filepath.Join(kd, keys.JWKSFile)
+	d.Realm = "https://" + host + "/auth/token"
+	d.Host = "https://" + host
+	conf, err := render.Execute("registry.yml.tmpl", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "config.yml"), conf, 0o600)
+	reg := testenv.Start(t, "registry", []string{"OTEL_TRACES_EXPORTER=none"}, regBin, "serve", filepath.Join(dir, "config.yml"))
+	reg.WaitReady(t, 30*time.Second, testenv.HTTPCheck(fmt.Sprintf("http://127.0.0.1:%d/debug/health", debugPort), 200))
+	ng := testenv.Start(t, "nginx", nil, nginx, site.args("-g", "daemon off;")...)
+	ng.WaitReady(t, 20*time.Second, testenv.HTTPCheck(fmt.Sprintf("http://127.0.0.1:%d/healthz", site.probe), 200))
+
+	// Failed logins, straight at the token endpoint through nginx.
+	insecure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	for i := 0; i < 3; i++ {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+host+"/auth/token?service=localhost&scope=repository:test/app:pull", nil)
+		req.SetBasicAuth("waldi", "wrong-password")
+		resp, err := insecure.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatalf("wrong password through nginx: %d", resp.StatusCode)
+		}
+	}
+
+	work := t.TempDir()
+	image := testenv.MakeImage(t, crane, work)
+	t.Run("crane", func(t *testing.T) {
+		env := []string{"DOCKER_CONFIG=" + t.TempDir()}
+		testenv.MustRun(t, env, pw, crane, "auth", "login", host, "-u", "waldi", "--password-stdin")
+		testenv.MustRun(t, env, "", crane, "push", "--insecure", image, host+"/test/crane:1")
+		testenv.MustRun(t, env, "", crane, "pull", "--insecure", host+"/test/crane:1", filepath.Join(t.TempDir(), "img.tar"))
+		if r := testenv.Run(t, env, "", crane, "push", "--insecure", image, host+"/prod/crane:1"); r.Code == 0 {
+			t.Error("push to prod/ was allowed")
+		}
+	})
+	t.Run("skopeo", func(t *testing.T) {
+		skopeo := testenv.RequireBinary(t, "", "skopeo", "Debian's skopeo")
+		auth := []string{"REGISTRY_AUTH_FILE=" + filepath.Join(t.TempDir(), "auth.json")}
+		if r := testenv.Run(t, auth, "nope\n", skopeo, "login", "--tls-verify=false", "-u", "waldi", "--password-stdin", host); r.Code == 0 {
+			t.Error("skopeo login with a wrong password succeeded")
+		}
+		testenv.MustRun(t, auth, pw+"\n", skopeo, "login", "--tls-verify=false", "-u", "waldi", "--password-stdin", host)
+		testenv.MustRun(t, auth, "", skopeo, "--insecure-policy", "copy", "--dest-tls-verify=false", "docker-archive:"+image, "docker://"+host+"/test/skopeo:1")
+		testenv.MustRun(t, auth, "", skopeo, "--insecure-policy", "copy", "--src-tls-verify=false", "docker://"+host+"/test/skopeo:1", "dir:"+t.TempDir())
+	})
+	t.Run("docker", func(t *testing.T) {
+		docker := testenv.RequireBinary(t, "", "docker", "the docker CLI")
+		// dockerd trusts registries on loopback addresses without TLS
+		// verification, so the self-signed certificate is accepted.
+		env := []string{"DOCKER_HOST=" + testenv.Dockerd(t), "DOCKER_CONFIG=" + t.TempDir()}
+		r := testenv.MustRun(t, env, pw, docker, "login", host, "-u", "waldi", "--password-stdin")
+		if !strings.Contains(r.Output(), "Login Succeeded") {
+			t.Errorf("docker login: %s", r.Output())
+		}
+		ref := host + "/test/docker:1"
+		testenv.MustRun(t, env, "", docker, "import", testenv.MakeLayer(t, t.TempDir()), ref)
+		testenv.MustRun(t, env, "", docker, "push", ref)
+		testenv.MustRun(t, env, "", docker, "rmi", ref)
+		testenv.MustRun(t, env, "", docker, "pull", ref)
+		testenv.Run(t, env, "", docker, "rmi", ref)
+	})
+
+	// fail2ban: everything nginx and regctl serve logged as a failed token
+	// request matches, from the client's address; nothing else does.
+	authLog, err := os.ReadFile(site.data.AuthLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkF2B(t, &c, "nginx token log", string(authLog), func(l string) bool { return strings.Contains(l, " status=401 ") }, 3)
+	checkF2B(t, &c, "regctl serve log", serve.Proc.Log(0), func(l string) bool { return strings.Contains(l, `msg="authentication failed"`) }, 3)
+	main, err := os.ReadFile(site.data.AccessLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(main), `"GET /v2/ HTTP/1.1" 401`) {
+		t.Errorf("no normal 401 on /v2/ in the main log")
+	}
+	checkF2B(t, &c, "nginx main log", string(main), func(string) bool { return false }, 0)
+}
+
+// checkF2B runs fail2ban-regex on log and checks that it matches exactly
+// the lines failed() selects (at least min of them), all from 127.0.0.1,
+// and that the other lines alone match nothing.
+func checkF2B(t *testing.T, c *config.Config, name, log string, failed func(string) bool, min int) {
+	t.Helper()
+	var failures, others []string
+	for _, l := range strings.Split(strings.TrimSpace(log), "\n") {
+		if failed(l) {
+			failures = append(failures, l)
+		} else {
+			others = append(others, l)
+		}
+	}
+	if len(failures) < min {
+		t.Errorf("%s: %d failure lines, want at least %d:\n%s", name, len(failures), min, log)
+	}
+	dir := t.TempDir()
+	all := filepath.Join(dir, "all.log")
+	writeFile(t, all, []byte(log), 0o644)
+	res := fail2banRegex(t, all, c)
+	if res.matched != len(failures) {
+		t.Errorf("%s: fail2ban-regex matched %d lines, want the %d failures:\n%s", name, res.matched, len(failures), strings.Join(failures, "\n"))
+	}
+	for _, h := range res.hosts {
+		if h != "127.0.0.1" {
+			t.Errorf("%s: fail2ban-regex found host %s, want 127.0.0.1", name, h)
+		}
+	}
+	rest := filepath.Join(dir, "rest.log")
+	writeFile(t, rest, []byte(strings.Join(others, "\n")+"\n"), 0o644)
+	if res := fail2banRegex(t, rest, c); res.matched != 0 {
+		t.Errorf("%s: fail2ban-regex matched %d lines that are not failed token requests", name, res.matched)
+	}
+}

@@ -1,0 +1,257 @@
+package render_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regctl/regctl/internal/config"
+	"github.com/regctl/regctl/internal/provision"
+	"github.com/regctl/regctl/internal/render"
+	"github.com/regctl/regctl/internal/testenv"
+)
+
+// nginxSite is a rendered nginx configuration pointed at a temporary
+// directory, loopback ports and test certificates.
+type nginxSite struct {
+	dir                string
+	conf               string
+	data               render.NginxData
+	http, https, probe int
+	roots              *x509.CertPool
+}
+
+// newNginxSite renders nginx.conf for c with every path below a fresh
+// temporary directory, the listeners on free 127.0.0.1 ports, the
+// upstreams at registry and token (HOST:PORT), and self-signed
+// certificates for c's names.
+func newNginxSite(t *testing.T, c *config.Config, registry, token string) *nginxSite {
+	t.Helper()
+	dir := t.TempDir()
+	// nginx's workers run as an unprivileged user and serve the webroot.
+	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &nginxSite{dir: dir, roots: x509.NewCertPool(),
+		http: testenv.FreePort(t), https: testenv.FreePort(t), probe: testenv.FreePort(t)}
+	d := render.NewNginxData(c)
+	d.PidFile = filepath.Join(dir, "nginx.pid")
+	d.ErrorLog = filepath.Join(dir, "error.log")
+	d.AccessLog = filepath.Join(dir, "access.log")
+	d.AuthLog = filepath.Join(dir, "auth.log")
+	d.TempDir = filepath.Join(dir, "tmp")
+	d.WebRoot = filepath.Join(dir, "acme-webroot")
+	d.HTTPListen = []string{fmt.Sprintf("127.0.0.1:%d", s.http)}
+	d.HTTPSListen = []string{fmt.Sprintf("127.0.0.1:%d", s.https)}
+	d.HealthListen = fmt.Sprintf("127.0.0.1:%d", s.probe)
+	d.RegistryUpstream, d.TokenUpstream = registry, token
+	if d.DHParam != "" {
+		d.DHParam = filepath.Join(dir, "dhparams.pem")
+		writeFile(t, d.DHParam, []byte(provision.FFDHE2048), 0o644)
+	}
+	for i := range d.Servers {
+		srv := &d.Servers[i]
+		certPEM, keyPEM, err := provision.SelfSigned([]string{srv.Name}, time.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.roots.AppendCertsFromPEM(certPEM)
+		srv.Cert = filepath.Join(dir, "certs", srv.Name, "fullchain.pem")
+		srv.Key = filepath.Join(dir, "certs", srv.Name, "privkey.pem")
+		writeFile(t, srv.Cert, certPEM, 0o644)
+		writeFile(t, srv.Key, keyPEM, 0o600)
+	}
+	for _, sub := range []string{"tmp", "acme-webroot/.well-known/acme-challenge"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf, err := render.Execute("nginx.conf.tmpl", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.conf, s.data = filepath.Join(dir, "nginx.conf"), d
+	writeFile(t, s.conf, conf, 0o644)
+	return s
+}
+
+func writeFile(t testing.TB, p string, data []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func nginxBinary(t *testing.T) string {
+	t.Helper()
+	return testenv.RequireBinary(t, "", "nginx", "Debian's nginx (apt-get install -y nginx-light)")
+}
+
+// nginxArgs keeps nginx away from /etc/nginx and /var/log/nginx.
+func (s *nginxSite) args(extra ...string) []string {
+	return append([]string{"-p", s.dir, "-e", filepath.Join(s.dir, "error.log"), "-c", s.conf}, extra...)
+}
+
+// TestNginxConfigTest runs `nginx -t` on every variant.
+func TestNginxConfigTest(t *testing.T) {
+	bin := nginxBinary(t)
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			s := newNginxSite(t, v.config(t), "127.0.0.1:5000", "127.0.0.1:5001")
+			r := testenv.Run(t, nil, "", bin, s.args("-t")...)
+			if r.Code != 0 || !strings.Contains(r.Stderr, "test is successful") {
+				t.Fatalf("nginx -t failed (exit %d):\n%s", r.Code, r.Stderr)
+			}
+			if strings.Contains(r.Stderr, "[warn]") {
+				t.Errorf("nginx -t warns:\n%s", r.Stderr)
+			}
+		})
+	}
+}
+
+// TestNginxServes starts nginx from the rendered configuration in front of
+// stand-in upstreams and checks what clients see.
+func TestNginxServes(t *testing.T) {
+	bin := nginxBinary(t)
+	for _, v := range variants[:2] {
+		t.Run(v.name, func(t *testing.T) {
+			c := v.config(t)
+			var registryHost string
+			registry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				registryHost = r.Host + " " + r.Header.Get("X-Forwarded-Proto") + " " + r.Header.Get("X-Forwarded-For")
+				w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+				w.Header().Set("WWW-Authenticate", `Bearer realm="`+c.Realm()+`"`)
+				w.WriteHeader(http.StatusUnauthorized)
+			}))
+			defer registry.Close()
+			token := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if _, pw, ok := r.BasicAuth(); ok && pw == "right" {
+					fmt.Fprint(w, `{"token":"x"}`)
+					return
+				}
+				w.WriteHeader(http.StatusUnauthorized)
+			}))
+			defer token.Close()
+			s := newNginxSite(t, c, strings.TrimPrefix(registry.URL, "http://"), strings.TrimPrefix(token.URL, "http://"))
+			p := testenv.Start(t, "nginx", nil, bin, s.args("-g", "daemon off;")...)
+			p.WaitReady(t, 20*time.Second, testenv.HTTPCheck(fmt.Sprintf("http://127.0.0.1:%d/healthz", s.probe), 200))
+
+			plain := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 5 * time.Second}
+			get := func(client *http.Client, url, host string) (*http.Response, string) {
+				t.Helper()
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				req.Host = host
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatalf("GET %s (Host %s): %v", url, host, err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp, string(b)
+			}
+
+			// Port 80: a 301 to https for everything but ACME challenges.
+			resp, _ := get(plain, fmt.Sprintf("http://127.0.0.1:%d/v2/some/path?x=1", s.http), c.Domains.Registry)
+			if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "https://"+c.Domains.Registry+"/v2/some/path?x=1" {
+				t.Errorf("port 80: %d Location %q, want 301 to https", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			writeFile(t, filepath.Join(s.data.WebRoot, ".well-known/acme-challenge/tok123"), []byte("tok123.thumb"), 0o644)
+			resp, body := get(plain, fmt.Sprintf("http://127.0.0.1:%d/.well-known/acme-challenge/tok123", s.http), c.Domains.Registry)
+			if resp.StatusCode != 200 || body != "tok123.thumb" {
+				t.Errorf("ACME challenge: %d %q", resp.StatusCode, body)
+			}
+			resp, _ = get(plain, fmt.Sprintf("http://127.0.0.1:%d/.well-known/acme-challenge/missing", s.http), c.Domains.Registry)
+			if resp.StatusCode != 404 {
+				t.Errorf("missing ACME challenge: %d, want 404", resp.StatusCode)
+			}
+
+			// TLS: the registry through nginx. The dialer ignores the name, so
+			// nothing is resolved.
+			tlsClient := func(serverName string, maxVersion uint16) *http.Client {
+				return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+					TLSClientConfig: &tls.Config{RootCAs: s.roots, ServerName: serverName, MaxVersion: maxVersion},
+					DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+						var d net.Dialer
+						return d.DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", s.https))
+					},
+				}}
+			}
+			reg := tlsClient(c.Domains.Registry, 0)
+			resp, _ = get(reg, "https://"+c.Domains.Registry+"/v2/", c.Domains.Registry)
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), c.Realm()) {
+				t.Errorf("/v2/: %d, challenge %q; want the registry's 401", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+			}
+			if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=63072000" {
+				t.Errorf("HSTS %q", got)
+			}
+			if resp.Header.Get("X-XSS-Protection") != "" {
+				t.Error("X-XSS-Protection sent")
+			}
+			if want := c.Domains.Registry + " https 127.0.0.1"; registryHost != want {
+				t.Errorf("registry saw Host, X-Forwarded-Proto, X-Forwarded-For = %q, want %q", registryHost, want)
+			}
+			if resp, _ = get(reg, "https://"+c.Domains.Registry+"/", c.Domains.Registry); resp.StatusCode != 404 {
+				t.Errorf("/ on the registry: %d, want 404", resp.StatusCode)
+			}
+
+			// The token endpoint, on its own name or under /auth.
+			auth := tlsClient(c.AuthDomain(), 0)
+			for _, pw := range []string{"wrong", "wrong", "right"} {
+				req, _ := http.NewRequest(http.MethodGet, "https://"+c.AuthDomain()+"/auth/token?service=x&scope=repository:a:pull", nil)
+				req.SetBasicAuth("bob", pw)
+				resp, err := auth.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if want := map[bool]int{true: 200, false: 401}[pw == "right"]; resp.StatusCode != want {
+					t.Errorf("token request with %s password: %d, want %d", pw, resp.StatusCode, want)
+				}
+			}
+
+			// Unknown names get no certificate; TLS 1.2 only with intermediate.
+			if _, err := tlsClient("unknown.example.com", 0).Get("https://unknown.example.com/"); err == nil {
+				t.Error("a TLS handshake for an unknown name succeeded")
+			}
+			_, err := tlsClient(c.Domains.Registry, tls.VersionTLS12).Get("https://" + c.Domains.Registry + "/v2/")
+			if modern := c.TLS.Profile == config.ProfileModern; (err == nil) == modern {
+				t.Errorf("TLS 1.2 with profile %s: err = %v", c.TLS.Profile, err)
+			}
+
+			// nginx writes access logs asynchronously only on buffer flush;
+			// without buffering they are there now.
+			authLog, err := os.ReadFile(s.data.AuthLog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(string(authLog), " status=401 "); n != 2 {
+				t.Errorf("auth log has %d failures, want 2:\n%s", n, authLog)
+			}
+			if f2b := fail2banRegex(t, s.data.AuthLog, c); f2b != nil {
+				if f2b.matched != 2 || len(f2b.hosts) != 2 || f2b.hosts[0] != "127.0.0.1" {
+					t.Errorf("fail2ban-regex on nginx's token log: %d matched %v, want 2 from 127.0.0.1:\n%s", f2b.matched, f2b.hosts, authLog)
+				}
+				// The main log has the registry's normal 401 on /v2/ and the
+				// token requests in another format: nothing to ban.
+				if f2b := fail2banRegex(t, s.data.AccessLog, c); f2b.matched != 0 {
+					t.Errorf("fail2ban-regex matched %d lines of the main access log", f2b.matched)
+				}
+			}
+		})
+	}
+}
