@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -17,9 +21,443 @@ import (
 
 // NewCmdACL builds `regctl acl`.
 func NewCmdACL(f *Factory) *cobra.Command {
-	cmd := &cobra.Command{Use: "acl", Short: "Manage docker_auth-style ACL rules"}
-	cmd.AddCommand(NewCmdACLImport(f, nil))
+	cmd := &cobra.Command{
+		Use:   "acl",
+		Short: "Manage docker_auth-style ACL rules and explain decisions",
+		Long: `Rules follow docker_auth: they are tried in seq order and the first whose
+conditions all match decides. A user's own grants (regctl user grant) add to
+what the rules allow. regctl acl explain shows how a request is decided.`,
+		Example: `  regctl acl defaults
+  regctl acl add --seq 30 --account ci-bot --name 'ci/*' --actions pull,push
+  regctl acl explain waldi push team/app`,
+	}
+	cmd.AddCommand(
+		NewCmdACLList(f, nil),
+		NewCmdACLAdd(f, nil),
+		NewCmdACLRemove(f, nil),
+		NewCmdACLDefaults(f, nil),
+		NewCmdACLImport(f, nil),
+		NewCmdACLExport(f, nil),
+		NewCmdACLExplain(f, nil),
+	)
 	return cmd
+}
+
+// ACLListOptions are `regctl acl list`'s settings.
+type ACLListOptions struct {
+	Output string
+}
+
+// NewCmdACLList builds `regctl acl list`.
+func NewCmdACLList(f *Factory, runF func(context.Context, *ACLListOptions) error) *cobra.Command {
+	o := &ACLListOptions{}
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List the rules in seq order",
+		Long: `List the rules in the order they are tried. MATCH shows each condition as
+field=pattern, "(any)" for a rule without conditions; ACTIONS "(deny)" is an
+explicit deny. --output json or yaml prints the rules as regctl acl import
+reads them.`,
+		Example: "  regctl acl list\n  regctl acl list -o yaml > rules.yaml",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(o.Output, formatTable, formatJSON, formatYAML); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return aclListRun(cmd.Context(), f, o)
+		},
+	}
+	addOutputFlag(cmd, &o.Output, formatTable, formatJSON, formatYAML)
+	return cmd
+}
+
+func aclListRun(ctx context.Context, f *Factory, o *ACLListOptions) error {
+	return withStore(ctx, f, func(st store.Store) error {
+		rules, err := st.ListRules(ctx)
+		if err != nil {
+			return storeErr(err, "rules")
+		}
+		if o.Output != formatTable {
+			return writeData(f.IO.Out, o.Output, exportRules(rules))
+		}
+		if len(rules) == 0 {
+			fmt.Fprintln(f.IO.ErrOut, "No rules. Install the classic label rules with: regctl acl defaults")
+			return nil
+		}
+		now, loc := f.Now(), f.loc()
+		t := newTable("SEQ", "MATCH", "ACTIONS", "EXPIRES", "COMMENT")
+		for _, r := range rules {
+			t.row(strconv.FormatInt(r.Seq, 10), formatMatch(r.Match), formatActions(r.Actions),
+				formatExpiry(r.ExpiresAt, now, loc), r.Comment)
+		}
+		return t.render(f.IO.Out)
+	})
+}
+
+// exportRules prepares rules for JSON and YAML: UTC times, and actions
+// never null (an empty list is an explicit deny).
+func exportRules(rules []acl.Rule) []acl.Rule {
+	out := make([]acl.Rule, len(rules))
+	for i, r := range rules {
+		r.ExpiresAt = utc(r.ExpiresAt)
+		if r.Actions == nil {
+			r.Actions = []string{}
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// ACLExportOptions are `regctl acl export`'s settings.
+type ACLExportOptions struct {
+	Output string
+}
+
+// NewCmdACLExport builds `regctl acl export`.
+func NewCmdACLExport(f *Factory, runF func(context.Context, *ACLExportOptions) error) *cobra.Command {
+	o := &ACLExportOptions{}
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Print all rules as YAML or JSON, as regctl acl import reads them",
+		Long: `Print the whole rule set as a docker_auth-style list of {seq, match, actions,
+comment, expires_at}: regctl acl import reads it back unchanged, so
+export, edit, import is a safe way to make many changes at once.`,
+		Example: "  regctl acl export > rules.yaml\n  regctl acl export -o json | jq '.[] | select(.actions == [])'",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(o.Output, formatYAML, formatJSON); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return aclListRun(cmd.Context(), f, &ACLListOptions{Output: o.Output})
+		},
+	}
+	addOutputFlag(cmd, &o.Output, formatYAML, formatJSON)
+	return cmd
+}
+
+// ACLAddOptions are `regctl acl add`'s settings.
+type ACLAddOptions struct {
+	Rule acl.Rule
+	// AutoSeq: no --seq given; the rule goes after the last one.
+	AutoSeq bool
+	DryRun  bool
+}
+
+// NewCmdACLAdd builds `regctl acl add`.
+func NewCmdACLAdd(f *Factory, runF func(context.Context, *ACLAddOptions) error) *cobra.Command {
+	var account, name, typ, service, ip, actions, expires, comment string
+	var labels []string
+	var deny bool
+	var seq int64
+	o := &ACLAddOptions{}
+	cmd := &cobra.Command{
+		Use:   "add --actions A[,A] | --deny [--seq N] [conditions]",
+		Short: "Add a rule",
+		Long: `Add a rule. Its conditions are ANDed; a condition not given matches anything.
+Patterns are globs ('*' and '?' do not cross '/') or anchored /regular
+expressions/, and may use ${account}, ${name}, ${type}, ${service} and
+${labels:KEY}. --ip takes an address or CIDR prefix.
+
+--actions lists what the rule allows ('*' for everything requested); --deny
+adds an explicit deny instead: it matches, stops the search, and allows
+nothing (it never takes away a user's own grants). Without --seq the rule
+goes after the last one (10 more than the highest seq). The whole rule set is
+validated before anything is written.`,
+		Example: `  regctl acl add --seq 30 --account ci-bot --name 'ci/*' --actions pull,push --comment "CI pushes its images"
+  regctl acl add --seq 5 --name 'secret/*' --deny --comment "nobody but explicit grants"
+  regctl acl add --label team='*' --name '${labels:team}/*' --actions pull --expires 2027-01-01`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fl := cmd.Flags()
+			r := acl.Rule{Seq: seq, Comment: comment}
+			set := func(flag string, v string) *string {
+				if !fl.Changed(flag) {
+					return nil
+				}
+				return &v
+			}
+			r.Match = acl.Match{Account: set("account", account), Name: set("name", name), Type: set("type", typ),
+				Service: set("service", service), IP: set("ip", ip)}
+			for _, kv := range labels {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return flagErrorf("--label %q: want KEY=PATTERN", kv)
+				}
+				if r.Match.Labels == nil {
+					r.Match.Labels = map[string]string{}
+				}
+				if _, dup := r.Match.Labels[k]; dup {
+					return flagErrorf("--label %s given twice: a rule has one pattern per label key", k)
+				}
+				r.Match.Labels[k] = v
+			}
+			switch {
+			case deny && fl.Changed("actions"):
+				return flagErrorf("--deny and --actions are mutually exclusive")
+			case deny:
+				r.Actions = []string{}
+			default:
+				var err error
+				if r.Actions, err = parseActions(actions); err != nil {
+					return flagErrorf("--actions is required (pull, push, delete or *, comma separated), or --deny for an explicit deny")
+				}
+			}
+			var err error
+			if r.ExpiresAt, err = parseExpiry("expires", expires, f.Now()); err != nil {
+				return err
+			}
+			o.AutoSeq = !fl.Changed("seq")
+			if !o.AutoSeq && seq < 0 {
+				return flagErrorf("--seq %d: use a number >= 0", seq)
+			}
+			if err := r.Validate(); err != nil {
+				err = oneLine(err)
+				if o.AutoSeq {
+					err = errors.New(strings.ReplaceAll(err.Error(), "rule seq 0: ", "rule: "))
+				}
+				return &FlagError{Err: err}
+			}
+			o.Rule = r
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return aclAddRun(cmd.Context(), f, o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.Int64Var(&seq, "seq", 0, "position: rules are tried in ascending seq (default: 10 after the last rule)")
+	fl.StringVar(&account, "account", "", "account (user name) pattern")
+	fl.StringVar(&name, "name", "", "repository name pattern")
+	fl.StringVar(&typ, "type", "", "resource type pattern (repository or registry)")
+	fl.StringVar(&service, "service", "", "service pattern (the registry's auth.token.service)")
+	fl.StringVar(&ip, "ip", "", "client IP address or CIDR prefix")
+	fl.StringArrayVar(&labels, "label", nil, "label condition KEY=PATTERN: one of the user's values for KEY must match (repeatable)")
+	fl.StringVar(&actions, "actions", "", "comma-separated actions the rule allows: pull, push, delete, *")
+	fl.BoolVar(&deny, "deny", false, "an explicit deny: the rule allows nothing and stops the search")
+	fl.StringVar(&comment, "comment", "", "free text shown by acl list")
+	fl.StringVar(&expires, "expires", "", "rule expiry: RFC 3339 date or time, or a duration such as 30d")
+	addDryRunFlag(cmd, &o.DryRun)
+	_ = cmd.RegisterFlagCompletionFunc("actions", completeActions)
+	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{"repository", "registry"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func aclAddRun(ctx context.Context, f *Factory, o *ACLAddOptions) error {
+	return withStore(ctx, f, func(st store.Store) error {
+		rules, err := st.ListRules(ctx)
+		if err != nil {
+			return storeErr(err, "rules")
+		}
+		r := o.Rule
+		if o.AutoSeq {
+			r.Seq = 10
+			if len(rules) > 0 {
+				r.Seq = (rules[len(rules)-1].Seq/10 + 1) * 10
+			}
+		}
+		if i := slices.IndexFunc(rules, func(x acl.Rule) bool { return x.Seq == r.Seq }); i >= 0 {
+			return fmt.Errorf("rule seq %d already exists (%s): remove it with regctl acl remove %d, or choose another --seq",
+				r.Seq, describeRule(rules[i]), r.Seq)
+		}
+		if _, err := acl.Compile(append(slices.Clone(rules), r)); err != nil {
+			return oneLine(err)
+		}
+		if !o.DryRun {
+			if err := st.AddRule(ctx, r); err != nil {
+				return storeErr(err, fmt.Sprintf("rule seq %d", r.Seq))
+			}
+		}
+		fmt.Fprintf(f.IO.ErrOut, "%s rule %s\n", would(o.DryRun, "Added", "add"), describeRule(r))
+		if formatMatch(r.Match) == "(any)" {
+			fmt.Fprintln(f.IO.ErrOut, "Note: the rule has no conditions: it matches every request, so rules after it are never consulted")
+		}
+		return nil
+	})
+}
+
+// ACLRemoveOptions are `regctl acl remove`'s settings.
+type ACLRemoveOptions struct {
+	Seq    int64
+	DryRun bool
+}
+
+// NewCmdACLRemove builds `regctl acl remove`.
+func NewCmdACLRemove(f *Factory, runF func(context.Context, *ACLRemoveOptions) error) *cobra.Command {
+	o := &ACLRemoveOptions{}
+	cmd := &cobra.Command{
+		Use:               "remove SEQ",
+		Aliases:           []string{"rm"},
+		Short:             "Remove the rule with seq SEQ",
+		Example:           "  regctl acl remove 30",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeSeqs(f),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seq, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return flagErrorf("seq %q: want a number (see regctl acl list)", args[0])
+			}
+			o.Seq = seq
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return aclRemoveRun(cmd.Context(), f, o)
+		},
+	}
+	addDryRunFlag(cmd, &o.DryRun)
+	return cmd
+}
+
+func aclRemoveRun(ctx context.Context, f *Factory, o *ACLRemoveOptions) error {
+	return withStore(ctx, f, func(st store.Store) error {
+		rules, err := st.ListRules(ctx)
+		if err != nil {
+			return storeErr(err, "rules")
+		}
+		i := slices.IndexFunc(rules, func(r acl.Rule) bool { return r.Seq == o.Seq })
+		if i < 0 {
+			return fmt.Errorf("rule seq %d not found (see regctl acl list)", o.Seq)
+		}
+		if !o.DryRun {
+			if err := st.RemoveRule(ctx, o.Seq); err != nil {
+				return storeErr(err, fmt.Sprintf("rule seq %d", o.Seq))
+			}
+		}
+		fmt.Fprintf(f.IO.ErrOut, "%s rule %s\n", would(o.DryRun, "Removed", "remove"), describeRule(rules[i]))
+		return nil
+	})
+}
+
+// DefaultRules are the two classic docker_auth label rules.
+func DefaultRules() []acl.Rule {
+	full, ro := "${labels:full-access}", "${labels:read-only-access}"
+	return []acl.Rule{
+		{Seq: 10, Match: acl.Match{Name: &full}, Actions: []string{acl.ActionAll},
+			Comment: "label full-access=PATTERN: every action on matching repositories"},
+		{Seq: 20, Match: acl.Match{Name: &ro}, Actions: []string{acl.ActionPull},
+			Comment: "label read-only-access=PATTERN: pull matching repositories"},
+	}
+}
+
+// ACLDefaultsOptions are `regctl acl defaults`'s settings.
+type ACLDefaultsOptions struct {
+	Force  bool
+	DryRun bool
+}
+
+// NewCmdACLDefaults builds `regctl acl defaults`.
+func NewCmdACLDefaults(f *Factory, runF func(context.Context, *ACLDefaultsOptions) error) *cobra.Command {
+	o := &ACLDefaultsOptions{}
+	cmd := &cobra.Command{
+		Use:   "defaults",
+		Short: "Install the classic full-access and read-only-access label rules",
+		Long: `Install the two classic docker_auth label rules:
+
+  seq 10  name=${labels:full-access}       -> *
+  seq 20  name=${labels:read-only-access}  -> pull
+
+so that a user labelled full-access='test/*' may do everything on test/...
+and one labelled read-only-access='prod/*' may pull prod/.... Running it
+again changes nothing. A different rule at seq 10 or 20 is left alone unless
+--force replaces it.`,
+		Example: "  regctl acl defaults\n  regctl user label set waldi full-access='test/*'",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return aclDefaultsRun(cmd.Context(), f, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.Force, "force", false, "replace different rules at seq 10 and 20")
+	addDryRunFlag(cmd, &o.DryRun)
+	return cmd
+}
+
+// sameRule reports whether two rules decide alike: the comment does not
+// count.
+func sameRule(a, b acl.Rule) bool {
+	return a.Seq == b.Seq && matchEqual(a.Match, b.Match) && slices.Equal(a.Actions, b.Actions) &&
+		(a.Actions == nil) == (b.Actions == nil) && timePtrEqual(a.ExpiresAt, b.ExpiresAt)
+}
+
+func matchEqual(a, b acl.Match) bool {
+	eq := func(x, y *string) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return eq(a.Account, b.Account) && eq(a.Type, b.Type) && eq(a.Name, b.Name) && eq(a.Service, b.Service) &&
+		eq(a.IP, b.IP) && maps.Equal(a.Labels, b.Labels)
+}
+
+func aclDefaultsRun(ctx context.Context, f *Factory, o *ACLDefaultsOptions) error {
+	return withStore(ctx, f, func(st store.Store) error {
+		rules, err := st.ListRules(ctx)
+		if err != nil {
+			return storeErr(err, "rules")
+		}
+		var add, replace []acl.Rule
+		var conflicts []string
+		for _, d := range DefaultRules() {
+			i := slices.IndexFunc(rules, func(r acl.Rule) bool { return r.Seq == d.Seq })
+			switch {
+			case i < 0:
+				add = append(add, d)
+			case sameRule(rules[i], d):
+				fmt.Fprintf(f.IO.ErrOut, "No change: rule %d is already installed\n", d.Seq)
+			case o.Force:
+				replace = append(replace, d)
+				fmt.Fprintf(f.IO.ErrOut, "%s rule %s (was %s)\n", would(o.DryRun, "Replaced", "replace"), describeRule(d), describeRule(rules[i]))
+			default:
+				conflicts = append(conflicts, describeRule(rules[i]))
+			}
+		}
+		if len(conflicts) > 0 {
+			return fmt.Errorf("seq %s taken by a different rule (%s): pass --force to replace, or move it with acl remove and acl add",
+				strings.Join(seqsOf(conflicts), " and "), strings.Join(conflicts, "; "))
+		}
+		next := slices.Clone(rules)
+		for _, d := range replace {
+			next = slices.DeleteFunc(next, func(r acl.Rule) bool { return r.Seq == d.Seq })
+		}
+		if _, err := acl.Compile(append(next, append(add, replace...)...)); err != nil {
+			return oneLine(err)
+		}
+		if o.DryRun {
+			for _, d := range add {
+				fmt.Fprintf(f.IO.ErrOut, "Would add rule %s\n", describeRule(d))
+			}
+			return nil
+		}
+		for _, d := range replace {
+			if err := st.RemoveRule(ctx, d.Seq); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return storeErr(err, fmt.Sprintf("rule seq %d", d.Seq))
+			}
+			if err := st.AddRule(ctx, d); err != nil {
+				return storeErr(err, fmt.Sprintf("rule seq %d", d.Seq))
+			}
+		}
+		for _, d := range add {
+			if err := st.AddRule(ctx, d); err != nil {
+				return storeErr(err, fmt.Sprintf("rule seq %d", d.Seq))
+			}
+			fmt.Fprintf(f.IO.ErrOut, "Added rule %s\n", describeRule(d))
+		}
+		return nil
+	})
+}
+
+// seqsOf extracts "10" from "seq 10: ..." descriptions.
+func seqsOf(descs []string) []string {
+	out := make([]string, len(descs))
+	for i, d := range descs {
+		s, _, _ := strings.Cut(strings.TrimPrefix(d, "seq "), ":")
+		out[i] = s
+	}
+	return out
 }
 
 // ACLImportOptions are `regctl acl import`'s settings.
@@ -31,15 +469,16 @@ type ACLImportOptions struct {
 
 // NewCmdACLImport builds `regctl acl import`.
 func NewCmdACLImport(f *Factory, runF func(context.Context, *ACLImportOptions) error) *cobra.Command {
-	var dryRun bool
+	o := &ACLImportOptions{}
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Replace all rules with those in FILE (YAML or JSON, '-' for stdin)",
 		Long: `Replace the whole rule set with the docker_auth-style rules in FILE, a YAML
 or JSON list of {seq, match: {account, type, name, service, ip, labels},
-actions, comment, expires_at}. The file is validated as a whole before
-anything is written: an unknown key, a missing actions list, a bad regular
-expression or a duplicate seq is an error naming the rule.`,
+actions, comment, expires_at} as regctl acl export writes it. The file is
+validated as a whole before anything is written: an unknown key, a missing
+actions list, a bad regular expression or a duplicate seq is an error naming
+the rule. It prints which rules were added, removed and changed.`,
 		Example: `  cat > rules.yaml <<'YAML'
   - seq: 10
     match: {name: "${labels:full-access}"}
@@ -48,10 +487,11 @@ expression or a duplicate seq is an error naming the rule.`,
     match: {name: "${labels:read-only-access}"}
     actions: ["pull"]
   YAML
-  regctl acl import rules.yaml`,
+  regctl acl import rules.yaml
+  regctl acl export > rules.yaml && $EDITOR rules.yaml && regctl acl import rules.yaml --dry-run`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o := &ACLImportOptions{File: args[0], DryRun: dryRun}
+			o.File = args[0]
 			data, err := readFileOrStdin(f.IO, o.File)
 			if err != nil {
 				return err
@@ -60,7 +500,7 @@ expression or a duplicate seq is an error naming the rule.`,
 				return fmt.Errorf("%s: %w", o.File, err)
 			}
 			if _, err := acl.Compile(o.Rules); err != nil {
-				return fmt.Errorf("%s: %w", o.File, err)
+				return fmt.Errorf("%s: %w", o.File, oneLine(err))
 			}
 			if runF != nil {
 				return runF(cmd.Context(), o)
@@ -68,7 +508,7 @@ expression or a duplicate seq is an error naming the rule.`,
 			return aclImportRun(cmd.Context(), f, o)
 		},
 	}
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and show what would change, write nothing")
+	addDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
@@ -76,18 +516,58 @@ func aclImportRun(ctx context.Context, f *Factory, o *ACLImportOptions) error {
 	return withStore(ctx, f, func(st store.Store) error {
 		old, err := st.ListRules(ctx)
 		if err != nil {
-			return err
+			return storeErr(err, "rules")
 		}
-		if o.DryRun {
-			fmt.Fprintf(f.IO.ErrOut, "Would replace %d rule(s) with %d rule(s) from %s\n", len(old), len(o.Rules), o.File)
+		diff := diffRules(old, o.Rules)
+		if len(diff) == 0 {
+			fmt.Fprintf(f.IO.ErrOut, "No change: the store already holds the %d rule(s) of %s\n", len(o.Rules), o.File)
 			return nil
 		}
-		if err := st.ReplaceRules(ctx, o.Rules); err != nil {
-			return err
+		if !o.DryRun {
+			if err := st.ReplaceRules(ctx, o.Rules); err != nil {
+				return storeErr(err, "rules")
+			}
 		}
-		fmt.Fprintf(f.IO.ErrOut, "Replaced %d rule(s) with %d rule(s) from %s\n", len(old), len(o.Rules), o.File)
+		fmt.Fprintf(f.IO.ErrOut, "%s %d rule(s) with %d rule(s) from %s:\n", would(o.DryRun, "Replaced", "replace"), len(old), len(o.Rules), o.File)
+		for _, line := range diff {
+			fmt.Fprintln(f.IO.ErrOut, line)
+		}
 		return nil
 	})
+}
+
+// diffRules lists what replacing old with next changes, one line per
+// seq: "+ seq 30: ...", "- seq 40: ...", "~ seq 10: ... (was ...)".
+func diffRules(old, next []acl.Rule) []string {
+	bySeq := func(rules []acl.Rule) map[int64]acl.Rule {
+		m := make(map[int64]acl.Rule, len(rules))
+		for _, r := range rules {
+			m[r.Seq] = r
+		}
+		return m
+	}
+	o, n := bySeq(old), bySeq(next)
+	seqs := slices.Collect(maps.Keys(o))
+	for s := range n {
+		if _, ok := o[s]; !ok {
+			seqs = append(seqs, s)
+		}
+	}
+	slices.Sort(seqs)
+	var out []string
+	for _, s := range seqs {
+		a, inOld := o[s]
+		b, inNew := n[s]
+		switch {
+		case !inOld:
+			out = append(out, "  + "+describeRule(b))
+		case !inNew:
+			out = append(out, "  - "+describeRule(a))
+		case !sameRule(a, b) || a.Comment != b.Comment:
+			out = append(out, "  ~ "+describeRule(b)+" (was "+strings.TrimPrefix(describeRule(a), fmt.Sprintf("seq %d: ", s))+")")
+		}
+	}
+	return out
 }
 
 // DecodeRules strictly decodes a YAML or JSON list of rules: unknown keys
@@ -100,9 +580,25 @@ func DecodeRules(data []byte) ([]acl.Rule, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("no rules found (want a YAML or JSON list)")
 		}
-		return nil, err
+		return nil, yamlError(err)
+	}
+	for i := range rules {
+		if rules[i].ExpiresAt != nil {
+			t := rules[i].ExpiresAt.UTC()
+			rules[i].ExpiresAt = &t
+		}
 	}
 	return rules, nil
+}
+
+// yamlError makes a YAML decoding error one line, in regctl's terms.
+func yamlError(err error) error {
+	msg := err.Error()
+	msg = strings.Replace(msg, "unmarshal errors:\n  ", "", 1)
+	msg = strings.ReplaceAll(msg, "\n  ", "; ")
+	msg = strings.ReplaceAll(msg, " in type acl.Match", " in match (allowed: account, type, name, service, ip, labels)")
+	msg = strings.ReplaceAll(msg, " in type acl.Rule", " in rule (allowed: seq, match, actions, comment, expires_at)")
+	return errors.New(msg)
 }
 
 func readFileOrStdin(ios *IOStreams, path string) ([]byte, error) {

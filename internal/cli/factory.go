@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/store/mongo"
+	"github.com/regctl/regctl/internal/store/sqlite"
 )
 
 // Factory holds what commands depend on. Fields are lazy, so a command only
@@ -19,6 +21,9 @@ type Factory struct {
 	IO     *IOStreams
 	Config *viper.Viper
 	Now    func() time.Time
+	// Location is the time zone dates are shown in (time.Local when nil);
+	// tests pin it. JSON and YAML output is always UTC.
+	Location *time.Location
 	// Store opens the configured store (--store, REGCTL_STORE, or the
 	// config file's store key).
 	Store func(ctx context.Context) (store.Store, error)
@@ -45,16 +50,20 @@ func newViper() *viper.Viper {
 }
 
 // OpenStore opens a store from its URL: mongodb:// or mongodb+srv:// for
-// MongoDB (or FerretDB).
+// MongoDB (or FerretDB); sqlite:///path/regctl.db (or a path, see
+// sqlite.ParseURL) for the embedded SQLite store.
 func OpenStore(ctx context.Context, url string) (store.Store, error) {
 	switch {
 	case url == "":
-		return nil, flagErrorf("no store configured: pass --store URL or set REGCTL_STORE (for example mongodb://127.0.0.1:27017/regctl)")
+		return nil, flagErrorf("no store configured: pass --store URL or set REGCTL_STORE (for example sqlite:///var/lib/regctl/regctl.db or mongodb://127.0.0.1:27017/regctl)")
 	case strings.HasPrefix(url, "mongodb://"), strings.HasPrefix(url, "mongodb+srv://"):
 		return mongo.Open(ctx, url)
 	}
+	if path, ok := sqlite.ParseURL(url); ok {
+		return sqlite.Open(ctx, path)
+	}
 	scheme, _, _ := strings.Cut(url, ":")
-	return nil, flagErrorf("unsupported store URL scheme %q: use mongodb://HOST/DB", scheme)
+	return nil, flagErrorf("unsupported store URL scheme %q: use sqlite:///PATH/regctl.db or mongodb://HOST/DB", scheme)
 }
 
 func newLogger(f *Factory) *slog.Logger {
@@ -69,10 +78,21 @@ func newLogger(f *Factory) *slog.Logger {
 	return slog.New(slog.NewTextHandler(f.IO.ErrOut, opts))
 }
 
+// loc returns the time zone for displayed dates.
+func (f *Factory) loc() *time.Location {
+	if f.Location != nil {
+		return f.Location
+	}
+	return time.Local
+}
+
 // withStore opens the store, runs fn and closes the store.
 func withStore(ctx context.Context, f *Factory, fn func(store.Store) error) error {
 	st, err := f.Store(ctx)
 	if err != nil {
+		if errors.Is(err, store.ErrUnavailable) {
+			return fmt.Errorf("%w (check that --store or REGCTL_STORE names a store that is running and reachable)", err)
+		}
 		return err
 	}
 	defer func() {

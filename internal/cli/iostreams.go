@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"golang.org/x/term"
 )
@@ -15,19 +19,32 @@ type IOStreams struct {
 	Out    io.Writer
 	ErrOut io.Writer
 
-	stdinTTY  bool
-	stdoutTTY bool
-	stdinFD   int
+	stdinTTY     bool
+	stdoutTTY    bool
+	colorEnabled bool
+	stdinFD      int
+	// readPassword reads one line without echo; tests replace it.
+	readPassword func() ([]byte, error)
+	// inLines buffers In for line prompts, so that several prompts in a
+	// row do not lose what a buffered read took ahead.
+	inLines *bufio.Reader
 }
 
 // System returns the process's streams.
 func System() *IOStreams {
-	return &IOStreams{
+	s := &IOStreams{
 		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
 		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
 		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
 		stdinFD:   int(os.Stdin.Fd()),
 	}
+	s.colorEnabled = s.stdoutTTY && colorAllowed(os.Getenv)
+	return s
+}
+
+// colorAllowed honours NO_COLOR (https://no-color.org) and TERM=dumb.
+func colorAllowed(getenv func(string) string) bool {
+	return getenv("NO_COLOR") == "" && getenv("TERM") != "dumb"
 }
 
 // Test returns buffer-backed streams, not TTYs.
@@ -42,11 +59,45 @@ func (s *IOStreams) IsStdinTTY() bool { return s.stdinTTY }
 // IsStdoutTTY reports whether standard output is a terminal.
 func (s *IOStreams) IsStdoutTTY() bool { return s.stdoutTTY }
 
-// SetStdinTTY and SetStdoutTTY let tests pretend.
-func (s *IOStreams) SetStdinTTY(v bool)  { s.stdinTTY = v }
-func (s *IOStreams) SetStdoutTTY(v bool) { s.stdoutTTY = v }
+// ColorEnabled reports whether output may carry ANSI colours: only when
+// standard output is a terminal (and NO_COLOR is unset).
+func (s *IOStreams) ColorEnabled() bool { return s.colorEnabled }
+
+// CanPrompt reports whether the user can answer a question: standard input
+// is a terminal.
+func (s *IOStreams) CanPrompt() bool { return s.stdinTTY }
+
+// SetStdinTTY, SetStdoutTTY and SetColorEnabled let tests pretend.
+func (s *IOStreams) SetStdinTTY(v bool)     { s.stdinTTY = v }
+func (s *IOStreams) SetStdoutTTY(v bool)    { s.stdoutTTY = v }
+func (s *IOStreams) SetColorEnabled(v bool) { s.colorEnabled = v }
 
 // ReadPassword reads a line from the terminal without echo.
 func (s *IOStreams) ReadPassword() ([]byte, error) {
+	if s.readPassword != nil {
+		return s.readPassword()
+	}
 	return term.ReadPassword(s.stdinFD)
+}
+
+// errNoAnswer: standard input ended before the user answered.
+var errNoAnswer = errors.New("no answer (standard input closed)")
+
+// Confirm asks a yes/no question on ErrOut and reads the answer from In.
+// Only "y" and "yes" (any case) confirm.
+func (s *IOStreams) Confirm(question string) (bool, error) {
+	fmt.Fprintf(s.ErrOut, "%s [y/N] ", question)
+	if s.inLines == nil {
+		s.inLines = bufio.NewReader(s.In)
+	}
+	line, err := s.inLines.ReadString('\n')
+	if err != nil && (!errors.Is(err, io.EOF) || line == "") {
+		fmt.Fprintln(s.ErrOut)
+		return false, errNoAnswer
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
 }

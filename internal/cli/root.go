@@ -86,7 +86,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	}
 	pf := root.PersistentFlags()
 	pf.String("config", "", "config file (YAML); keys are the long flag names")
-	pf.String("store", "", "store URL, e.g. mongodb://127.0.0.1:27017/regctl (env REGCTL_STORE)")
+	pf.String("store", "", "store URL: sqlite:///PATH/regctl.db or mongodb://HOST/DB (env REGCTL_STORE)")
 	pf.String("log-level", "info", "log level: debug, info, warn, error")
 	pf.String("log-format", "text", "log format: text or json")
 	for _, name := range []string{"store", "log-level", "log-format"} {
@@ -99,6 +99,12 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdKeys(f),
 		NewCmdUser(f),
 		NewCmdACL(f),
+		NewCmdCerts(f),
+		NewCmdInit(f, nil),
+		NewCmdRender(f, nil),
+		NewCmdHealthcheck(f),
+		NewCmdImport(f),
+		NewCmdCompletion(f),
 	)
 	return root
 }
@@ -129,7 +135,7 @@ func loadConfig(cmd *cobra.Command, f *Factory) error {
 	walk(cmd.Root())
 	var unknown []string
 	for _, k := range f.Config.AllKeys() {
-		if f.Config.InConfig(k) && !known[k] {
+		if f.Config.InConfig(k) && !known[k] && !regctlConfigKey(k) {
 			unknown = append(unknown, k)
 		}
 	}

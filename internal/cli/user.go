@@ -22,9 +22,27 @@ import (
 
 // NewCmdUser builds `regctl user`.
 func NewCmdUser(f *Factory) *cobra.Command {
-	cmd := &cobra.Command{Use: "user", Short: "Manage users, their labels, grants and expiry"}
+	cmd := &cobra.Command{
+		Use:   "user",
+		Short: "Manage users, their labels, grants and expiry",
+		Long: `Manage the accounts the token server authenticates: passwords (bcrypt),
+labels (which the rules' ${labels:KEY} variables read), per-user grants and
+expiry dates. The running token server applies every change within its
+--reload-interval, without a restart.`,
+		Example: `  printf '%s\n' "$PASSWORD" | regctl user add waldi --password-stdin --expires 90d
+  regctl user grant waldi 'team/*' --actions pull,push
+  regctl user list --expiring 7d`,
+	}
 	cmd.AddCommand(
 		NewCmdUserAdd(f, nil),
+		NewCmdUserList(f, nil),
+		NewCmdUserShow(f, nil),
+		NewCmdUserPasswd(f, nil),
+		NewCmdUserExpire(f, nil),
+		NewCmdUserDisable(f, nil),
+		NewCmdUserEnable(f, nil),
+		NewCmdUserDelete(f, nil),
+		NewCmdUserLabel(f),
 		NewCmdUserGrant(f, nil),
 		NewCmdUserRevoke(f, nil),
 	)
@@ -35,22 +53,81 @@ func NewCmdUser(f *Factory) *cobra.Command {
 type passwordSource struct {
 	stdin bool
 	file  string
+	hash  string
 }
 
 func (p *passwordSource) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&p.stdin, "password-stdin", false, "read the password from the first line of standard input")
 	cmd.Flags().StringVar(&p.file, "password-file", "", "read the password from the first line of FILE")
+	cmd.Flags().StringVar(&p.hash, "password-hash", "", "store this existing bcrypt hash ($2a$, $2b$ or $2y$, as htpasswd -nB or docker_auth write it) as is; '-' reads it from standard input")
 }
 
 const minPasswordLen = 8
 
+// minBcryptCost is the lowest cost regctl hashes with. Existing hashes
+// given with --password-hash may be cheaper (htpasswd's default is 5); they
+// are accepted with a warning.
+const minBcryptCost = 10
+
+// resolve returns either a password to hash or an existing hash, from
+// exactly one of --password-hash, --password-stdin, --password-file or a
+// TTY prompt asked twice. Passwords never come from argv.
+func (p *passwordSource) resolve(ios *IOStreams) (pw []byte, hash string, err error) {
+	n := 0
+	for _, set := range []bool{p.stdin, p.file != "", p.hash != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return nil, "", flagErrorf("--password-stdin, --password-file and --password-hash are mutually exclusive")
+	}
+	if p.hash == "-" {
+		line, err := firstLine(ios.In)
+		if err != nil {
+			return nil, "", fmt.Errorf("read password hash from stdin: %w", err)
+		}
+		p.hash = strings.TrimSpace(string(line))
+		// htpasswd -nB prints NAME:HASH.
+		if _, h, ok := strings.Cut(p.hash, ":"); ok {
+			p.hash = h
+		}
+	}
+	if p.hash != "" {
+		cost, err := checkBcryptHash(p.hash)
+		if err != nil {
+			return nil, "", &FlagError{Err: fmt.Errorf("--password-hash: %w", err)}
+		}
+		if cost < minBcryptCost {
+			fmt.Fprintf(ios.ErrOut, "Warning: the hash has bcrypt cost %d (below %d); consider `regctl user passwd` to rehash\n", cost, minBcryptCost)
+		}
+		return nil, p.hash, nil
+	}
+	pw, err = p.read(ios)
+	return pw, "", err
+}
+
+// checkBcryptHash accepts a bcrypt hash of the $2a$, $2b$ or $2y$ variant
+// and returns its cost.
+func checkBcryptHash(h string) (int, error) {
+	if !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {
+		return 0, errors.New("not a bcrypt hash: want one starting with $2a$, $2b$ or $2y$ (htpasswd -nBC 12 NAME prints one)")
+	}
+	if len(h) != 60 {
+		return 0, fmt.Errorf("not a bcrypt hash: it has %d characters, want 60 (quote it in single quotes so the shell keeps the $ signs)", len(h))
+	}
+	cost, err := bcrypt.Cost([]byte(h))
+	if err != nil {
+		return 0, fmt.Errorf("not a valid bcrypt hash: %v", err)
+	}
+	return cost, nil
+}
+
 // read returns the password from stdin, a file, or a TTY prompt asked
-// twice. Passwords never come from argv.
+// twice.
 func (p *passwordSource) read(ios *IOStreams) ([]byte, error) {
 	var pw []byte
 	switch {
-	case p.stdin && p.file != "":
-		return nil, flagErrorf("--password-stdin and --password-file are mutually exclusive")
 	case p.stdin:
 		line, err := firstLine(ios.In)
 		if err != nil {
@@ -86,7 +163,7 @@ func (p *passwordSource) read(ios *IOStreams) ([]byte, error) {
 		}
 		pw = a
 	default:
-		return nil, flagErrorf("no password given: use --password-stdin or --password-file (standard input is not a terminal)")
+		return nil, flagErrorf("no password given: use --password-stdin, --password-file or --password-hash (standard input is not a terminal)")
 	}
 	if len(pw) < minPasswordLen {
 		return nil, fmt.Errorf("password too short: use at least %d characters", minPasswordLen)
@@ -134,7 +211,7 @@ func parseLabels(flags []string) (map[string][]string, error) {
 	for _, kv := range flags {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
-			return nil, flagErrorf("--label %q: want KEY=VALUE", kv)
+			return nil, flagErrorf("label %q: want KEY=VALUE", kv)
 		}
 		if err := store.ValidateLabel(k, v); err != nil {
 			return nil, &FlagError{Err: err}
@@ -167,13 +244,38 @@ func parseActions(s string) ([]string, error) {
 	return out, nil
 }
 
+// validateUsernameArg checks a NAME argument.
+func validateUsernameArg(name string) error {
+	if err := store.ValidateUsername(name); err != nil {
+		return &FlagError{Err: err}
+	}
+	return nil
+}
+
+func addDryRunFlag(cmd *cobra.Command, p *bool) {
+	cmd.Flags().BoolVar(p, "dry-run", false, "show what would change and write nothing")
+}
+
+// would prefixes a change message with "Would " in dry-run mode: "Would
+// create user waldi" instead of "Created user waldi".
+func would(dryRun bool, done, planned string) string {
+	if dryRun {
+		return "Would " + planned
+	}
+	return done
+}
+
 // UserAddOptions are `regctl user add`'s settings.
 type UserAddOptions struct {
-	Username   string
-	Password   []byte
-	Expires    *time.Time
-	Labels     map[string][]string
-	BcryptCost int
+	Username string
+	Password []byte
+	// PasswordHash is an existing bcrypt hash (--password-hash); Password
+	// is empty then.
+	PasswordHash string
+	Expires      *time.Time
+	Labels       map[string][]string
+	BcryptCost   int
+	DryRun       bool
 }
 
 // NewCmdUserAdd builds `regctl user add`.
@@ -181,21 +283,26 @@ func NewCmdUserAdd(f *Factory, runF func(context.Context, *UserAddOptions) error
 	var pw passwordSource
 	var expires string
 	var labels []string
-	var cost int
+	o := &UserAddOptions{}
 	cmd := &cobra.Command{
 		Use:   "add NAME",
 		Short: "Create a user",
-		Long:  "Create a user. The password comes from a terminal prompt, --password-stdin or --password-file, never from the command line, and is stored as a bcrypt hash.",
-		Example: `  printf '%s\n' "$PASSWORD" | regctl user add waldi --password-stdin --label full-access=test/* --expires 90d
-  regctl user add ci-bot --password-file /run/secrets/ci-bot --expires 2027-01-01`,
-		Args: cobra.ExactArgs(1),
+		Long: `Create a user. The password comes from a terminal prompt (asked twice, not
+echoed), --password-stdin or --password-file, never from the command line,
+and is stored as a bcrypt hash. --password-hash takes an existing bcrypt hash
+instead (from htpasswd -nB or a docker_auth users list) and stores it as is.`,
+		Example: `  regctl user add waldi --label full-access='test/*' --expires 90d
+  printf '%s\n' "$PASSWORD" | regctl user add ci-bot --password-stdin --expires 2027-01-01
+  htpasswd -nBC 12 legacy | regctl user add legacy --password-hash - --label read-only-access='prod/*'`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o := &UserAddOptions{Username: args[0], BcryptCost: cost}
-			if err := store.ValidateUsername(o.Username); err != nil {
-				return &FlagError{Err: err}
+			o.Username = args[0]
+			if err := validateUsernameArg(o.Username); err != nil {
+				return err
 			}
-			if cost < 10 || cost > bcrypt.MaxCost {
-				return flagErrorf("--bcrypt-cost %d: use 10 to %d", cost, bcrypt.MaxCost)
+			if o.BcryptCost < minBcryptCost || o.BcryptCost > bcrypt.MaxCost {
+				return flagErrorf("--bcrypt-cost %d: use %d to %d", o.BcryptCost, minBcryptCost, bcrypt.MaxCost)
 			}
 			var err error
 			if o.Expires, err = parseExpiry("expires", expires, f.Now()); err != nil {
@@ -204,7 +311,7 @@ func NewCmdUserAdd(f *Factory, runF func(context.Context, *UserAddOptions) error
 			if o.Labels, err = parseLabels(labels); err != nil {
 				return err
 			}
-			if o.Password, err = pw.read(f.IO); err != nil {
+			if o.Password, o.PasswordHash, err = pw.resolve(f.IO); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -216,25 +323,43 @@ func NewCmdUserAdd(f *Factory, runF func(context.Context, *UserAddOptions) error
 	pw.register(cmd)
 	cmd.Flags().StringVar(&expires, "expires", "", "account expiry: RFC 3339 date or time, or a duration such as 90d")
 	cmd.Flags().StringArrayVar(&labels, "label", nil, "label KEY=VALUE (repeatable; repeat a key for several values)")
-	cmd.Flags().IntVar(&cost, "bcrypt-cost", 12, "bcrypt cost (10-31)")
+	cmd.Flags().IntVar(&o.BcryptCost, "bcrypt-cost", 12, "bcrypt cost (10-31)")
+	addDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
 func userAddRun(ctx context.Context, f *Factory, o *UserAddOptions) error {
-	hash, err := bcrypt.GenerateFromPassword(o.Password, o.BcryptCost)
-	if err != nil {
-		return fmt.Errorf("hash password: %w", err)
+	now := f.Now()
+	u := &store.User{Username: o.Username, PasswordHash: o.PasswordHash, Labels: o.Labels, ExpiresAt: o.Expires,
+		CreatedAt: store.Truncate(now), UpdatedAt: store.Truncate(now)}
+	if u.PasswordHash == "" && !o.DryRun {
+		hash, err := bcrypt.GenerateFromPassword(o.Password, o.BcryptCost)
+		if err != nil {
+			return fmt.Errorf("hash password: %w", err)
+		}
+		u.PasswordHash = string(hash)
 	}
-	u := &store.User{Username: o.Username, PasswordHash: string(hash), Labels: o.Labels, ExpiresAt: o.Expires}
 	return withStore(ctx, f, func(st store.Store) error {
-		if err := st.CreateUser(ctx, u); err != nil {
+		if o.DryRun {
+			if _, err := st.GetUser(ctx, o.Username); err == nil {
+				return fmt.Errorf("user %s already exists", o.Username)
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return storeErr(err, "user "+o.Username)
+			}
+		} else if err := st.CreateUser(ctx, u); err != nil {
 			return storeErr(err, "user "+o.Username)
 		}
-		msg := "Created user " + o.Username
-		if o.Expires != nil {
-			msg += ", expires " + o.Expires.Format(time.RFC3339)
+		msg := would(o.DryRun, "Created user ", "create user ") + o.Username
+		var details []string
+		if len(u.Labels) > 0 {
+			details = append(details, "labels "+strings.Join(labelPairs(u.Labels), ", "))
 		}
-		fmt.Fprintln(f.IO.ErrOut, msg)
+		if o.Expires != nil {
+			details = append(details, "expires "+o.Expires.Format(time.RFC3339))
+		} else {
+			details = append(details, "never expires")
+		}
+		fmt.Fprintf(f.IO.ErrOut, "%s (%s)\n", msg, strings.Join(details, "; "))
 		return nil
 	})
 }
@@ -243,21 +368,30 @@ func userAddRun(ctx context.Context, f *Factory, o *UserAddOptions) error {
 type UserGrantOptions struct {
 	Username string
 	Grant    acl.Grant
+	DryRun   bool
 }
 
 // NewCmdUserGrant builds `regctl user grant`.
 func NewCmdUserGrant(f *Factory, runF func(context.Context, *UserGrantOptions) error) *cobra.Command {
 	var actions, expires string
+	o := &UserGrantOptions{}
 	cmd := &cobra.Command{
 		Use:   "grant NAME PATTERN",
 		Short: "Give a user actions on repositories matching PATTERN",
 		Long: `Give a user actions on the repositories whose name matches PATTERN, a glob
 in which '*' does not cross '/'. Granting the same pattern again replaces its
-actions and expiry.`,
+actions and expiry. A grant adds to what the rules allow; an explicit deny
+rule never takes it away.`,
 		Example: "  regctl user grant waldi 'team/*' --actions pull,push\n  regctl user grant contractor 'team/app' --actions pull --expires 30d",
 		Args:    cobra.ExactArgs(2),
+		ValidArgsFunction: completeUserThen(f, func(context.Context, *store.User, []string) []string {
+			return nil
+		}),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o := &UserGrantOptions{Username: args[0], Grant: acl.Grant{Pattern: args[1]}}
+			o.Username, o.Grant = args[0], acl.Grant{Pattern: args[1]}
+			if err := validateUsernameArg(o.Username); err != nil {
+				return err
+			}
 			var err error
 			if o.Grant.Actions, err = parseActions(actions); err != nil {
 				return err
@@ -276,79 +410,208 @@ actions and expiry.`,
 	}
 	cmd.Flags().StringVar(&actions, "actions", "", "comma-separated actions: pull, push, delete, * (required)")
 	cmd.Flags().StringVar(&expires, "expires", "", "grant expiry: RFC 3339 date or time, or a duration such as 30d")
+	addDryRunFlag(cmd, &o.DryRun)
+	_ = cmd.RegisterFlagCompletionFunc("actions", completeActions)
 	return cmd
+}
+
+// describeGrant renders a grant for messages: "team/*:pull,push until
+// 2026-12-01T00:00:00Z".
+func describeGrant(g acl.Grant) string {
+	s := g.Pattern + ":" + strings.Join(g.Actions, ",")
+	if g.ExpiresAt != nil {
+		s += " until " + g.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return s
 }
 
 func userGrantRun(ctx context.Context, f *Factory, o *UserGrantOptions) error {
 	return withStore(ctx, f, func(st store.Store) error {
-		var verb string
-		_, err := st.UpdateUser(ctx, o.Username, func(u *store.User) error {
-			verb = "Granted"
-			u.Grants = slices.DeleteFunc(u.Grants, func(g acl.Grant) bool {
-				if g.Pattern == o.Grant.Pattern {
-					verb = "Updated grant:"
-					return true
+		var old *acl.Grant
+		_, err := updateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
+			old = nil
+			i := slices.IndexFunc(u.Grants, func(g acl.Grant) bool { return g.Pattern == o.Grant.Pattern })
+			if i >= 0 {
+				g := u.Grants[i]
+				old = &g
+				if grantsEqual(g, o.Grant) {
+					return errNoChange
 				}
-				return false
-			})
-			u.Grants = append(u.Grants, o.Grant)
+				u.Grants[i] = o.Grant
+			} else {
+				u.Grants = append(u.Grants, o.Grant)
+			}
 			return nil
 		})
-		if err != nil {
-			return storeErr(err, "user "+o.Username)
+		if err != nil && !errors.Is(err, errNoChange) {
+			return err
 		}
-		msg := fmt.Sprintf("%s %s %s on %s", verb, o.Username, strings.Join(o.Grant.Actions, ","), o.Grant.Pattern)
-		if o.Grant.ExpiresAt != nil {
-			msg += ", expires " + o.Grant.ExpiresAt.Format(time.RFC3339)
+		switch {
+		case errors.Is(err, errNoChange):
+			fmt.Fprintf(f.IO.ErrOut, "No change: %s already has %s\n", o.Username, describeGrant(o.Grant))
+		case old != nil:
+			fmt.Fprintf(f.IO.ErrOut, "%s %s's grant: %s (was %s)\n", would(o.DryRun, "Updated", "update"), o.Username,
+				describeGrant(o.Grant), describeGrant(*old))
+		default:
+			fmt.Fprintf(f.IO.ErrOut, "%s %s %s\n", would(o.DryRun, "Granted", "grant"), o.Username, describeGrant(o.Grant))
 		}
-		fmt.Fprintln(f.IO.ErrOut, msg)
 		return nil
 	})
+}
+
+func grantsEqual(a, b acl.Grant) bool {
+	return a.Pattern == b.Pattern && slices.Equal(a.Actions, b.Actions) && timePtrEqual(a.ExpiresAt, b.ExpiresAt)
+}
+
+func timePtrEqual(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Equal(*b)
+}
+
+// errDryRun aborts UpdateUser's write in dry-run mode.
+var errDryRun = errors.New("dry run")
+
+// updateUser applies fn to the stored user and writes it back; in dry-run
+// mode it applies fn to a copy and writes nothing. Errors are one line.
+func updateUser(ctx context.Context, st store.Store, name string, dryRun bool, fn func(*store.User) error) (*store.User, error) {
+	if dryRun {
+		u, err := st.GetUser(ctx, name)
+		if err != nil {
+			return nil, storeErr(err, "user "+name)
+		}
+		if err := fn(u); err != nil {
+			return nil, err
+		}
+		return u, nil
+	}
+	var fnErr error
+	u, err := st.UpdateUser(ctx, name, func(u *store.User) error {
+		fnErr = fn(u)
+		return fnErr
+	})
+	if fnErr != nil && err != nil {
+		return nil, fnErr
+	}
+	if err != nil {
+		return nil, storeErr(err, "user "+name)
+	}
+	return u, nil
 }
 
 // UserRevokeOptions are `regctl user revoke`'s settings.
 type UserRevokeOptions struct {
 	Username string
 	Pattern  string
+	// Actions to take away; empty removes the whole grant.
+	Actions []string
+	DryRun  bool
 }
 
 // NewCmdUserRevoke builds `regctl user revoke`.
 func NewCmdUserRevoke(f *Factory, runF func(context.Context, *UserRevokeOptions) error) *cobra.Command {
+	var actions string
+	o := &UserRevokeOptions{}
 	cmd := &cobra.Command{
-		Use:     "revoke NAME PATTERN",
-		Short:   "Remove a user's grant on PATTERN",
-		Example: "  regctl user revoke waldi 'team/*'",
+		Use:   "revoke NAME PATTERN",
+		Short: "Remove a user's grant on PATTERN, or only some of its actions",
+		Long: `Remove a user's grant on PATTERN (written exactly as it was granted; see
+regctl user show NAME). With --actions only those actions are taken away;
+taking away the last one removes the grant.`,
+		Example: "  regctl user revoke waldi 'team/*'\n  regctl user revoke waldi 'team/*' --actions push,delete",
 		Args:    cobra.ExactArgs(2),
+		ValidArgsFunction: completeUserThen(f, func(_ context.Context, u *store.User, args []string) []string {
+			if len(args) != 1 {
+				return nil
+			}
+			var out []string
+			for _, g := range u.Grants {
+				out = append(out, g.Pattern+"\t"+strings.Join(g.Actions, ","))
+			}
+			return out
+		}),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o := &UserRevokeOptions{Username: args[0], Pattern: args[1]}
+			o.Username, o.Pattern = args[0], args[1]
+			if err := validateUsernameArg(o.Username); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("actions") {
+				var err error
+				if o.Actions, err = parseActions(actions); err != nil {
+					return err
+				}
+			}
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
 			return userRevokeRun(cmd.Context(), f, o)
 		},
 	}
+	cmd.Flags().StringVar(&actions, "actions", "", "take away only these actions (comma separated); default: the whole grant")
+	addDryRunFlag(cmd, &o.DryRun)
+	_ = cmd.RegisterFlagCompletionFunc("actions", completeActions)
 	return cmd
 }
 
-var errNoGrant = errors.New("no such grant")
+// errNoChange ends an update that would not change anything.
+var errNoChange = errors.New("no change")
 
 func userRevokeRun(ctx context.Context, f *Factory, o *UserRevokeOptions) error {
 	return withStore(ctx, f, func(st store.Store) error {
-		_, err := st.UpdateUser(ctx, o.Username, func(u *store.User) error {
-			n := len(u.Grants)
-			u.Grants = slices.DeleteFunc(u.Grants, func(g acl.Grant) bool { return g.Pattern == o.Pattern })
-			if len(u.Grants) == n {
-				return errNoGrant
+		var old acl.Grant
+		var left []string
+		_, err := updateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
+			i := slices.IndexFunc(u.Grants, func(g acl.Grant) bool { return g.Pattern == o.Pattern })
+			if i < 0 {
+				var have []string
+				for _, g := range u.Grants {
+					have = append(have, g.Pattern)
+				}
+				if len(have) == 0 {
+					return fmt.Errorf("user %s has no grant on %s (it has no grants)", o.Username, o.Pattern)
+				}
+				return fmt.Errorf("user %s has no grant on %s (its grants: %s)", o.Username, o.Pattern, strings.Join(have, ", "))
+			}
+			old = u.Grants[i]
+			left = nil
+			if len(o.Actions) > 0 && !slices.Contains(o.Actions, acl.ActionAll) {
+				if slices.Contains(old.Actions, acl.ActionAll) {
+					return fmt.Errorf("the grant on %s allows * (every action), so %s cannot be taken away from it: revoke the whole grant, or grant %s again with --actions listing what should remain",
+						o.Pattern, strings.Join(o.Actions, ","), o.Pattern)
+				}
+				for _, a := range old.Actions {
+					if !slices.Contains(o.Actions, a) {
+						left = append(left, a)
+					}
+				}
+				if len(left) == len(old.Actions) {
+					return errNoChange
+				}
+			}
+			if len(left) == 0 {
+				u.Grants = slices.Delete(u.Grants, i, i+1)
+			} else {
+				u.Grants[i].Actions = left
 			}
 			return nil
 		})
-		if errors.Is(err, errNoGrant) {
-			return fmt.Errorf("user %s has no grant on %s", o.Username, o.Pattern)
+		if errors.Is(err, errNoChange) {
+			fmt.Fprintf(f.IO.ErrOut, "No change: %s's grant on %s has none of %s (it has %s)\n",
+				o.Username, o.Pattern, strings.Join(o.Actions, ","), strings.Join(old.Actions, ","))
+			return nil
 		}
 		if err != nil {
-			return storeErr(err, "user "+o.Username)
+			return err
 		}
-		fmt.Fprintf(f.IO.ErrOut, "Revoked %s's grant on %s\n", o.Username, o.Pattern)
+		if len(left) == 0 {
+			fmt.Fprintf(f.IO.ErrOut, "%s %s's grant %s\n", would(o.DryRun, "Revoked", "revoke"), o.Username, describeGrant(old))
+			return nil
+		}
+		g := old
+		g.Actions = left
+		fmt.Fprintf(f.IO.ErrOut, "%s %s from %s's grant on %s: now %s (was %s)\n", would(o.DryRun, "Revoked", "revoke"),
+			strings.Join(o.Actions, ","), o.Username, o.Pattern, describeGrant(g), describeGrant(old))
 		return nil
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -119,10 +120,12 @@ func New(cfg Config, st Store, ks *keys.Set, log *slog.Logger, now func() time.T
 }
 
 // Start loads the rules once (an error is logged and retried, the server
-// answers 503 meanwhile) and keeps reloading them until ctx ends.
+// answers 503 meanwhile) and keeps reloading them, and pruning expired
+// users from the user cache, until ctx ends.
 func (s *Server) Start(ctx context.Context) {
 	_ = s.rules.reload(ctx)
 	go s.rules.run(ctx)
+	go s.auth.pruneEvery(ctx, s.cfg.ReloadInterval)
 }
 
 // Handler routes the token endpoint (/auth and /auth/token), the signing
@@ -215,11 +218,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	sub := acl.Subject{Account: d.user, IP: d.ip}
-	if u != nil {
-		sub.Labels, sub.Grants = u.Labels, u.Grants
-	}
-	d.granted = Granted(policy.Authorize(sub, s.cfg.Service, req.scopes, now))
+	// authenticate has already answered 401 for an inactive account.
+	d.granted, _ = Decide(policy, u, s.cfg.Service, req.scopes, d.ip, now)
 	tok, _, err := s.minter.Mint(d.user, s.cfg.Service, d.granted, now)
 	if err != nil {
 		s.fail(w, &d, err)
@@ -323,12 +323,17 @@ func (s *Server) fail(w http.ResponseWriter, d *decision, err error) {
 	}
 }
 
+// writeJSON sends v with a Content-Length: a token response (about 4 KB
+// with the x5c chain) would otherwise go out chunked.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, _ := json.Marshal(v) // a tokenResponse or a map[string]string: cannot fail
+	body = append(body, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(body)
 }
 
 // scopeList renders scopes for a log line.

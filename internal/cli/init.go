@@ -1,0 +1,312 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regctl/regctl/internal/config"
+	"github.com/regctl/regctl/internal/provision"
+	"github.com/regctl/regctl/internal/render"
+)
+
+// InitOptions are `regctl init`'s settings.
+type InitOptions struct {
+	IO            *IOStreams
+	Config        *config.Config
+	ConfigPath    string
+	DryRun        bool
+	SelfSigned    bool
+	PasswordStdin bool
+	Admin         string
+	SkipChecks    []string
+	Force         bool
+	Now           func() time.Time
+
+	// System probes the machine for the preflight checks; tests fake it.
+	System provision.System
+	// Host returns the host to act on (before any dry-run wrapping); nil
+	// uses the real machine.
+	Host func(root string) provision.Host
+	// Env supplies the binary and its installed path; nil uses the
+	// running executable.
+	Env func() (render.Env, error)
+}
+
+// NewCmdInit builds `regctl init`.
+func NewCmdInit(f *Factory, runF func(context.Context, *InitOptions) error) *cobra.Command {
+	o := &InitOptions{IO: f.IO}
+	var store, root string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Turn a fresh Ubuntu host into a locked-down private registry",
+		Long: `Provision this host (Ubuntu 22.04 or 24.04) from regctl.yaml, in order:
+
+   1. install ufw, fail2ban and docker with the compose plugin (apt)
+   2. firewall: allow SSH first, then 80 and 443; deny other incoming traffic
+   3. fail2ban jail for failed token requests (bans in DOCKER-USER)
+   4. generate secrets, token-signing keys and DH parameters (once)
+   5. obtain certificates (regctl certs obtain), or --self-signed
+   6. render every file (as regctl render)
+   7. docker compose build and up, and wait until all services are healthy
+   8. install the default ACL rules and create the first admin user
+   9. install the certificate renewal schedule (systemd timer or cron)
+  10. print the next steps
+
+Preflight checks come first: root, the OS version, ports 80 and 443 free,
+the domain names resolving to this host, disk space. Each step checks before
+it acts, so a re-run is safe and does only what is missing; after a failure,
+fix the cause and run init again. --dry-run prints every command and file
+diff and changes nothing.`,
+		Example: `  regctl init --config /etc/regctl/regctl.yaml
+  regctl init --config /etc/regctl/regctl.yaml --dry-run
+  echo "$ADMIN_PASSWORD" | regctl init --config /etc/regctl/regctl.yaml --password-stdin
+  regctl init --config regctl.yaml --self-signed --store sqlite`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if o.Config, o.ConfigPath, err = LoadRegctlConfig(cmd, f.Config); err != nil {
+				return err
+			}
+			switch store {
+			case "":
+			case config.BackendMongo, config.BackendSQLite:
+				o.Config.Database.Backend = store
+			default:
+				return flagErrorf("--store %q: use %s or %s", store, config.BackendSQLite, config.BackendMongo)
+			}
+			if root != "" {
+				abs, err := filepath.Abs(root)
+				if err != nil {
+					return err
+				}
+				if err := config.CheckPath(abs); err != nil {
+					return flagErrorf("--root: %v", err)
+				}
+				o.Config.Root = abs
+			}
+			for _, c := range o.SkipChecks {
+				switch c {
+				case provision.CheckOS, provision.CheckPorts, provision.CheckDNS, provision.CheckDisk:
+				default:
+					return flagErrorf("--skip-check %q: use os, ports, dns or disk", c)
+				}
+			}
+			if err := o.Config.Validate(); err != nil {
+				return configError(o.ConfigPath, err)
+			}
+			o.Now = f.Now
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			o.System = provision.LocalSystem()
+			return initRun(cmd.Context(), o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&o.DryRun, "dry-run", false, "print the plan (commands and file diffs) and change nothing")
+	fl.BoolVar(&o.SelfSigned, "self-signed", false, "use self-signed certificates instead of asking the ACME CA")
+	fl.StringVar(&store, "store", "", "store backend: sqlite or mongo (overrides database.backend)")
+	fl.StringVar(&root, "root", "", "install root `DIR` (overrides root in regctl.yaml)")
+	fl.BoolVar(&o.PasswordStdin, "password-stdin", false, "read the first admin user's password from stdin")
+	fl.StringVar(&o.Admin, "admin", "admin", "name of the first admin user")
+	fl.StringSliceVar(&o.SkipChecks, "skip-check", nil, "skip a preflight check: os, ports, dns or disk (repeatable)")
+	fl.BoolVar(&o.Force, "force", false, "overwrite rendered files edited by hand (a backup is kept)")
+	return cmd
+}
+
+func initRun(ctx context.Context, o *InitOptions) error {
+	c := o.Config
+	var h provision.Host
+	if o.Host != nil {
+		h = o.Host(c.Root)
+	} else {
+		h = provision.NewExecHost(c.Root, o.IO.ErrOut)
+	}
+	if o.DryRun {
+		h = provision.NewDryRunHost(h, o.IO.ErrOut)
+		fmt.Fprintf(o.IO.ErrOut, "Dry run: nothing on this host changes.\n")
+	}
+	var env render.Env
+	var err error
+	if o.Env != nil {
+		env, err = o.Env()
+	} else {
+		env, err = ExecutableEnv()
+	}
+	if err != nil {
+		return err
+	}
+	env.ConfigPath = o.ConfigPath
+
+	// Preflight.
+	results := provision.Preflight(ctx, o.System, c, provision.PreflightOptions{
+		Skip:       o.SkipChecks,
+		SelfSigned: o.SelfSigned,
+		PortsOurs:  func() bool { return nginxRunning(ctx, h, c) },
+	})
+	fmt.Fprintln(o.IO.ErrOut, "Preflight:")
+	for _, r := range results {
+		mark := "ok  "
+		switch {
+		case r.Warn:
+			mark = "warn"
+		case !r.OK:
+			mark = "FAIL"
+		}
+		fmt.Fprintf(o.IO.ErrOut, "  %s %-5s %s\n", mark, r.Name, r.Msg)
+	}
+	preflightFailed := provision.Failed(results)
+	if preflightFailed && !o.DryRun {
+		return errors.New("preflight checks failed: fix the problems above and run regctl init again (nothing was changed)")
+	}
+
+	// The first admin's password, asked before any step runs.
+	var password []byte
+	need, err := provision.NeedsAdmin(h, c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !need:
+	case o.DryRun:
+		password = []byte("dry-run")
+	case o.PasswordStdin:
+		if password, err = readPasswordLine(o.IO); err != nil {
+			return err
+		}
+	case o.IO.IsStdinTTY():
+		if password, err = promptNewPassword(o.IO, o.Admin); err != nil {
+			return err
+		}
+	default:
+		return flagErrorf("the first admin user %q needs a password: run on a terminal or pass --password-stdin", o.Admin)
+	}
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	opts := provision.InitOptions{
+		Config:        c,
+		Render:        env,
+		Self:          self,
+		SelfSigned:    o.SelfSigned,
+		AdminUser:     o.Admin,
+		AdminPassword: password,
+		Force:         o.Force,
+		DryRun:        o.DryRun,
+		Now:           o.Now,
+		Out:           o.IO.ErrOut,
+	}
+	if !o.Force && !o.DryRun && o.IO.IsStdinTTY() && o.IO.IsStdoutTTY() {
+		opts.Confirm = confirmOverwrite(o.IO)
+	}
+	if o.DryRun {
+		opts.Force = true // show every diff; nothing is written anyway
+	}
+	if err := provision.Init(ctx, h, opts); err != nil {
+		return err
+	}
+	if o.DryRun {
+		fmt.Fprintln(o.IO.ErrOut, "Dry run complete: nothing was changed.")
+		if preflightFailed {
+			return errors.New("preflight checks failed (see above): init would stop before step 1")
+		}
+	}
+	return nil
+}
+
+// nginxRunning reports whether this deployment's nginx container runs.
+func nginxRunning(ctx context.Context, h provision.Host, c *config.Config) bool {
+	out, err := h.Query(ctx, "docker", "compose", "-f", filepath.Join(c.Root, render.ComposeFile), "-p", c.Project,
+		"ps", "--format", "json", "nginx")
+	if err != nil {
+		return false
+	}
+	svcs, err := provision.ParseComposePS(out)
+	if err != nil {
+		return false
+	}
+	for _, s := range svcs {
+		if s.Service == "nginx" && s.State == "running" {
+			return true
+		}
+	}
+	return false
+}
+
+func readPasswordLine(ios *IOStreams) ([]byte, error) {
+	line, err := bufio.NewReader(ios.In).ReadBytes('\n')
+	if err != nil && len(line) == 0 {
+		return nil, fmt.Errorf("read password from stdin: %w", err)
+	}
+	pw := bytes.TrimRight(line, "\r\n")
+	if len(pw) == 0 {
+		return nil, flagErrorf("--password-stdin: empty password")
+	}
+	return pw, nil
+}
+
+func promptNewPassword(ios *IOStreams, user string) ([]byte, error) {
+	fmt.Fprintf(ios.ErrOut, "Password for the first admin user %q: ", user)
+	pw, err := ios.ReadPassword()
+	fmt.Fprintln(ios.ErrOut)
+	if err != nil {
+		return nil, fmt.Errorf("read password: %w", err)
+	}
+	fmt.Fprint(ios.ErrOut, "Again: ")
+	again, err := ios.ReadPassword()
+	fmt.Fprintln(ios.ErrOut)
+	if err != nil {
+		return nil, fmt.Errorf("read password: %w", err)
+	}
+	if len(pw) == 0 {
+		return nil, errors.New("empty password")
+	}
+	if !bytes.Equal(pw, again) {
+		return nil, errors.New("the passwords differ")
+	}
+	return pw, nil
+}
+
+// NewCmdHealthcheck builds the hidden `regctl healthcheck URL`: the token
+// server container's health check (its image is FROM scratch: no shell,
+// no curl). It exits 0 when URL answers 200.
+func NewCmdHealthcheck(_ *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:    "healthcheck URL",
+		Short:  "Exit 0 if URL answers 200 (the token server container's health check)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !strings.HasPrefix(args[0], "http://") && !strings.HasPrefix(args[0], "https://") {
+				return flagErrorf("want an http:// URL, got %q", args[0])
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, args[0], nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s: status %d", args[0], resp.StatusCode)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,277 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/store"
+	"github.com/regctl/regctl/internal/when"
+)
+
+// userView is a user as `user list` and `user show` print it in JSON and
+// YAML: never the password hash; times in UTC (RFC 3339); status computed
+// at the command's clock; empty labels and grants as {} and [].
+type userView struct {
+	Username  string              `json:"username" yaml:"username"`
+	Status    store.Status        `json:"status" yaml:"status"`
+	ExpiresAt *time.Time          `json:"expires_at" yaml:"expires_at"`
+	Disabled  bool                `json:"disabled" yaml:"disabled"`
+	Labels    map[string][]string `json:"labels" yaml:"labels"`
+	Grants    []grantView         `json:"grants" yaml:"grants"`
+	CreatedAt *time.Time          `json:"created_at,omitempty" yaml:"created_at,omitempty"`
+	UpdatedAt *time.Time          `json:"updated_at,omitempty" yaml:"updated_at,omitempty"`
+}
+
+// grantView is one grant in a userView; Status is "active" or "expired".
+type grantView struct {
+	Pattern   string     `json:"pattern" yaml:"pattern"`
+	Actions   []string   `json:"actions" yaml:"actions"`
+	ExpiresAt *time.Time `json:"expires_at" yaml:"expires_at"`
+	Status    string     `json:"status" yaml:"status"`
+}
+
+func newUserView(u *store.User, now time.Time) userView {
+	v := userView{
+		Username:  u.Username,
+		Status:    u.Status(now),
+		ExpiresAt: utc(u.ExpiresAt),
+		Disabled:  u.Disabled,
+		Labels:    map[string][]string{},
+		Grants:    []grantView{},
+	}
+	for k, vals := range u.Labels {
+		v.Labels[k] = append([]string{}, vals...)
+	}
+	for _, g := range u.Grants {
+		st := "active"
+		if acl.Expired(g.ExpiresAt, now) {
+			st = "expired"
+		}
+		v.Grants = append(v.Grants, grantView{Pattern: g.Pattern, Actions: append([]string{}, g.Actions...),
+			ExpiresAt: utc(g.ExpiresAt), Status: st})
+	}
+	if !u.CreatedAt.IsZero() {
+		v.CreatedAt = utc(&u.CreatedAt)
+	}
+	if !u.UpdatedAt.IsZero() {
+		v.UpdatedAt = utc(&u.UpdatedAt)
+	}
+	return v
+}
+
+// statusCell colours a status on a terminal: green active, red otherwise.
+func statusCell(c colors, st store.Status) string {
+	if st == store.StatusActive {
+		return c.green(string(st))
+	}
+	return c.red(string(st))
+}
+
+// grantSummary renders a grant for a table cell: "team/*:pull,push",
+// with "(expires in 3 days)" or "(expired 2 days ago)" when it has an
+// expiry.
+func grantSummary(g acl.Grant, now time.Time) string {
+	s := g.Pattern + ":" + strings.Join(g.Actions, ",")
+	switch {
+	case g.ExpiresAt == nil:
+	case acl.Expired(g.ExpiresAt, now):
+		s += " (expired " + relTime(*g.ExpiresAt, now) + ")"
+	default:
+		s += " (expires " + relTime(*g.ExpiresAt, now) + ")"
+	}
+	return s
+}
+
+// UserListOptions are `regctl user list`'s settings.
+type UserListOptions struct {
+	// Expiring keeps only accounts that are not yet expired and expire
+	// within this duration (0: all accounts).
+	Expiring time.Duration
+	Output   string
+}
+
+// NewCmdUserList builds `regctl user list`.
+func NewCmdUserList(f *Factory, runF func(context.Context, *UserListOptions) error) *cobra.Command {
+	var expiring string
+	o := &UserListOptions{}
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List users with their status, expiry, labels and grants",
+		Long: `List every user, sorted by name: status (active, disabled or expired),
+account expiry, labels and grants. Dates are shown in the local time zone
+with the time left; --output json or yaml prints the same data for scripts,
+with RFC 3339 times in UTC and never the password hash.`,
+		Example: `  regctl user list
+  regctl user list --expiring 7d
+  regctl user list -o json | jq -r '.[] | select(.status == "expired") | .username'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(o.Output, formatTable, formatJSON, formatYAML); err != nil {
+				return err
+			}
+			if expiring != "" {
+				d, err := when.ParseDuration(expiring)
+				if err != nil || d <= 0 {
+					return flagErrorf("--expiring %q: want a positive duration such as 7d, 12h or 2w", expiring)
+				}
+				o.Expiring = d
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return userListRun(cmd.Context(), f, o)
+		},
+	}
+	cmd.Flags().StringVar(&expiring, "expiring", "", "only accounts that expire within this duration (e.g. 7d), not those already expired")
+	addOutputFlag(cmd, &o.Output, formatTable, formatJSON, formatYAML)
+	return cmd
+}
+
+func userListRun(ctx context.Context, f *Factory, o *UserListOptions) error {
+	return withStore(ctx, f, func(st store.Store) error {
+		users, err := st.ListUsers(ctx)
+		if err != nil {
+			return storeErr(err, "users")
+		}
+		now := f.Now()
+		if o.Expiring > 0 {
+			kept := users[:0]
+			for _, u := range users {
+				if u.ExpiresAt != nil && !acl.Expired(u.ExpiresAt, now) && !u.ExpiresAt.After(now.Add(o.Expiring)) {
+					kept = append(kept, u)
+				}
+			}
+			users = kept
+		}
+		if o.Output != formatTable {
+			views := make([]userView, 0, len(users))
+			for i := range users {
+				views = append(views, newUserView(&users[i], now))
+			}
+			return writeData(f.IO.Out, o.Output, views)
+		}
+		if len(users) == 0 {
+			if o.Expiring > 0 {
+				fmt.Fprintf(f.IO.ErrOut, "No account expires within %s.\n", formatDuration(o.Expiring))
+			} else {
+				fmt.Fprintln(f.IO.ErrOut, "No users. Add one with: regctl user add NAME")
+			}
+			return nil
+		}
+		return userTable(f.IO.Out, users, now, f.loc(), f.colors())
+	})
+}
+
+func userTable(w io.Writer, users []store.User, now time.Time, loc *time.Location, c colors) error {
+	t := newTable("NAME", "STATUS", "EXPIRES", "LABELS", "GRANTS")
+	for i := range users {
+		u := &users[i]
+		var grants []string
+		for _, g := range u.Grants {
+			grants = append(grants, grantSummary(g, now))
+		}
+		t.row(u.Username, statusCell(c, u.Status(now)), formatExpiry(u.ExpiresAt, now, loc),
+			strings.Join(labelPairs(u.Labels), ", "), strings.Join(grants, ", "))
+	}
+	return t.render(w)
+}
+
+// UserShowOptions are `regctl user show`'s settings.
+type UserShowOptions struct {
+	Username string
+	Output   string
+}
+
+// NewCmdUserShow builds `regctl user show`.
+func NewCmdUserShow(f *Factory, runF func(context.Context, *UserShowOptions) error) *cobra.Command {
+	o := &UserShowOptions{}
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show one user in detail",
+		Long: `Show one user: status, expiry, labels, every grant with its expiry, and when
+the account was created and last changed. --output json or yaml prints the
+same object as one element of user list's output.`,
+		Example:           "  regctl user show waldi\n  regctl user show waldi -o yaml",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeUsers(f),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Username = args[0]
+			if err := checkOutput(o.Output, formatTable, formatJSON, formatYAML); err != nil {
+				return err
+			}
+			if err := validateUsernameArg(o.Username); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return userShowRun(cmd.Context(), f, o)
+		},
+	}
+	addOutputFlag(cmd, &o.Output, formatTable, formatJSON, formatYAML)
+	return cmd
+}
+
+func userShowRun(ctx context.Context, f *Factory, o *UserShowOptions) error {
+	return withStore(ctx, f, func(st store.Store) error {
+		u, err := st.GetUser(ctx, o.Username)
+		if err != nil {
+			return storeErr(err, "user "+o.Username)
+		}
+		now := f.Now()
+		if o.Output != formatTable {
+			return writeData(f.IO.Out, o.Output, newUserView(u, now))
+		}
+		return userDetail(f.IO.Out, u, now, f.loc(), f.colors())
+	})
+}
+
+func userDetail(w io.Writer, u *store.User, now time.Time, loc *time.Location, c colors) error {
+	fmt.Fprintf(w, "Name:     %s\n", u.Username)
+	fmt.Fprintf(w, "Status:   %s\n", statusCell(c, u.Status(now)))
+	fmt.Fprintf(w, "Expires:  %s\n", formatExpiry(u.ExpiresAt, now, loc))
+	if !u.CreatedAt.IsZero() {
+		fmt.Fprintf(w, "Created:  %s\n", formatDate(u.CreatedAt, now, loc))
+	}
+	if !u.UpdatedAt.IsZero() {
+		fmt.Fprintf(w, "Updated:  %s\n", formatDate(u.UpdatedAt, now, loc))
+	}
+	if pairs := labelPairs(u.Labels); len(pairs) > 0 {
+		fmt.Fprintln(w, "Labels:")
+		for _, p := range pairs {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+	} else {
+		fmt.Fprintln(w, "Labels:   none")
+	}
+	if len(u.Grants) == 0 {
+		fmt.Fprintln(w, "Grants:   none")
+		return nil
+	}
+	fmt.Fprintln(w, "Grants:")
+	t := newTable("  PATTERN", "ACTIONS", "EXPIRES")
+	for _, g := range u.Grants {
+		t.row("  "+g.Pattern, strings.Join(g.Actions, ","), formatExpiry(g.ExpiresAt, now, loc))
+	}
+	return t.render(w)
+}
+
+// formatDuration renders d as the flags take it: "7d", "36h", "90m".
+func formatDuration(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
+}

@@ -1,0 +1,568 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/regctl/regctl/internal/store"
+	"github.com/regctl/regctl/internal/when"
+)
+
+// UserPasswdOptions are `regctl user passwd`'s settings.
+type UserPasswdOptions struct {
+	Username     string
+	Password     []byte
+	PasswordHash string
+	BcryptCost   int
+	DryRun       bool
+}
+
+// NewCmdUserPasswd builds `regctl user passwd`.
+func NewCmdUserPasswd(f *Factory, runF func(context.Context, *UserPasswdOptions) error) *cobra.Command {
+	var pw passwordSource
+	o := &UserPasswdOptions{}
+	cmd := &cobra.Command{
+		Use:   "passwd NAME",
+		Short: "Change a user's password",
+		Long: `Change a user's password, read like user add's: from a terminal prompt (asked
+twice), --password-stdin, --password-file, or an existing bcrypt hash with
+--password-hash. Refresh tokens issued before the change (docker login's
+stored identity tokens) stop working.`,
+		Example: `  regctl user passwd waldi
+  printf '%s\n' "$NEW_PASSWORD" | regctl user passwd ci-bot --password-stdin`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeUsers(f),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Username = args[0]
+			if err := validateUsernameArg(o.Username); err != nil {
+				return err
+			}
+			if o.BcryptCost < minBcryptCost || o.BcryptCost > bcrypt.MaxCost {
+				return flagErrorf("--bcrypt-cost %d: use %d to %d", o.BcryptCost, minBcryptCost, bcrypt.MaxCost)
+			}
+			var err error
+			if o.Password, o.PasswordHash, err = pw.resolve(f.IO); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return userPasswdRun(cmd.Context(), f, o)
+		},
+	}
+	pw.register(cmd)
+	cmd.Flags().IntVar(&o.BcryptCost, "bcrypt-cost", 12, "bcrypt cost (10-31)")
+	addDryRunFlag(cmd, &o.DryRun)
+	return cmd
+}
+
+func userPasswdRun(ctx context.Context, f *Factory, o *UserPasswdOptions) error {
+	hash := o.PasswordHash
+	if hash == "" && !o.DryRun {
+		h, err := bcrypt.GenerateFromPassword(o.Password, o.BcryptCost)
+		if err != nil {
+			return fmt.Errorf("hash password: %w", err)
+		}
+		hash = string(h)
+	}
+	return withStore(ctx, f, func(st store.Store) error {
+		_, err := updateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
+			u.PasswordHash = hash
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(f.IO.ErrOut, "%s the password of %s; refresh tokens issued before the change stop working\n",
+			would(o.DryRun, "Changed", "change"), o.Username)
+		return nil
+	})
+}
+
+// UserExpireOptions are `regctl user expire`'s settings.
+type UserExpireOptions struct {
+	Username string
+	// Expires is the new expiry; nil means never.
+	Expires *time.Time
+	DryRun  bool
+}
+
+// NewCmdUserExpire builds `regctl user expire`.
+func NewCmdUserExpire(f *Factory, runF func(context.Context, *UserExpireOptions) error) *cobra.Command {
+	o := &UserExpireOptions{}
+	cmd := &cobra.Command{
+		Use:   "expire NAME WHEN|never",
+		Short: "Set or clear a user's account expiry",
+		Long: `Set when a user's account expires: an RFC 3339 date (midnight UTC) or time,
+or a duration from now such as 90d, 12h or 2w. "never" removes the expiry.
+At the expiry the token server refuses the account (401) before any grant
+or rule is consulted. To block an account at once, use regctl user disable.`,
+		Example: `  regctl user expire waldi 2027-01-01
+  regctl user expire contractor 30d
+  regctl user expire waldi never`,
+		Args: cobra.ExactArgs(2),
+		ValidArgsFunction: completeUserThen(f, func(context.Context, *store.User, []string) []string {
+			return []string{"never\tremove the expiry", "30d\t30 days from now", "90d\t90 days from now"}
+		}),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Username = args[0]
+			if err := validateUsernameArg(o.Username); err != nil {
+				return err
+			}
+			if args[1] != "never" {
+				t, err := when.Parse(args[1], f.Now())
+				if err != nil {
+					return &FlagError{Err: fmt.Errorf("%w, or never", err)}
+				}
+				if !t.After(f.Now()) {
+					return flagErrorf("%s lies in the past: to block the account now, use regctl user disable %s", args[1], o.Username)
+				}
+				t = store.Truncate(t)
+				o.Expires = &t
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return userExpireRun(cmd.Context(), f, o)
+		},
+	}
+	addDryRunFlag(cmd, &o.DryRun)
+	return cmd
+}
+
+func formatExpiryRFC(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func userExpireRun(ctx context.Context, f *Factory, o *UserExpireOptions) error {
+	return withStore(ctx, f, func(st store.Store) error {
+		var old *time.Time
+		var wasStatus store.Status
+		now := f.Now()
+		_, err := updateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
+			old, wasStatus = u.ExpiresAt, u.Status(now)
+			if timePtrEqual(u.ExpiresAt, o.Expires) {
+				return errNoChange
+			}
+			u.ExpiresAt = o.Expires
+			return nil
+		})
+		if errors.Is(err, errNoChange) {
+			if o.Expires == nil {
+				fmt.Fprintf(f.IO.ErrOut, "No change: %s already never expires\n", o.Username)
+			} else {
+				fmt.Fprintf(f.IO.ErrOut, "No change: %s already expires %s\n", o.Username, formatExpiryRFC(o.Expires))
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("%s %s's expiry to %s (was %s)", would(o.DryRun, "Set", "set"), o.Username,
+			formatExpiryRFC(o.Expires), formatExpiryRFC(old))
+		if wasStatus == store.StatusExpired {
+			msg += "; the account is active again"
+		}
+		fmt.Fprintln(f.IO.ErrOut, msg)
+		return nil
+	})
+}
+
+// UserStateOptions are the settings of `regctl user disable` and `enable`.
+type UserStateOptions struct {
+	Username string
+	Disable  bool
+	DryRun   bool
+}
+
+// NewCmdUserDisable builds `regctl user disable`.
+func NewCmdUserDisable(f *Factory, runF func(context.Context, *UserStateOptions) error) *cobra.Command {
+	return newCmdUserState(f, runF, true)
+}
+
+// NewCmdUserEnable builds `regctl user enable`.
+func NewCmdUserEnable(f *Factory, runF func(context.Context, *UserStateOptions) error) *cobra.Command {
+	return newCmdUserState(f, runF, false)
+}
+
+func newCmdUserState(f *Factory, runF func(context.Context, *UserStateOptions) error, disable bool) *cobra.Command {
+	o := &UserStateOptions{Disable: disable}
+	cmd := &cobra.Command{
+		Use:               "enable NAME",
+		Short:             "Re-enable a disabled user",
+		Long:              "Re-enable a disabled user. Its password, labels, grants and expiry are unchanged; an expired account stays expired.",
+		Example:           "  regctl user enable waldi",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeUsers(f),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Username = args[0]
+			if err := validateUsernameArg(o.Username); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return userStateRun(cmd.Context(), f, o)
+		},
+	}
+	if disable {
+		cmd.Use = "disable NAME"
+		cmd.Short = "Block a user at once, keeping the account"
+		cmd.Long = `Block a user: the token server refuses the account (401) within its reload
+interval, before any grant or rule is consulted. Password, labels, grants and
+expiry are kept; regctl user enable undoes it.`
+		cmd.Example = "  regctl user disable waldi"
+	}
+	addDryRunFlag(cmd, &o.DryRun)
+	return cmd
+}
+
+func userStateRun(ctx context.Context, f *Factory, o *UserStateOptions) error {
+	return withStore(ctx, f, func(st store.Store) error {
+		var after *store.User
+		u, err := updateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
+			if u.Disabled == o.Disable {
+				return errNoChange
+			}
+			u.Disabled = o.Disable
+			return nil
+		})
+		after = u
+		state := "enabled"
+		if o.Disable {
+			state = "disabled"
+		}
+		var msg string
+		switch {
+		case errors.Is(err, errNoChange):
+			msg = fmt.Sprintf("No change: user %s is already %s", o.Username, state)
+			after, err = st.GetUser(ctx, o.Username)
+			if err != nil {
+				return storeErr(err, "user "+o.Username)
+			}
+		case err != nil:
+			return err
+		case o.Disable:
+			msg = fmt.Sprintf("%s user %s", would(o.DryRun, "Disabled", "disable"), o.Username)
+		default:
+			msg = fmt.Sprintf("%s user %s", would(o.DryRun, "Enabled", "enable"), o.Username)
+		}
+		if !o.Disable && after.Status(f.Now()) == store.StatusExpired {
+			msg += fmt.Sprintf("; note: the account expired %s, extend it with: regctl user expire %s WHEN",
+				formatExpiryRFC(after.ExpiresAt), o.Username)
+		}
+		fmt.Fprintln(f.IO.ErrOut, msg)
+		return nil
+	})
+}
+
+// UserDeleteOptions are `regctl user delete`'s settings.
+type UserDeleteOptions struct {
+	Username string
+	Yes      bool
+	DryRun   bool
+}
+
+// NewCmdUserDelete builds `regctl user delete`.
+func NewCmdUserDelete(f *Factory, runF func(context.Context, *UserDeleteOptions) error) *cobra.Command {
+	o := &UserDeleteOptions{}
+	cmd := &cobra.Command{
+		Use:     "delete NAME",
+		Aliases: []string{"rm"},
+		Short:   "Delete a user and its grants",
+		Long: `Delete a user with its labels and grants. On a terminal it asks for
+confirmation unless --yes is given; without a terminal --yes is required. To
+block an account but keep it, use regctl user disable.`,
+		Example:           "  regctl user delete waldi\n  regctl user delete ci-bot --yes",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeUsers(f),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Username = args[0]
+			if err := validateUsernameArg(o.Username); err != nil {
+				return err
+			}
+			if !o.Yes && !o.DryRun && !f.IO.CanPrompt() {
+				return flagErrorf("refusing to delete user %s without confirmation: pass --yes (standard input is not a terminal)", o.Username)
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return userDeleteRun(cmd.Context(), f, o)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "delete without asking for confirmation")
+	addDryRunFlag(cmd, &o.DryRun)
+	return cmd
+}
+
+func userDeleteRun(ctx context.Context, f *Factory, o *UserDeleteOptions) error {
+	return withStore(ctx, f, func(st store.Store) error {
+		u, err := st.GetUser(ctx, o.Username)
+		if err != nil {
+			return storeErr(err, "user "+o.Username)
+		}
+		what := fmt.Sprintf("user %s (%s, %d label value(s), %d grant(s))", o.Username, u.Status(f.Now()),
+			len(labelPairs(u.Labels)), len(u.Grants))
+		if o.DryRun {
+			fmt.Fprintf(f.IO.ErrOut, "Would delete %s\n", what)
+			return nil
+		}
+		if !o.Yes {
+			ok, err := f.IO.Confirm("Delete " + what + "?")
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("cancelled: user %s not deleted", o.Username)
+			}
+		}
+		if err := st.DeleteUser(ctx, o.Username); err != nil {
+			return storeErr(err, "user "+o.Username)
+		}
+		fmt.Fprintf(f.IO.ErrOut, "Deleted %s\n", what)
+		return nil
+	})
+}
+
+// NewCmdUserLabel builds `regctl user label`.
+func NewCmdUserLabel(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "label",
+		Short: "Set or remove a user's labels",
+		Long: `Labels are KEY=VALUE pairs; a key may have several values. Rules read them
+through ${labels:KEY} (e.g. the classic full-access and read-only-access
+rules installed by regctl acl defaults) and match.labels conditions.`,
+		Example: `  regctl user label set waldi full-access='test/*' full-access='socke*'
+  regctl user label unset waldi full-access='socke*'`,
+	}
+	cmd.AddCommand(NewCmdUserLabelSet(f, nil), NewCmdUserLabelUnset(f, nil))
+	return cmd
+}
+
+// UserLabelOptions are the settings of `regctl user label set` and `unset`.
+type UserLabelOptions struct {
+	Username string
+	// Set: the new values per key. Unset: the values to remove per key;
+	// an empty list removes the key.
+	Labels map[string][]string
+	// Keys in the order given, for messages.
+	Keys []string
+	// Add (set only) adds the values to the key's existing ones instead of
+	// replacing them.
+	Add    bool
+	Unset  bool
+	DryRun bool
+}
+
+// NewCmdUserLabelSet builds `regctl user label set`.
+func NewCmdUserLabelSet(f *Factory, runF func(context.Context, *UserLabelOptions) error) *cobra.Command {
+	o := &UserLabelOptions{}
+	cmd := &cobra.Command{
+		Use:   "set NAME KEY=VALUE...",
+		Short: "Set label values (repeat a key for several values)",
+		Long: `Set labels on a user. Each KEY given gets exactly the values given for it
+(repeat KEY=VALUE for several values); keys not given are left alone. With
+--add the values are added to the key's existing ones instead.`,
+		Example: `  regctl user label set waldi full-access='test/*' full-access='socke*'
+  regctl user label set waldi read-only-access='prod/*' --add`,
+		Args:              cobra.MinimumNArgs(2),
+		ValidArgsFunction: completeUsers(f),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Username = args[0]
+			if err := validateUsernameArg(o.Username); err != nil {
+				return err
+			}
+			var err error
+			if o.Labels, err = parseLabels(args[1:]); err != nil {
+				return err
+			}
+			o.Keys = labelKeysInOrder(args[1:])
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return userLabelRun(cmd.Context(), f, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.Add, "add", false, "add the values to the key's existing values instead of replacing them")
+	addDryRunFlag(cmd, &o.DryRun)
+	return cmd
+}
+
+// NewCmdUserLabelUnset builds `regctl user label unset`.
+func NewCmdUserLabelUnset(f *Factory, runF func(context.Context, *UserLabelOptions) error) *cobra.Command {
+	o := &UserLabelOptions{Unset: true}
+	cmd := &cobra.Command{
+		Use:   "unset NAME KEY[=VALUE]...",
+		Short: "Remove a label, or one of its values",
+		Long:  "Remove labels from a user: KEY removes the key with all its values, KEY=VALUE only that value.",
+		Example: `  regctl user label unset waldi read-only-access
+  regctl user label unset waldi full-access='socke*'`,
+		Args: cobra.MinimumNArgs(2),
+		ValidArgsFunction: completeUserThen(f, func(_ context.Context, u *store.User, _ []string) []string {
+			var out []string
+			for _, k := range labelKeysSorted(u.Labels) {
+				out = append(out, k)
+				for _, v := range u.Labels[k] {
+					out = append(out, k+"="+v)
+				}
+			}
+			return out
+		}),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Username = args[0]
+			if err := validateUsernameArg(o.Username); err != nil {
+				return err
+			}
+			o.Labels = map[string][]string{}
+			for _, kv := range args[1:] {
+				k, v, hasValue := strings.Cut(kv, "=")
+				if k == "" || (hasValue && v == "") {
+					return flagErrorf("label %q: want KEY or KEY=VALUE", kv)
+				}
+				if _, ok := o.Labels[k]; !ok {
+					o.Labels[k] = []string{}
+				}
+				if hasValue && !slices.Contains(o.Labels[k], v) {
+					o.Labels[k] = append(o.Labels[k], v)
+				}
+			}
+			// KEY alone wins over KEY=VALUE for the same key.
+			for _, kv := range args[1:] {
+				if !strings.Contains(kv, "=") {
+					o.Labels[kv] = []string{}
+				}
+			}
+			o.Keys = labelKeysInOrder(args[1:])
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return userLabelRun(cmd.Context(), f, o)
+		},
+	}
+	addDryRunFlag(cmd, &o.DryRun)
+	return cmd
+}
+
+func labelKeysInOrder(args []string) []string {
+	var keys []string
+	for _, kv := range args {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func labelKeysSorted(labels map[string][]string) []string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func userLabelRun(ctx context.Context, f *Factory, o *UserLabelOptions) error {
+	return withStore(ctx, f, func(st store.Store) error {
+		var msgs []string
+		_, err := updateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
+			msgs = msgs[:0]
+			changed := false
+			if u.Labels == nil {
+				u.Labels = map[string][]string{}
+			}
+			for _, k := range o.Keys {
+				old := u.Labels[k]
+				var next []string
+				switch {
+				case !o.Unset && o.Add:
+					next = append(slices.Clone(old), o.Labels[k]...)
+					next = dedupe(next)
+				case !o.Unset:
+					next = o.Labels[k]
+				case len(o.Labels[k]) == 0:
+					next = nil
+				default:
+					for _, v := range old {
+						if !slices.Contains(o.Labels[k], v) {
+							next = append(next, v)
+						}
+					}
+				}
+				msg, ch := labelChange(o, k, old, next)
+				msgs = append(msgs, msg)
+				if !ch {
+					continue
+				}
+				changed = true
+				if len(next) == 0 {
+					delete(u.Labels, k)
+				} else {
+					u.Labels[k] = next
+				}
+			}
+			if !changed {
+				return errNoChange
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errNoChange) {
+			return err
+		}
+		for _, m := range msgs {
+			fmt.Fprintln(f.IO.ErrOut, m)
+		}
+		return nil
+	})
+}
+
+func dedupe(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// labelChange describes one key's change and reports whether it changes
+// anything.
+func labelChange(o *UserLabelOptions, key string, old, next []string) (string, bool) {
+	list := func(v []string) string { return strings.Join(v, ", ") }
+	if slices.Equal(old, next) {
+		switch {
+		case len(old) == 0:
+			return fmt.Sprintf("No change: %s has no label %s", o.Username, key), false
+		case o.Unset:
+			return fmt.Sprintf("No change: %s's label %s has none of %s (it has %s)", o.Username, key, list(o.Labels[key]), list(old)), false
+		}
+		return fmt.Sprintf("No change: %s's label %s is already %s", o.Username, key, list(old)), false
+	}
+	switch {
+	case len(next) == 0:
+		return fmt.Sprintf("%s %s's label %s (was %s)", would(o.DryRun, "Removed", "remove"), o.Username, key, list(old)), true
+	case len(old) == 0:
+		return fmt.Sprintf("%s %s's label %s to %s (new)", would(o.DryRun, "Set", "set"), o.Username, key, list(next)), true
+	case o.Unset:
+		var removed []string
+		for _, v := range old {
+			if !slices.Contains(next, v) {
+				removed = append(removed, v)
+			}
+		}
+		return fmt.Sprintf("%s %s from %s's label %s (now %s)", would(o.DryRun, "Removed", "remove"), list(removed), o.Username, key, list(next)), true
+	}
+	return fmt.Sprintf("%s %s's label %s to %s (was %s)", would(o.DryRun, "Set", "set"), o.Username, key, list(next), list(old)), true
+}
