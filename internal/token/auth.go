@@ -161,6 +161,35 @@ func (a *authenticator) authenticate(ctx context.Context, username, password str
 	return u, false, nil
 }
 
+// prune drops the cached users fetched a TTL or more ago. Such an entry is
+// never used again (the next lookup fetches the user anew), but the LRU
+// would keep it until userCacheSize newer ones push it out: with many
+// users, about 1 KiB each for hours. Pruning keeps only the users active
+// within the last TTL. A user re-cached between Peek and Remove is merely
+// fetched again.
+func (a *authenticator) prune() {
+	now := a.now()
+	for _, k := range a.cache.Keys() {
+		if c, ok := a.cache.Peek(k); ok && now.Sub(c.fetchedAt) >= a.userTTL {
+			a.cache.Remove(k)
+		}
+	}
+}
+
+// pruneEvery prunes the user cache every interval until ctx ends.
+func (a *authenticator) pruneEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.prune()
+		}
+	}
+}
+
 // compare runs bcrypt with bounded concurrency.
 func (a *authenticator) compare(ctx context.Context, hash []byte, password string) error {
 	select {

@@ -16,13 +16,24 @@ type RuleSource interface {
 	ListRules(ctx context.Context) ([]acl.Rule, error)
 }
 
+// rulesVersioner is implemented by a RuleSource that can tell cheaply
+// whether its rules changed (the SQLite store's RulesVersion, a counter
+// that moves on every change). The loader then lists and compiles the
+// rules only when the version moved; otherwise a reload is one small
+// query, which still proves that the store answers.
+type rulesVersioner interface {
+	RulesVersion(ctx context.Context) (int64, error)
+}
+
 // policyState is one reload's outcome. A failed reload replaces the policy
 // with nil: the server fails closed rather than deciding on rules it can no
 // longer confirm.
 type policyState struct {
-	policy   *acl.Policy
-	err      error
-	loadedAt time.Time
+	policy    *acl.Policy
+	err       error
+	loadedAt  time.Time
+	version   int64 // the source's rules version, when versioned
+	versioned bool
 }
 
 // policyLoader reloads the rules every interval. It is also the server's
@@ -59,12 +70,27 @@ func (l *policyLoader) reload(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	start := l.now()
-	rules, err := l.rules.ListRules(ctx)
+	prev := l.state.Load()
+	var version int64
+	vs, versioned := l.rules.(rulesVersioner)
+	var err error
+	if versioned {
+		// Read before listing: a change made in between is listed now
+		// and listed again at the next reload, never missed.
+		version, err = vs.RulesVersion(ctx)
+		if err == nil && prev != nil && prev.err == nil && prev.versioned && prev.version == version {
+			l.state.Store(&policyState{policy: prev.policy, loadedAt: start, version: version, versioned: true})
+			return nil
+		}
+	}
+	var rules []acl.Rule
+	if err == nil {
+		rules, err = l.rules.ListRules(ctx)
+	}
 	var p *acl.Policy
 	if err == nil {
 		p, err = acl.Compile(rules)
 	}
-	prev := l.state.Load()
 	if err != nil {
 		l.state.Store(&policyState{err: err, loadedAt: start})
 		if prev == nil || prev.err == nil || prev.err.Error() != err.Error() {
@@ -72,7 +98,7 @@ func (l *policyLoader) reload(ctx context.Context) error {
 		}
 		return err
 	}
-	l.state.Store(&policyState{policy: p, loadedAt: start})
+	l.state.Store(&policyState{policy: p, loadedAt: start, version: version, versioned: versioned})
 	if prev == nil || prev.err != nil {
 		l.log.Info("rules loaded", "rules", p.Len())
 	}
