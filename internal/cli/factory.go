@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -35,7 +37,11 @@ type Factory struct {
 func NewFactory(ios *IOStreams) *Factory {
 	f := &Factory{IO: ios, Config: newViper(), Now: time.Now}
 	f.Store = func(ctx context.Context) (store.Store, error) {
-		return OpenStore(ctx, f.Config.GetString("store"))
+		url := f.Config.GetString("store")
+		if url == "" {
+			url = DefaultStoreURL()
+		}
+		return OpenStore(ctx, url)
 	}
 	f.Logger = func() *slog.Logger { return newLogger(f) }
 	return f
@@ -47,6 +53,24 @@ func newViper() *viper.Viper {
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
 	v.AutomaticEnv()
 	return v
+}
+
+// DefaultStoreURL is the embedded store used when none is configured:
+// /var/lib/regctl/regctl.db for root, else regctl/regctl.db under
+// $XDG_DATA_HOME (~/.local/share).
+func DefaultStoreURL() string {
+	if os.Geteuid() == 0 {
+		return "sqlite:///var/lib/regctl/regctl.db"
+	}
+	dir := os.Getenv("XDG_DATA_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "sqlite:regctl.db"
+		}
+		dir = filepath.Join(home, ".local", "share")
+	}
+	return "sqlite://" + filepath.Join(dir, "regctl", "regctl.db")
 }
 
 // OpenStore opens a store from its URL: mongodb:// or mongodb+srv:// for

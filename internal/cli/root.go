@@ -99,6 +99,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdKeys(f),
 		NewCmdUser(f),
 		NewCmdACL(f),
+		NewCmdStore(f),
 		NewCmdCerts(f),
 		NewCmdInit(f, nil),
 		NewCmdRender(f, nil),
