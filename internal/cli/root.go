@@ -100,6 +100,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdUser(f),
 		NewCmdACL(f),
 		NewCmdStore(f),
+		NewCmdToken(f),
 		NewCmdCerts(f),
 		NewCmdInit(f, nil),
 		NewCmdRender(f, nil),
