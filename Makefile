@@ -11,6 +11,9 @@ help: ## show this help
 build: ## build bin/regctl
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/regctl ./cmd/regctl
 
+demo: ## quickstart: regctl serve on the embedded store, one allowed and one denied request (and a real push if docker-registry and skopeo exist)
+	scripts/demo.sh
+
 install: ## install regctl into /usr/local/bin
 	install -m 0755 bin/regctl /usr/local/bin/regctl
 
@@ -20,7 +23,10 @@ test: ## unit tests with the race detector (no external servers)
 test-all: ## the full suite: installs and starts the real servers, then runs every test (what CI runs)
 	scripts/test.sh
 
-bench: ## Go micro-benchmarks
+bench: ## load benchmark: regctl serve vs the ES256 floor under wrk, targets checked (BENCH_ARGS="-duration 5s")
+	scripts/bench.sh $(BENCH_ARGS)
+
+microbench: ## Go micro-benchmarks (CI runs them once with -benchtime=1x)
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
 lint: ## go vet and gofmt check
@@ -39,4 +45,4 @@ cover: ## unit test coverage report
 clean: ## remove build output
 	rm -rf bin cover.out
 
-.PHONY: help build install test test-all bench lint fmt tidy cover clean
+.PHONY: help build demo install test test-all bench microbench lint fmt tidy cover clean
