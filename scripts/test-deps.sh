@@ -25,6 +25,14 @@ done
 if ((${#missing[@]})); then
 	log "apt-get install ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	# Installing must not start the packages' services (nginx on :80,
+	# docker-registry on :5000, dockerd, fail2ban): the tests start their own,
+	# on loopback only. policy-rc.d exit 101 tells invoke-rc.d "not now".
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 0755 /usr/sbin/policy-rc.d
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
 	apt-get update -qq >&2
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi

@@ -1,0 +1,192 @@
+// Package testenv starts the real servers regctl's integration and
+// end-to-end tests run against (FerretDB, distribution registries, dockerd,
+// regctl itself) and runs real client commands. It is imported only by
+// tests.
+//
+// Every helper takes a testing.TB, puts its files under t.TempDir(), listens
+// on 127.0.0.1 only, writes each process's output to a log file that is
+// printed when the test fails, and stops what it started at cleanup.
+//
+// Which servers exist is told by environment variables (see the constants
+// below); scripts/test.sh starts them and sets the variables. A test whose
+// variable is unset is skipped, unless REGCTL_TEST_REQUIRE=1, which turns
+// the skip into a failure so that CI never passes by skipping.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Environment variables naming the servers and tools the tests use.
+const (
+	// EnvRequire: "1" makes a missing variable fail the test instead of
+	// skipping it.
+	EnvRequire = "REGCTL_TEST_REQUIRE"
+	// EnvMongoURI: mongodb:// URI of a running FerretDB (or MongoDB). Each
+	// test picks its own database name on it.
+	EnvMongoURI = "REGCTL_TEST_MONGO_URI"
+	// EnvFerretDB: path to a ferretdb binary, for tests that start their own.
+	EnvFerretDB = "REGCTL_TEST_FERRETDB"
+	// EnvRegistry2: path to Debian's docker-registry (distribution 2.8).
+	EnvRegistry2 = "REGCTL_TEST_REGISTRY2"
+	// EnvRegistry3: path to a distribution v3.1.2 registry binary.
+	EnvRegistry3 = "REGCTL_TEST_REGISTRY3"
+	// EnvCrane: path to a crane binary (go-containerregistry).
+	EnvCrane = "REGCTL_TEST_CRANE"
+	// EnvDockerHost: unix socket (path or unix:// URL) of a running dockerd.
+	EnvDockerHost = "REGCTL_TEST_DOCKER_HOST"
+	// EnvRace: "1" builds the regctl binary the tests start with -race.
+	EnvRace = "REGCTL_TEST_RACE"
+)
+
+// Require returns the value of the environment variable name. When it is
+// unset it skips the test with a message naming the variable and what it
+// should point at (what), or fails the test if REGCTL_TEST_REQUIRE=1.
+func Require(t testing.TB, name, what string) string {
+	t.Helper()
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	msg := fmt.Sprintf("%s is not set: set it to %s (scripts/test.sh starts and sets everything)", name, what)
+	if os.Getenv(EnvRequire) == "1" {
+		t.Fatalf("%s; %s=1 forbids skipping", msg, EnvRequire)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// RequireBinary returns the path of the executable named by the environment
+// variable env, or found as name in PATH when env is empty or unset. It
+// skips or fails like Require when neither exists.
+func RequireBinary(t testing.TB, env, name, what string) string {
+	t.Helper()
+	if env != "" {
+		if p := os.Getenv(env); p != "" {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	msg := fmt.Sprintf("%s not found in PATH: install %s", name, what)
+	if env != "" {
+		msg = fmt.Sprintf("%s is not set and %s", env, msg)
+	}
+	if os.Getenv(EnvRequire) == "1" {
+		t.Fatalf("%s; %s=1 forbids skipping", msg, EnvRequire)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Result is what a finished command printed and how it exited.
+type Result struct {
+	Stdout, Stderr string
+	Code           int // exit code; -1 if killed by a signal or the timeout
+}
+
+// Output is stdout and stderr together, for matching messages wherever the
+// client printed them.
+func (r Result) Output() string { return r.Stdout + r.Stderr }
+
+// RunTimeout bounds every command started by Run.
+const RunTimeout = 3 * time.Minute
+
+// Run runs name with args, extra environment env (KEY=VALUE entries added to
+// the test process's environment) and stdin (nothing if empty), and returns
+// its output and exit code. It fails the test only if the command cannot be
+// started; a non-zero exit is for the caller to judge. The command line and
+// its output are logged, so they show when the test fails.
+func Run(t testing.TB, env []string, stdin, name string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), RunTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	start := time.Now()
+	err := cmd.Run()
+	r := Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr):
+		r.Code = exitErr.ExitCode()
+	default:
+		t.Fatalf("run %s: %v", commandLine(name, args), err)
+	}
+	if ctx.Err() != nil {
+		r.Code = -1
+		r.Stderr += fmt.Sprintf("\n[testenv: killed after %s]", RunTimeout)
+	}
+	t.Logf("$ %s  (exit %d, %s)%s%s", commandLine(name, args), r.Code,
+		time.Since(start).Round(time.Millisecond), indent("stdout", r.Stdout), indent("stderr", r.Stderr))
+	return r
+}
+
+// MustRun is Run that fails the test unless the command exits 0.
+func MustRun(t testing.TB, env []string, stdin, name string, args ...string) Result {
+	t.Helper()
+	r := Run(t, env, stdin, name, args...)
+	if r.Code != 0 {
+		t.Fatalf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", commandLine(name, args), r.Code, r.Stdout, r.Stderr)
+	}
+	return r
+}
+
+func commandLine(name string, args []string) string {
+	return strings.Join(append([]string{name}, args...), " ")
+}
+
+// indent formats one captured stream for a log line, cut to its last 4 KiB.
+func indent(label, s string) string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return ""
+	}
+	if len(s) > 4096 {
+		s = "…" + s[len(s)-4096:]
+	}
+	return "\n  " + label + ": " + strings.ReplaceAll(s, "\n", "\n    ")
+}
+
+// Poll calls check every interval until it returns nil or timeout passes,
+// and returns the last error (nil on success).
+func Poll(timeout, interval time.Duration, check func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still failing after %s: %w", timeout, err)
+		}
+		time.Sleep(interval)
+	}
+}
