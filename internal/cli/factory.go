@@ -29,17 +29,20 @@ type Factory struct {
 	// Store opens the configured store (--store, REGCTL_STORE, or the
 	// config file's store key).
 	Store func(ctx context.Context) (store.Store, error)
+	// DefaultStore is the store URL used when none is configured
+	// (DefaultStoreURL in production; tests point it at a temp dir).
+	DefaultStore string
 	// Logger returns the logger configured by --log-level/--log-format.
 	Logger func() *slog.Logger
 }
 
 // NewFactory returns the production factory.
 func NewFactory(ios *IOStreams) *Factory {
-	f := &Factory{IO: ios, Config: newViper(), Now: time.Now}
+	f := &Factory{IO: ios, Config: newViper(), Now: time.Now, DefaultStore: DefaultStoreURL()}
 	f.Store = func(ctx context.Context) (store.Store, error) {
 		url := f.Config.GetString("store")
 		if url == "" {
-			url = DefaultStoreURL()
+			url = f.DefaultStore
 		}
 		return OpenStore(ctx, url)
 	}

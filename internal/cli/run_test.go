@@ -497,14 +497,22 @@ func TestStoreErrors(t *testing.T) {
 		t.Errorf("stderr %q, want %q", e.errOut, want)
 	}
 
-	// The production factory without a store URL.
+	// The production factory without a store URL uses the embedded default.
 	ios, _, _, errOut := Test()
 	f := NewFactory(ios)
-	if code := Execute(context.Background(), f, []string{"user", "list"}); code != ExitUsage {
-		t.Errorf("exit %d, want %d", code, ExitUsage)
+	if !strings.HasPrefix(f.DefaultStore, "sqlite://") || !strings.HasSuffix(f.DefaultStore, "/regctl/regctl.db") {
+		t.Errorf("default store %q", f.DefaultStore)
 	}
-	if !strings.HasPrefix(errOut.String(), "error: no store configured: pass --store URL or set REGCTL_STORE") {
-		t.Errorf("stderr %q", errOut)
+	def := filepath.Join(t.TempDir(), "default.db")
+	f.DefaultStore = "sqlite://" + def
+	if code := Execute(context.Background(), f, []string{"user", "list"}); code != ExitOK {
+		t.Errorf("exit %d, want %d: %s", code, ExitOK, errOut)
+	}
+	if _, err := os.Stat(def); err != nil {
+		t.Errorf("default store not created: %v", err)
+	}
+	if code := Execute(context.Background(), f, []string{"user", "list", "--store", ""}); code != ExitOK {
+		t.Errorf("empty --store: exit %d, want the default store: %s", code, errOut)
 	}
 	errOut.Reset()
 	if code := Execute(context.Background(), f, []string{"user", "list", "--store", "redis://x"}); code != ExitUsage {
