@@ -80,6 +80,7 @@ func TestE2E(t *testing.T) {
 			t.Run("classic", s.testClassic)
 			t.Run("expired-user", s.testExpiredUser)
 			t.Run("revoked-grant", s.testRevokedGrant)
+			t.Run("expiring-grant", s.testExpiringGrant)
 			t.Run("docker-login", s.testDockerLogin)
 			t.Run("rs256-keys", func(t *testing.T) {
 				rs := e.startStackOn(t, v.version, bin, "rs256", s.regctl.Store)
@@ -319,6 +320,35 @@ func (s *stack) testRevokedGrant(t *testing.T) {
 			}
 			t.Logf("push denied %s after revoke", time.Since(revoked).Round(time.Millisecond))
 			expectDenied(t, c.pull(t, repo), kind+" pull after revoke")
+		})
+	}
+}
+
+// testExpiringGrant: a grant made with --expires a few seconds ahead lets
+// pushes through, then stops them after the expiry, with no restart.
+func (s *stack) testExpiringGrant(t *testing.T) {
+	const lifetime = 10 * time.Second
+	for _, kind := range clientKinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			user := "temp-" + kind
+			c := newClient(t, kind, s, user, "")
+			c.pw = s.addUser(t, user)
+			s.regctl.MustRun(t, "", "user", "grant", user, "team/*", "--actions", "pull,push", "--expires", lifetime.String())
+			expires := time.Now().Add(lifetime)
+			s.waitAccess(t, user, c.pw, "team/tmp", "pull", "push")
+			c.mustLogin(t)
+			repo := "team/tmp:" + kind
+			if r := c.push(t, repo); r.Code != 0 {
+				if time.Now().Before(expires) {
+					t.Fatalf("%s push %s as %s before the grant expires: exit %d\n%s", kind, repo, user, r.Code, r.Output())
+				}
+				t.Logf("push too late to check the grant before expiry")
+			}
+			time.Sleep(time.Until(expires.Add(time.Second)))
+			if last := deniedErr(c.push(t, repo)); last != "" {
+				t.Fatalf("%s push %s as %s after the grant expired: %s", kind, repo, user, last)
+			}
 		})
 	}
 }
