@@ -90,6 +90,66 @@ func TestValidateRejects(t *testing.T) {
 		{"upstream", func(c *Config) { c.Upstreams.Registry = "registry" }, "upstreams.registry"},
 		{"upstream port", func(c *Config) { c.Upstreams.Token = "regctl:0" }, "upstreams.token"},
 		{"image", func(c *Config) { c.Images.Nginx = "nginx latest" }, "images.nginx"},
+
+		// Injection: every value that lands in a template (nginx.conf,
+		// compose.yaml, the registry's and token server's YAML, the
+		// renewal job's shell command line, fail2ban's jail) is refused
+		// if it could end a directive, a value or a command.
+		{"domain closes the server block", func(c *Config) { c.Domains.Registry = "a.example\n}" }, "domains.registry"},
+		{"domain with trailing space", func(c *Config) { c.Domains.Registry = "a.example " }, "domains.registry"},
+		{"domain with tab", func(c *Config) { c.Domains.Registry = "a.example\tinclude" }, "domains.registry"},
+		{"domain with NUL", func(c *Config) { c.Domains.Registry = "a.example\x00" }, "domains.registry"},
+		{"domain with dollar", func(c *Config) { c.Domains.Registry = "$host.example" }, "domains.registry"},
+		{"domain with wildcard", func(c *Config) { c.Domains.Registry = "*.example.com" }, "domains.registry"},
+		{"domain with unicode dot", func(c *Config) { c.Domains.Registry = "a。example" }, "domains.registry"},
+		{"auth domain injection", func(c *Config) { c.Domains.Auth = "auth.example; include /etc/passwd" }, "domains.auth"},
+		{"auth domain newline", func(c *Config) { c.Domains.Auth = "auth.example\n}" }, "domains.auth"},
+		{"email newline in local part", func(c *Config) { c.ACME.Email = "ops\n@example.com" }, "acme.email"},
+		{"email header injection", func(c *Config) { c.ACME.Email = "ops@example.com\r\nBcc: x@example.com" }, "acme.email"},
+		{"email semicolon", func(c *Config) { c.ACME.Email = "ops;reboot@example.com" }, "acme.email"},
+		{"email space", func(c *Config) { c.ACME.Email = "ops @example.com" }, "acme.email"},
+		{"email domain injection", func(c *Config) { c.ACME.Email = "ops@example.com;reboot" }, "acme.email"},
+		{"email backquote", func(c *Config) { c.ACME.Email = "`reboot`@example.com" }, "acme.email"},
+		{"CA newline", func(c *Config) { c.ACME.CA = "https://ca.example/dir\n* * * * * root reboot" }, "acme.ca"},
+		{"CA space", func(c *Config) { c.ACME.CA = "https://ca.example/dir --insecure" }, "acme.ca"},
+		{"CA dollar", func(c *Config) { c.ACME.CA = "https://ca.example/$(reboot)" }, "acme.ca"},
+		{"root with dollar", func(c *Config) { c.Root = "/opt/$HOME" }, "root"},
+		{"root with backquote", func(c *Config) { c.Root = "/opt/`reboot`" }, "root"},
+		{"root with newline", func(c *Config) { c.Root = "/opt/regctl\n* * * * * root reboot" }, "root"},
+		{"root with dot-dot", func(c *Config) { c.Root = "/opt/../etc" }, "root"},
+		{"root with quote", func(c *Config) { c.Root = `/opt/re"gctl` }, "root"},
+		{"fs path with space", func(c *Config) { c.Storage.Filesystem.Path = "/srv/my registry" }, "storage.filesystem.path"},
+		{"fs path with semicolon", func(c *Config) { c.Storage.Filesystem.Path = "/srv/a;b" }, "storage.filesystem.path"},
+		{"fs path with dollar", func(c *Config) { c.Storage.Filesystem.Path = "/srv/$x" }, "storage.filesystem.path"},
+		{"fs path with brace", func(c *Config) { c.Storage.Filesystem.Path = "/srv/a}, target: /etc, x: {" }, "storage.filesystem.path"},
+		{"s3 root directory with space", func(c *Config) {
+			c.Storage.Driver = DriverS3
+			c.Storage.S3.Bucket, c.Storage.S3.Region, c.Storage.S3.RootDirectory = "images", "eu-west-1", "/reg istry"
+		}, "storage.s3.root_directory"},
+		{"s3 region newline", func(c *Config) {
+			c.Storage.Driver = DriverS3
+			c.Storage.S3.Bucket, c.Storage.S3.Region = "images", "eu-west-1\n  secure: false"
+		}, "storage.s3.region"},
+		{"s3 endpoint quote", func(c *Config) {
+			c.Storage.Driver = DriverS3
+			c.Storage.S3.Bucket, c.Storage.S3.Region, c.Storage.S3.Endpoint = "images", "eu-west-1", `https://s3.example.com"`
+		}, "storage.s3.endpoint"},
+		{"s3 secret newline", func(c *Config) {
+			c.Storage.Driver = DriverS3
+			c.Storage.S3.Bucket, c.Storage.S3.Region, c.Storage.S3.AccessKey, c.Storage.S3.SecretKey = "images", "eu-west-1", "AK", "s\nx"
+		}, "storage.s3.secret_key"},
+		{"issuer newline", func(c *Config) { c.Token.Issuer = "regctl\nservice: x" }, "token.issuer"},
+		{"issuer space", func(c *Config) { c.Token.Issuer = "reg ctl" }, "token.issuer"},
+		{"service semicolon", func(c *Config) { c.Token.Service = "registry;x" }, "token.service"},
+		{"database URL newline", func(c *Config) { c.Database.URL = "mongodb://db.example/regctl\nlisten: 0.0.0.0:80" }, "database.url"},
+		{"database URL quote", func(c *Config) { c.Database.URL = `mongodb://db.example/regctl"` }, "database.url"},
+		{"project newline", func(c *Config) { c.Project = "regctl\nservices:" }, "project"},
+		{"project dollar", func(c *Config) { c.Project = "reg$ctl" }, "project"},
+		{"upstream injection", func(c *Config) { c.Upstreams.Registry = "registry:5000; include /etc/passwd" }, "upstreams.registry"},
+		{"upstream newline", func(c *Config) { c.Upstreams.Token = "regctl:5001\n}" }, "upstreams.token"},
+		{"image newline", func(c *Config) { c.Images.Registry = "registry:3.0.0\n    privileged: true" }, "images.registry"},
+		{"image quote", func(c *Config) { c.Images.Nginx = `nginx"` }, "images.nginx"},
+		{"mongo image brace", func(c *Config) { c.Images.Mongo = "mongo:8.0}" }, "images.mongo"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

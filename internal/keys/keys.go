@@ -75,6 +75,10 @@ type Set struct {
 	KeyID string
 	// RefreshKey is the HMAC secret for refresh tokens.
 	RefreshKey []byte
+	// Previous holds the certificate of the signing key Rotate replaced
+	// (signing.prev.crt), if any: still listed in the JWKS, because
+	// tokens it signed stay valid until they expire.
+	Previous []*x509.Certificate
 }
 
 // NotAfter is when the signing certificate, and so every token, stops
@@ -203,10 +207,14 @@ func issueLeaf(ca *x509.Certificate, caKey crypto.Signer, pub crypto.PublicKey, 
 	if err != nil {
 		return nil, err
 	}
+	notAfter := now.Add(SigningValidity)
+	if notAfter.After(ca.NotAfter) {
+		notAfter = ca.NotAfter // a leaf cannot outlive its CA
+	}
 	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: "regctl token signer " + kid[:14]},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(SigningValidity),
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 	}
@@ -295,7 +303,11 @@ func Load(dir string, now time.Time) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Set{Signer: key, Chain: []*x509.Certificate{leaf, ca}, KeyID: kid, RefreshKey: refresh}
+	prev, err := loadPrevious(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{Signer: key, Chain: []*x509.Certificate{leaf, ca}, KeyID: kid, RefreshKey: refresh, Previous: prev}
 	switch k := key.(type) {
 	case *ecdsa.PrivateKey:
 		if k.Curve != elliptic.P256() {
@@ -323,15 +335,35 @@ func readPrivate(path string) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no key at %s; run `regctl keys generate --dir %s`", path, filepath.Dir(path))
+			return nil, &missingKeyError{path: path}
 		}
 		return nil, err
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s has mode %04o; private keys must be readable by their owner only (chmod 600 %s)", path, fi.Mode().Perm(), path)
+		return nil, &ModeError{Path: path, Mode: fi.Mode().Perm()}
 	}
 	return os.ReadFile(path)
 }
+
+// ModeError is a private key file that group or others may read.
+type ModeError struct {
+	Path string
+	Mode fs.FileMode
+}
+
+func (e *ModeError) Error() string {
+	return fmt.Sprintf("%s has mode %04o; private keys must be readable by their owner only (chmod 600 %s)", e.Path, e.Mode, e.Path)
+}
+
+// missingKeyError is a private key file that does not exist; it matches
+// fs.ErrNotExist.
+type missingKeyError struct{ path string }
+
+func (e *missingKeyError) Error() string {
+	return fmt.Sprintf("no key at %s; run `regctl keys generate --dir %s`", e.path, filepath.Dir(e.path))
+}
+
+func (e *missingKeyError) Is(target error) bool { return target == fs.ErrNotExist }
 
 func readSinglePEM(path string, data []byte, wantType string) (*pem.Block, error) {
 	block, rest := pem.Decode(data)

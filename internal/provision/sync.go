@@ -193,7 +193,7 @@ type Result struct {
 // Apply carries out the plan: directories first, then files, each old
 // version copied to a backup directory first, then the manifest. Edited
 // files stop everything before the first write unless opts allow them.
-func (s *Syncer) Apply(ctx context.Context, p *Plan, opts ApplyOptions) (*Result, error) {
+func (s *Syncer) Apply(ctx context.Context, p *Plan, opts ApplyOptions) (_ *Result, err error) {
 	res := &Result{}
 	skip := map[string]bool{}
 	var refused []string
@@ -232,6 +232,15 @@ func (s *Syncer) Apply(ctx context.Context, p *Plan, opts ApplyOptions) (*Result
 		stamp = s.Now
 	}
 	backupDir := path.Join(render.BackupDir, stamp().UTC().Format("20060102T150405Z"))
+	// A fault part way (a full disk, a read-only directory) leaves the
+	// files written so far in their new version: record them, so that the
+	// next render does not take them for hand edits. Best effort: on a
+	// full disk this write fails too.
+	defer func() {
+		if err != nil && len(res.Written) > 0 && !manifestEqual(m, p.manifest) {
+			_ = s.writeManifest(m)
+		}
+	}()
 
 	for _, c := range p.Changes {
 		f := c.File

@@ -122,6 +122,18 @@ func Files(c *config.Config, s Secrets, env Env) ([]File, error) {
 	if s.RegistryHTTPSecret == "" || len(s.TokenBundle) == 0 {
 		return nil, errors.New("render: secrets and keys are missing (generate them first)")
 	}
+	// Both paths go unquoted onto the renewal job's command line (cron
+	// runs it through /bin/sh), so they are held to config.CheckPath too.
+	if env.ConfigPath != "" {
+		if err := config.CheckPath(env.ConfigPath); err != nil {
+			return nil, fmt.Errorf("--config: %w: the renewal job runs regctl with this path; move regctl.yaml to such a path", err)
+		}
+	}
+	if env.BinaryPath != "" {
+		if err := config.CheckPath(env.BinaryPath); err != nil {
+			return nil, fmt.Errorf("regctl executable: %w (install it as /usr/local/bin/regctl)", err)
+		}
+	}
 	var files []File
 	var errs []error
 	add := func(p, tmplName string, mode fs.FileMode, data any) {
