@@ -122,6 +122,7 @@ func Compile(rules []Rule) (*Policy, error) {
 		}
 	}
 	slices.Sort(p.prefixLens)
+	p.shareRegexps()
 	return p, nil
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -12,7 +13,7 @@ import (
 // NewCmdKeys builds `regctl keys`.
 func NewCmdKeys(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage token-signing keys"}
-	cmd.AddCommand(NewCmdKeysGenerate(f, nil))
+	cmd.AddCommand(NewCmdKeysGenerate(f, nil), NewCmdKeysRotate(f, nil))
 	return cmd
 }
 
@@ -39,7 +40,8 @@ func NewCmdKeysGenerate(f *Factory, runF func(*KeysGenerateOptions) error) *cobr
   jwks.json    the signing key as JWKS: distribution v3's optional auth.token.jwks
 
 The registry trusts the CA, not the signing key, so the signing key can be
-replaced later without touching the registry's configuration.`,
+replaced later (regctl keys rotate) without touching the registry's
+configuration.`,
 		Example: "  regctl keys generate --dir /etc/regctl/keys\n  regctl keys generate --dir ./keys --alg rs256",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -65,4 +67,60 @@ replaced later without touching the registry's configuration.`,
 	cmd.Flags().StringVar(&dir, "dir", "", "directory to create the keys in (required)")
 	cmd.Flags().StringVar(&alg, "alg", "es256", "signing algorithm: es256 or rs256")
 	return cmd
+}
+
+// KeysRotateOptions are `regctl keys rotate`'s settings.
+type KeysRotateOptions struct {
+	Dir string
+}
+
+// NewCmdKeysRotate builds `regctl keys rotate`.
+func NewCmdKeysRotate(f *Factory, runF func(*KeysRotateOptions) error) *cobra.Command {
+	o := &KeysRotateOptions{}
+	cmd := &cobra.Command{
+		Use:   "rotate",
+		Short: "Replace the token-signing key with a new one from the same CA",
+		Long: `Issue a new signing key and certificate from the CA in DIR (ca.key), of
+the same type as the current key. The current pair is kept as
+signing.prev.key (0600) and signing.prev.crt, replacing an older one, and
+jwks.json lists the new and the previous key.
+
+ca.crt and bundle.pem do not change, so the registry needs no change and no
+restart: it trusts the CA, and every token carries its signing certificate
+(x5c). regctl serve loads the new key within its --reload-interval, or at
+once on SIGHUP; tokens signed with the previous key stay valid until they
+expire. An expired signing certificate is fixed this way too.`,
+		Example: `  regctl keys rotate --dir /etc/regctl/keys
+  regctl keys rotate --dir /opt/regctl/keys && regctl doctor --config /etc/regctl/regctl.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Dir == "" {
+				return flagErrorf("--dir is required")
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return keysRotateRun(f, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.Dir, "dir", "", "keys directory made by `regctl keys generate` (required)")
+	return cmd
+}
+
+func keysRotateRun(f *Factory, o *KeysRotateOptions) error {
+	now := f.Now()
+	rot, err := keys.Rotate(o.Dir, now)
+	if err != nil {
+		return fmt.Errorf("rotate signing key: %w", err)
+	}
+	w := f.IO.ErrOut
+	fmt.Fprintf(w, "Rotated the %s signing key in %s\n", rot.Algorithm, o.Dir)
+	fmt.Fprintf(w, "  new kid       %s, valid until %s\n", rot.NewKeyID, formatDate(rot.NotAfter, now, f.loc()))
+	fmt.Fprintf(w, "  previous kid  %s, kept in %s and jwks.json until the next rotation\n", rot.OldKeyID, keys.PrevSigningCrtFile)
+	fmt.Fprintf(w, "regctl serve picks the new key up within its --reload-interval (or now: kill -HUP its PID); the registry needs no change.\n")
+	if rot.NotAfter.Sub(now) < keys.ExpiryWarning {
+		fmt.Fprintf(w, "warning: the new certificate ends with the CA on %s: generate new keys (regctl keys generate) and change the registry's rootcertbundle before then\n",
+			rot.NotAfter.In(f.loc()).Format(time.DateOnly))
+	}
+	return nil
 }

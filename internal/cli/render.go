@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -312,9 +313,22 @@ func LoadRegctlConfig(cmd *cobra.Command, v *viper.Viper) (*config.Config, strin
 	}
 	c := config.Defaults()
 	if err := sub.UnmarshalExact(&c); err != nil {
-		return nil, path, configError(path, err)
+		return nil, path, configError(path, decodeError(err))
 	}
 	return &c, path, nil
+}
+
+// decodeError makes mapstructure's multi-line decoding error one line:
+// "'tls.hsts_max_age' cannot parse value as 'int': ...".
+func decodeError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):")
+	var parts []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return errors.New(strings.Join(parts, "; "))
 }
 
 // configError names the configuration source in err.

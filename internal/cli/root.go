@@ -105,6 +105,8 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdInit(f, nil),
 		NewCmdRender(f, nil),
 		NewCmdHealthcheck(f),
+		NewCmdDoctor(f, nil),
+		NewCmdAudit(f),
 		NewCmdImport(f),
 		NewCmdCompletion(f),
 	)

@@ -7,7 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +25,7 @@ type ServeOptions struct {
 	Listen  string
 	KeysDir string
 	Token   token.Config
+	Ops     ServeOps // serve_ops.go
 }
 
 // NewCmdServe builds `regctl serve`.
@@ -35,7 +39,18 @@ func NewCmdServe(f *Factory, runF func(context.Context, *ServeOptions) error) *c
 Endpoints: /auth and /auth/token (GET with Basic auth, or OAuth2 POST),
 /auth/jwks.json, /livez and /readyz. Every setting can also come from the
 config file (--config) or a REGCTL_* environment variable, e.g.
-REGCTL_ISSUER, REGCTL_RELOAD_INTERVAL.`,
+REGCTL_ISSUER, REGCTL_RELOAD_INTERVAL.
+
+The signing key is reloaded without a restart when the files in --keys
+change (checked every --reload-interval; regctl keys rotate) or on SIGHUP.
+A warning is logged at start and daily once the signing certificate has
+less than 30 days left.
+
+Failed password logins are limited per client address and per account
+(--fail-limit-ip, --fail-limit-account): a limited request gets 429 with
+Retry-After before any bcrypt. --metrics-listen serves Prometheus metrics on
+an address of its own; --audit-log writes one JSON line per decision, read
+with regctl audit tail.`,
 		Example: `  regctl serve --listen 127.0.0.1:5001 --issuer regctl --service registry.example.com \
     --keys /etc/regctl/keys --store mongodb://127.0.0.1:27017/regctl`,
 		Args: cobra.NoArgs,
@@ -61,6 +76,7 @@ REGCTL_ISSUER, REGCTL_RELOAD_INTERVAL.`,
 	fl.Duration("store-timeout", d.StoreTimeout, "timeout of each store query")
 	fl.StringSlice("trusted-proxy", nil, "IP or CIDR of a reverse proxy whose X-Forwarded-For is trusted (repeatable)")
 	fl.Bool("allow-anonymous", false, "decide requests without credentials by the rules (account \"\") instead of answering 401")
+	addServeOpsFlags(fl)
 	fl.VisitAll(func(fl *pflag.Flag) { _ = f.Config.BindPFlag(fl.Name, fl) })
 	return cmd
 }
@@ -92,6 +108,9 @@ func serveOptions(f *Factory) (*ServeOptions, error) {
 	}
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
 		return nil, flagErrorf("--listen %q: want HOST:PORT", o.Listen)
+	}
+	if err := serveOpsOptions(v, o); err != nil {
+		return nil, err
 	}
 	if err := o.Token.Validate(); err != nil {
 		return nil, &FlagError{Err: err}
@@ -126,13 +145,41 @@ func serveRun(ctx context.Context, f *Factory, o *ServeOptions) error {
 	if err != nil {
 		return err
 	}
+	// `regctl keys rotate` needs no restart: the key is reloaded when the
+	// files change (polled every reload interval) and on SIGHUP.
+	keyReloader, err := token.NewKeyReloader(srv, o.KeysDir, ks)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	srv.Start(ctx)
+	keyReloader.CheckExpiry()
+	go keyReloader.Run(ctx, o.Token.ReloadInterval)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading the signing keys", "dir", o.KeysDir)
+				_ = keyReloader.Reload() // a failure is logged; the current key stays
+			}
+		}
+	}()
+
+	stopOps, err := startServeOps(ctx, o, srv, keyReloader, log) // metrics, audit log
+	if err != nil {
+		return err
+	}
+	defer stopOps()
 
 	hs := &http.Server{
 		Addr:              o.Listen,
-		Handler:           srv.Handler(),
+		Handler:           keyReloader.Handler(srv.Handler()),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      15 * time.Second,

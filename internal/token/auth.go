@@ -64,6 +64,7 @@ type authenticator struct {
 	bcrypt  chan struct{}
 	dummy   []byte // hash compared for unknown users, so timing does not reveal them
 	timeout time.Duration
+	stats   authStats // for metrics (metrics.go)
 }
 
 const (
@@ -149,6 +150,7 @@ func (a *authenticator) authenticate(ctx context.Context, username, password str
 	}
 	mac := a.mac(username, password)
 	if c, ok := a.creds.Get(username); ok && c.passwordHash == u.PasswordHash && a.now().Sub(c.verifiedAt) < credTTL {
+		a.stats.cacheHits.Add(1)
 		if hmac.Equal(c.mac[:], mac[:]) {
 			return u, true, nil
 		}
@@ -198,6 +200,7 @@ func (a *authenticator) compare(ctx context.Context, hash []byte, password strin
 		return ctx.Err()
 	}
 	defer func() { <-a.bcrypt }()
+	a.stats.bcrypts.Add(1)
 	if len(password) > bcryptMaxLen {
 		password = password[:bcryptMaxLen]
 	}

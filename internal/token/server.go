@@ -47,6 +47,10 @@ type Config struct {
 	// AllowAnonymous lets requests without credentials be decided by the
 	// rules as account ""; otherwise they get 401.
 	AllowAnonymous bool
+	// FailLimitIP and FailLimitAccount limit failed password
+	// authentications per client and per account (ratelimit.go); a zero
+	// FailLimit is off.
+	FailLimitIP, FailLimitAccount FailLimit
 }
 
 // Defaults returns the documented defaults.
@@ -56,6 +60,9 @@ func Defaults() Config {
 		RefreshLifetime: 90 * 24 * time.Hour,
 		ReloadInterval:  5 * time.Second,
 		StoreTimeout:    3 * time.Second,
+
+		FailLimitIP:      DefaultFailLimitIP,
+		FailLimitAccount: DefaultFailLimitAccount,
 	}
 }
 
@@ -75,7 +82,10 @@ func (c Config) Validate() error {
 	case c.StoreTimeout <= 0:
 		return errors.New("store timeout must be positive")
 	}
-	return nil
+	if err := c.FailLimitIP.validate("--fail-limit-ip"); err != nil {
+		return err
+	}
+	return c.FailLimitAccount.validate("--fail-limit-account")
 }
 
 // Server answers token requests.
@@ -88,6 +98,9 @@ type Server struct {
 	jwks    []byte
 	log     *slog.Logger
 	now     func() time.Time
+	limits  *failLimiter // nil when both limits are off (ratelimit.go)
+	metrics *metrics     // metrics.go
+	audit   *AuditLog    // nil: no audit log (audit.go)
 }
 
 // New builds a server; call Start before serving.
@@ -106,8 +119,11 @@ func New(cfg Config, st Store, ks *keys.Set, log *slog.Logger, now func() time.T
 	if err != nil {
 		return nil, err
 	}
+	ms := newMetrics()
+	st = instrumentStore(st, ms, now)
 	s := &Server{
 		cfg:     cfg,
+		metrics: ms,
 		jwks:    jwks,
 		minter:  m,
 		refresh: &refresher{key: ks.RefreshKey, lifetime: cfg.RefreshLifetime},
@@ -115,6 +131,9 @@ func New(cfg Config, st Store, ks *keys.Set, log *slog.Logger, now func() time.T
 		rules:   &policyLoader{rules: st, interval: cfg.ReloadInterval, timeout: cfg.StoreTimeout, now: now, log: log},
 		log:     log,
 		now:     now,
+	}
+	if !cfg.FailLimitIP.Off() || !cfg.FailLimitAccount.Off() {
+		s.limits = newFailLimiter(cfg.FailLimitIP, cfg.FailLimitAccount)
 	}
 	return s, nil
 }
@@ -181,12 +200,19 @@ type decision struct {
 	granted   []acl.Scope
 	status    int
 	reason    string
+
+	// For finish (metrics.go): latency, rate limiting and the audit log.
+	start  time.Time
+	now    time.Time
+	adm    admission
+	policy *acl.Policy
+	u      *store.User
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
-	d := decision{ip: clientIP(r, s.cfg.TrustedProxies)}
-	defer func() { s.logDecision(r.Context(), &d) }()
+	d := decision{ip: clientIP(r, s.cfg.TrustedProxies), start: time.Now(), now: now}
+	defer func() { s.finish(r, &d); s.logDecision(r.Context(), &d) }()
 
 	req, err := parseRequest(w, r)
 	if err != nil {
@@ -205,9 +231,13 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	d.policy = policy
+	if !s.limit(w, &d, req) { // 429 before any store query or bcrypt
+		return
+	}
 	u, err := s.authenticate(r.Context(), req, now)
 	if u != nil {
-		d.user = u.Username
+		d.user, d.u = u.Username, u
 	}
 	if err != nil {
 		s.fail(w, &d, err)
@@ -353,6 +383,8 @@ func (s *Server) logDecision(ctx context.Context, d *decision) {
 	switch {
 	case d.status == http.StatusUnauthorized:
 		level, msg = slog.LevelWarn, "authentication failed"
+	case d.status == http.StatusTooManyRequests:
+		level, msg = slog.LevelWarn, "rate limited"
 	case d.status >= 500:
 		level, msg = slog.LevelError, "token request failed"
 	case d.status != http.StatusOK:
