@@ -121,17 +121,7 @@ func (s *Store) AddRule(ctx context.Context, r acl.Rule) error {
 // RemoveRule deletes the rule with seq, or returns an error wrapping
 // store.ErrNotFound.
 func (s *Store) RemoveRule(ctx context.Context, seq int64) error {
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	op := fmt.Sprintf("remove rule seq %d", seq)
-	res, err := s.rules.DeleteOne(ctx, bson.D{{Key: fSeq, Value: seq}})
-	if err != nil {
-		return s.wrapErr(op, err)
-	}
-	if res.DeletedCount == 0 {
-		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
-	}
-	return nil
+	return s.deleteOne(ctx, s.rules, bson.D{{Key: fSeq, Value: seq}}, fmt.Sprintf("remove rule seq %d", seq))
 }
 
 // ReplaceRules replaces the whole rule set. Without transactions (FerretDB

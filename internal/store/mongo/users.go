@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/regctl/regctl/internal/acl"
@@ -178,10 +179,15 @@ func (s *Store) UpdateUser(ctx context.Context, username string, fn func(*store.
 // DeleteUser removes the user, or returns an error wrapping
 // store.ErrNotFound.
 func (s *Store) DeleteUser(ctx context.Context, username string) error {
+	return s.deleteOne(ctx, s.users, bson.D{{Key: fUsername, Value: username}}, fmt.Sprintf("delete user %q", username))
+}
+
+// deleteOne deletes the document matching filter in coll, or returns an
+// error wrapping store.ErrNotFound; op names the operation in errors.
+func (s *Store) deleteOne(ctx context.Context, coll *mongodrv.Collection, filter bson.D, op string) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	op := fmt.Sprintf("delete user %q", username)
-	res, err := s.users.DeleteOne(ctx, bson.D{{Key: fUsername, Value: username}})
+	res, err := coll.DeleteOne(ctx, filter)
 	if err != nil {
 		return s.wrapErr(op, err)
 	}
