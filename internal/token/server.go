@@ -283,14 +283,13 @@ func (s *Server) authenticate(ctx context.Context, req *tokenRequest, now time.T
 		}
 		return nil, nil
 	case grantBasic, grantPassword:
-		var cached bool
 		var err error
-		u, cached, err = s.auth.authenticate(ctx, req.username, req.password)
+		u, _, err = s.auth.authenticate(ctx, req.username, req.password)
 		switch {
 		case errors.Is(err, errUnknownUser):
 			return nil, &authError{reason: "unknown user"}
 		case errors.Is(err, errBadCredentials):
-			return nil, &authError{reason: "wrong password", cached: cached}
+			return nil, &authError{reason: "wrong password"}
 		case err != nil:
 			return nil, err
 		}
@@ -320,7 +319,6 @@ func (s *Server) authenticate(ctx context.Context, req *tokenRequest, now time.T
 type authError struct {
 	reason string
 	user   string
-	cached bool // rejected against a cached credential, without bcrypt
 }
 
 func (e *authError) Error() string { return e.reason }
