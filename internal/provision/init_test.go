@@ -486,7 +486,7 @@ type noChownHost struct{ Host }
 func (noChownHost) Chown(string, int, int) error { return nil }
 
 func TestFFDHE2048(t *testing.T) {
-	block, _ := pem.Decode([]byte(FFDHE2048))
+	block, _ := pem.Decode(FFDHE2048())
 	if block == nil || block.Type != "DH PARAMETERS" {
 		t.Fatal("not a DH PARAMETERS block")
 	}

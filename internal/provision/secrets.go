@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regctl/regctl/internal/certs"
 	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/render"
@@ -32,18 +33,20 @@ const (
 	MongoGID = 999
 )
 
-// FFDHE2048 is the RFC 7919 ffdhe2048 group, the DH parameters Mozilla
-// recommends for its intermediate profile: nothing to compute, nothing
-// secret. `regctl certs dhparams` can replace the file.
-const FFDHE2048 = `-----BEGIN DH PARAMETERS-----
-MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
-+8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
-87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
-YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
-7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
-ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
------END DH PARAMETERS-----
-`
+// FFDHE2048 returns the RFC 7919 ffdhe2048 group as PEM, the DH
+// parameters Mozilla recommends for its intermediate profile: nothing to
+// compute, nothing secret. `regctl certs dhparams` can replace the file.
+func FFDHE2048() []byte {
+	p, err := certs.FFDHE(2048)
+	if err != nil {
+		panic(err) // 2048 is one of the RFC 7919 sizes
+	}
+	b, err := p.PEM()
+	if err != nil {
+		panic(err) // encoding fixed, valid parameters cannot fail
+	}
+	return b
+}
 
 // Generated is what EnsureSecrets created (paths below the root).
 type Generated []string
@@ -131,7 +134,7 @@ func EnsureSecrets(h Host, c *config.Config, now time.Time) (Generated, error) {
 	if ok, err := Exists(h, dh); err != nil {
 		return nil, err
 	} else if !ok {
-		if err := h.WriteFile(dh, []byte(FFDHE2048), render.ModeFile); err != nil {
+		if err := h.WriteFile(dh, FFDHE2048(), render.ModeFile); err != nil {
 			return nil, err
 		}
 		gen = append(gen, render.DHParamsFile)

@@ -59,7 +59,7 @@ func newNginxSite(t *testing.T, c *config.Config, registry, token string) *nginx
 	d.RegistryUpstream, d.TokenUpstream = registry, token
 	if d.DHParam != "" {
 		d.DHParam = filepath.Join(dir, "dhparams.pem")
-		writeFile(t, d.DHParam, []byte(provision.FFDHE2048), 0o644)
+		writeFile(t, d.DHParam, provision.FFDHE2048(), 0o644)
 	}
 	for i := range d.Servers {
 		srv := &d.Servers[i]
