@@ -86,19 +86,7 @@ func (s *Store) AddRule(ctx context.Context, r acl.Rule) error {
 // RemoveRule deletes the rule with seq, or returns an error wrapping
 // store.ErrNotFound.
 func (s *Store) RemoveRule(ctx context.Context, seq int64) error {
-	op := fmt.Sprintf("remove rule seq %d", seq)
-	return s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, qDeleteRule, seq)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrNotFound
-		}
-		return nil
-	})
+	return s.deleteRow(ctx, fmt.Sprintf("remove rule seq %d", seq), qDeleteRule, seq)
 }
 
 // ReplaceRules replaces the whole rule set in one transaction: readers see

@@ -154,9 +154,15 @@ func (s *Store) UpdateUser(ctx context.Context, username string, fn func(*User) 
 // DeleteUser removes the user, or returns an error wrapping
 // store.ErrNotFound.
 func (s *Store) DeleteUser(ctx context.Context, username string) error {
-	op := fmt.Sprintf("delete user %q", username)
+	return s.deleteRow(ctx, fmt.Sprintf("delete user %q", username), qDeleteUser, username)
+}
+
+// deleteRow runs the delete statement q with key in a write transaction,
+// returning store.ErrNotFound when it deleted nothing; op names the
+// operation in errors.
+func (s *Store) deleteRow(ctx context.Context, op, q string, key any) error {
 	return s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, qDeleteUser, username)
+		res, err := s.txExec(ctx, tx, q, key)
 		if err != nil {
 			return err
 		}
