@@ -364,7 +364,14 @@ func (t ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := t.ctx.Err(); err != nil {
 		return nil, err
 	}
-	return t.rt.RoundTrip(req.WithContext(t.ctx))
+	resp, err := t.rt.RoundTrip(req.WithContext(t.ctx))
+	// net/http may still hand back a response that raced the
+	// cancellation; lego would read its (empty) body as the answer.
+	if err == nil && t.ctx.Err() != nil {
+		resp.Body.Close()
+		return nil, t.ctx.Err()
+	}
+	return resp, err
 }
 
 // isProblem reports whether err is an ACME problem of the given type (the
