@@ -3,14 +3,13 @@ package token
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/go-jose/go-jose/v4"
 
 	"github.com/regctl/regctl/internal/keys"
 )
@@ -30,9 +29,7 @@ import (
 // only: refresh tokens are not affected by a rotation.
 type KeyReloader struct {
 	dir    string
-	signer *swapSigner
-	issuer string
-	life   time.Duration
+	minter *Minter
 	log    *slog.Logger
 	now    func() time.Time
 
@@ -56,17 +53,13 @@ const ExpiryCheckInterval = 24 * time.Hour
 // NewKeyReloader makes the signing key of s replaceable; ks is the set s was
 // built with, loaded from dir. Call it once, before s serves requests.
 func NewKeyReloader(s *Server, dir string, ks *keys.Set) (*KeyReloader, error) {
-	if _, ok := s.minter.signer.(*swapSigner); ok {
+	if s.keyReloader {
 		return nil, errors.New("the server already has a key reloader")
 	}
-	sw := &swapSigner{}
-	sw.cur.Store(&signerBox{s.minter.signer})
-	s.minter.signer = sw
+	s.keyReloader = true
 	r := &KeyReloader{
 		dir:    dir,
-		signer: sw,
-		issuer: s.cfg.Issuer,
-		life:   s.cfg.TokenLifetime,
+		minter: s.minter,
 		log:    s.log,
 		now:    s.now,
 		stamp:  keys.Stamp(dir),
@@ -132,9 +125,9 @@ func (r *KeyReloader) reload(stamp string) error {
 }
 
 func (r *KeyReloader) install(ks *keys.Set, now time.Time) error {
-	m, err := NewMinter(ks, r.issuer, r.life)
+	k, err := newMintKey(ks)
 	if err != nil {
-		return err
+		return fmt.Errorf("prepare token signer: %w", err)
 	}
 	jwks, err := ks.JWKS(now)
 	if err != nil {
@@ -143,7 +136,7 @@ func (r *KeyReloader) install(ks *keys.Set, now time.Time) error {
 	// The state first: a token signed with the new key is then never
 	// served while the JWKS still lacks it.
 	r.state.Store(&keyState{set: ks, jwks: jwks})
-	r.signer.cur.Store(&signerBox{m.signer})
+	r.minter.key.Store(k)
 	return nil
 }
 
@@ -209,15 +202,3 @@ func (r *KeyReloader) Handler(next http.Handler) http.Handler {
 	})
 	return mux
 }
-
-// swapSigner is a jose.Signer whose key can be replaced while tokens are
-// being signed.
-type swapSigner struct{ cur atomic.Pointer[signerBox] }
-
-type signerBox struct{ jose.Signer }
-
-func (s *swapSigner) Sign(payload []byte) (*jose.JSONWebSignature, error) {
-	return s.cur.Load().Sign(payload)
-}
-
-func (s *swapSigner) Options() jose.SignerOptions { return s.cur.Load().Options() }

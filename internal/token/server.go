@@ -90,17 +90,18 @@ func (c Config) Validate() error {
 
 // Server answers token requests.
 type Server struct {
-	cfg     Config
-	minter  *Minter
-	refresh *refresher
-	auth    *authenticator
-	rules   *policyLoader
-	jwks    []byte
-	log     *slog.Logger
-	now     func() time.Time
-	limits  *failLimiter // nil when both limits are off (ratelimit.go)
-	metrics *metrics     // metrics.go
-	audit   *AuditLog    // nil: no audit log (audit.go)
+	cfg         Config
+	minter      *Minter
+	keyReloader bool // NewKeyReloader was called
+	refresh     *refresher
+	auth        *authenticator
+	rules       *policyLoader
+	jwks        []byte
+	log         *slog.Logger
+	now         func() time.Time
+	limits      *failLimiter // nil when both limits are off (ratelimit.go)
+	metrics     *metrics     // metrics.go
+	audit       *AuditLog    // nil: no audit log (audit.go)
 }
 
 // New builds a server; call Start before serving.
