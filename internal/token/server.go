@@ -5,6 +5,7 @@
 package token
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/regctl/regctl/internal/acl"
@@ -352,18 +354,27 @@ func (s *Server) fail(w http.ResponseWriter, d *decision, err error) {
 	}
 }
 
-// writeJSON sends v with a Content-Length: a token response (about 4 KB
-// with the x5c chain) would otherwise go out chunked.
+// writeJSON sends v with a Content-Length: a token response (about 8 KB,
+// the token twice with its x5c chain) would otherwise go out chunked. The
+// body is encoded into a pooled buffer, not a new one per response.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, _ := json.Marshal(v) // a tokenResponse or a map[string]string: cannot fail
-	body = append(body, '\n')
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			buf.Reset()
+			bodyPool.Put(buf)
+		}
+	}()
+	_ = json.NewEncoder(buf).Encode(v) // a tokenResponse or a map[string]string: cannot fail
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	_, _ = w.Write(buf.Bytes())
 }
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // scopeList renders scopes for a log line.
 func scopeList(sc []acl.Scope) string {
