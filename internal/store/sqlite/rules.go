@@ -20,45 +20,111 @@ import (
 // (an unknown match key, a value of the wrong type) is an error naming its
 // seq: a rule set that cannot be read exactly is not used.
 func (s *Store) ListRules(ctx context.Context) ([]acl.Rule, error) {
-	const op = "list rules"
 	var rules []acl.Rule
-	err := s.read(ctx, op, func(ctx context.Context) error {
-		rules = []acl.Rule{}
-		rows, err := s.query(ctx,
-			"SELECT seq, match, actions, comment, expires_at FROM rules ORDER BY seq")
+	err := s.read(ctx, "list rules", func(ctx context.Context) error {
+		rows, err := s.query(ctx, "SELECT "+ruleColumns+" FROM rules ORDER BY seq")
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				r         acl.Rule
-				match     string
-				actions   sql.NullString
-				expiresAt sql.NullInt64
-			)
-			if err := rows.Scan(&r.Seq, &match, &actions, &r.Comment, &expiresAt); err != nil {
-				return err
-			}
-			if r.Match, err = decodeMatch(match); err != nil {
-				return decodeError{fmt.Errorf("rule seq %d: match: %w", r.Seq, err)}
-			}
-			if actions.Valid {
-				if err := json.Unmarshal([]byte(actions.String), &r.Actions); err != nil {
-					return decodeError{fmt.Errorf("rule seq %d: actions: %w", r.Seq, err)}
-				}
-			}
-			if expiresAt.Valid {
-				r.ExpiresAt = timePtr(&expiresAt.Int64)
-			}
-			rules = append(rules, r)
-		}
-		return rows.Err()
+		rules, err = scanRules(rows)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return rules, nil
+}
+
+const ruleColumns = "seq, match, actions, comment, expires_at"
+
+// scanRules reads and closes rows of ruleColumns.
+func scanRules(rows *sql.Rows) ([]acl.Rule, error) {
+	defer rows.Close()
+	rules := []acl.Rule{}
+	for rows.Next() {
+		var (
+			r         acl.Rule
+			match     string
+			actions   sql.NullString
+			expiresAt sql.NullInt64
+		)
+		if err := rows.Scan(&r.Seq, &match, &actions, &r.Comment, &expiresAt); err != nil {
+			return nil, err
+		}
+		var err error
+		if r.Match, err = decodeMatch(match); err != nil {
+			return nil, decodeError{fmt.Errorf("rule seq %d: match: %w", r.Seq, err)}
+		}
+		if actions.Valid {
+			if err := json.Unmarshal([]byte(actions.String), &r.Actions); err != nil {
+				return nil, decodeError{fmt.Errorf("rule seq %d: actions: %w", r.Seq, err)}
+			}
+		}
+		if expiresAt.Valid {
+			r.ExpiresAt = timePtr(&expiresAt.Int64)
+		}
+		rules = append(rules, r)
+	}
+	return rules, rows.Err()
+}
+
+// RuleChangesSince returns the rules changed and removed since the cursor,
+// read in one transaction, so from one state of the database. Triggers
+// record every change (schema version 2), including those made with the
+// sqlite3 shell or by another process. A zero cursor, one from another
+// database (epoch) or one ahead of the database (a backup restored over
+// it) gets every rule, Full.
+func (s *Store) RuleChangesSince(ctx context.Context, since store.RuleCursor) (store.RuleChanges, error) {
+	var ch store.RuleChanges
+	err := s.read(ctx, "read rule changes", func(ctx context.Context) error {
+		tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback() }()
+		ch = store.RuleChanges{}
+		err = tx.QueryRowContext(ctx, `SELECT
+			(SELECT value FROM meta WHERE key = 'rules_epoch'),
+			(SELECT value FROM meta WHERE key = 'rules_version')`).Scan(&ch.Cursor.Epoch, &ch.Cursor.Version)
+		if err != nil {
+			return err
+		}
+		if ch.Cursor == since {
+			return nil
+		}
+		ch.Full = since == (store.RuleCursor{}) || since.Epoch != ch.Cursor.Epoch || since.Version > ch.Cursor.Version
+		from := since.Version
+		if ch.Full {
+			from = -1
+		}
+		rows, err := tx.QueryContext(ctx, "SELECT "+ruleColumns+" FROM rules WHERE version > ? ORDER BY seq", from)
+		if err != nil {
+			return err
+		}
+		if ch.Rules, err = scanRules(rows); err != nil {
+			return err
+		}
+		if ch.Full {
+			return nil
+		}
+		rows, err = tx.QueryContext(ctx, "SELECT seq FROM rules_removed WHERE version > ? ORDER BY seq", from)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var seq int64
+			if err := rows.Scan(&seq); err != nil {
+				return err
+			}
+			ch.Removed = append(ch.Removed, seq)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return store.RuleChanges{}, err
+	}
+	return ch, nil
 }
 
 // AddRule inserts r, or returns an error wrapping store.ErrExists if its

@@ -65,6 +65,46 @@ CREATE TRIGGER rules_version_delete AFTER DELETE ON rules BEGIN
 	UPDATE meta SET value = value + 1 WHERE key = 'rules_version';
 END;
 `,
+	// Version 2: the rule history the token server reloads from
+	// (RuleChangesSince). Every rule row carries the rules_version of its
+	// last change, and rules_removed the version at which each seq was
+	// removed (kept until the seq is added again). rules_epoch identifies
+	// this database's history.
+	`
+ALTER TABLE rules ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX rules_by_version ON rules (version);
+
+CREATE TABLE rules_removed (
+	seq     INTEGER PRIMARY KEY NOT NULL,
+	version INTEGER NOT NULL
+) STRICT;
+CREATE INDEX rules_removed_by_version ON rules_removed (version);
+
+INSERT INTO meta (key, value) VALUES ('rules_epoch', (random() & 9223372036854775807) | 1);
+
+DROP TRIGGER rules_version_insert;
+DROP TRIGGER rules_version_update;
+DROP TRIGGER rules_version_delete;
+
+CREATE TRIGGER rules_version_insert AFTER INSERT ON rules BEGIN
+	UPDATE meta SET value = value + 1 WHERE key = 'rules_version';
+	UPDATE rules SET version = (SELECT value FROM meta WHERE key = 'rules_version') WHERE seq = NEW.seq;
+	DELETE FROM rules_removed WHERE seq = NEW.seq;
+END;
+-- Not fired by its own UPDATE of version, which is not in the list.
+CREATE TRIGGER rules_version_update AFTER UPDATE OF seq, match, actions, comment, expires_at ON rules BEGIN
+	UPDATE meta SET value = value + 1 WHERE key = 'rules_version';
+	UPDATE rules SET version = (SELECT value FROM meta WHERE key = 'rules_version') WHERE seq = NEW.seq;
+	INSERT OR REPLACE INTO rules_removed (seq, version)
+		SELECT OLD.seq, value FROM meta WHERE key = 'rules_version' AND OLD.seq <> NEW.seq;
+	DELETE FROM rules_removed WHERE seq = NEW.seq;
+END;
+CREATE TRIGGER rules_version_delete AFTER DELETE ON rules BEGIN
+	UPDATE meta SET value = value + 1 WHERE key = 'rules_version';
+	INSERT OR REPLACE INTO rules_removed (seq, version)
+		SELECT OLD.seq, value FROM meta WHERE key = 'rules_version';
+END;
+`,
 }
 
 // SchemaVersion returns the schema version this binary creates and

@@ -1,12 +1,15 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -708,5 +711,128 @@ func TestCloseTwice(t *testing.T) {
 func TestBadOptions(t *testing.T) {
 	if _, err := Open(testCtx(t), filepath.Join(t.TempDir(), "x.db"), WithTimeout(0)); err == nil {
 		t.Error("Open with a zero timeout succeeded")
+	}
+}
+
+// TestRuleChangesSince replays the change feed into a map after every kind
+// of change, through the store and by hand, and checks it against
+// ListRules each time.
+func TestRuleChangesSince(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "regctl.db")
+	s, reader := openPath(t, path), openPath(t, path)
+	raw := rawDB(t, path)
+	ctx := testCtx(t)
+	var cur store.RuleCursor
+	mirror := map[int64]acl.Rule{}
+	replay := func(what string, wantFull, wantChange bool) {
+		t.Helper()
+		ch, err := reader.RuleChangesSince(ctx, cur)
+		if err != nil {
+			t.Fatalf("after %s: RuleChangesSince: %v", what, err)
+		}
+		if ch.Full != wantFull {
+			t.Errorf("after %s: Full = %v, want %v", what, ch.Full, wantFull)
+		}
+		if ch.Unchanged(cur) == wantChange {
+			t.Errorf("after %s: Unchanged = %v, want %v (%+v)", what, !wantChange, !wantChange, ch)
+		}
+		if ch.Full {
+			clear(mirror)
+		}
+		for _, seq := range ch.Removed {
+			delete(mirror, seq)
+		}
+		for _, r := range ch.Rules {
+			mirror[r.Seq] = r
+		}
+		cur = ch.Cursor
+		all, err := s.ListRules(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := slices.SortedFunc(maps.Values(mirror), func(a, b acl.Rule) int { return cmp.Compare(a.Seq, b.Seq) })
+		if len(all) == 0 && len(got) == 0 {
+			return
+		}
+		if !reflect.DeepEqual(got, all) {
+			t.Errorf("after %s: replayed changes give\n%+v\nwant\n%+v", what, got, all)
+		}
+	}
+	rule := func(seq int64, actions ...string) acl.Rule {
+		return acl.Rule{Seq: seq, Actions: append([]string{}, actions...)}
+	}
+	replay("Open", true, true)
+	replay("nothing", false, false)
+	if err := s.AddRule(ctx, rule(1, "pull")); err != nil {
+		t.Fatal(err)
+	}
+	replay("AddRule", false, true)
+	if err := s.ReplaceRules(ctx, []acl.Rule{rule(1, "push"), rule(2), rule(3, "*")}); err != nil {
+		t.Fatal(err)
+	}
+	replay("ReplaceRules", false, true)
+	replay("nothing", false, false)
+	if err := s.RemoveRule(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	replay("RemoveRule", false, true)
+	if err := s.AddRule(ctx, rule(2, "pull")); err != nil {
+		t.Fatal(err)
+	}
+	replay("AddRule of a removed seq", false, true)
+	mustExec(t, raw, "UPDATE rules SET comment = 'by hand' WHERE seq = 3")
+	replay("an edit by hand", false, true)
+	mustExec(t, raw, "UPDATE rules SET seq = 30 WHERE seq = 3")
+	replay("a seq changed by hand", false, true)
+	mustExec(t, raw, "DELETE FROM rules WHERE seq = 1")
+	replay("a delete by hand", false, true)
+	mustExec(t, raw, `INSERT INTO rules (seq, match, actions) VALUES (7, '{"account":"bob"}', '["pull"]')`)
+	replay("an insert by hand", false, true)
+	mustExec(t, raw, "UPDATE rules SET version = version")
+	replay("a no-op by hand", false, false)
+	if err := s.ReplaceRules(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	replay("ReplaceRules(nil)", false, true)
+
+	ahead := cur
+	ahead.Version += 100
+	if ch, err := reader.RuleChangesSince(ctx, ahead); err != nil || !ch.Full || ch.Cursor != cur {
+		t.Errorf("a cursor ahead of the database: %+v, %v; want Full at %+v", ch, err, cur)
+	}
+	other := openTest(t)
+	if err := other.AddRule(ctx, rule(5, "pull")); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := other.RuleChangesSince(ctx, cur)
+	if err != nil || !ch.Full || len(ch.Rules) != 1 || ch.Cursor.Epoch == cur.Epoch {
+		t.Errorf("a cursor of another database: %+v, %v; want Full with its one rule and another epoch", ch, err)
+	}
+}
+
+// TestMigrateRuleHistory opens a database written at schema version 1
+// (before the rule history) that holds rules: they keep their content, and
+// the change feed starts from them.
+func TestMigrateRuleHistory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "regctl.db")
+	raw := rawDB(t, path)
+	mustExec(t, raw, fmt.Sprintf("PRAGMA application_id = %d", applicationID))
+	mustExec(t, raw, "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL, applied_at TEXT NOT NULL) STRICT")
+	mustExec(t, raw, migrations[0])
+	mustExec(t, raw, "INSERT INTO schema_migrations (version, applied_at) VALUES (1, '2026-01-01T00:00:00Z')")
+	mustExec(t, raw, `INSERT INTO rules (seq, match, actions, comment) VALUES (1, '{"account":"bob"}', '["pull"]', 'old')`)
+
+	s := openPath(t, path)
+	ctx := testCtx(t)
+	ch, err := s.RuleChangesSince(ctx, store.RuleCursor{})
+	if err != nil || !ch.Full || len(ch.Rules) != 1 || ch.Rules[0].Comment != "old" {
+		t.Fatalf("first read after the migration: %+v, %v; want Full with the old rule", ch, err)
+	}
+	if err := s.AddRule(ctx, acl.Rule{Seq: 2, Actions: []string{}}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := s.RuleChangesSince(ctx, ch.Cursor)
+	if err != nil || next.Full || len(next.Rules) != 1 || next.Rules[0].Seq != 2 || len(next.Removed) != 0 {
+		t.Errorf("after AddRule: %+v, %v; want rule 2 alone", next, err)
 	}
 }
