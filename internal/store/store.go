@@ -64,6 +64,14 @@ func (u *User) Status(now time.Time) Status {
 // (context.Canceled is not). Records that cannot be stored (a label key with
 // '.' or a leading '$') give ErrInvalid. Times are stored at TimePrecision.
 // All methods are safe for concurrent use.
+//
+// A backend may also have RulesVersion(ctx) (int64, error): a value, cheap
+// to read, that changes when the rule set changes (compare it for equality
+// only; it need not increase). Every change made through the backend's
+// methods moves it and no other call does, though it may also move as time
+// passes; how soon changes made by other programs show is the backend's to
+// document. Its errors follow the rules above. The token server polls it
+// and lists the rules only when it moved; the conformance suite checks it.
 type Store interface {
 	// GetUser returns ErrNotFound for an unknown name.
 	GetUser(ctx context.Context, username string) (*User, error)

@@ -14,6 +14,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,15 +37,35 @@ const (
 
 // Store is a store.Store on a MongoDB (or FerretDB) database. It is safe
 // for concurrent use.
+//
+// It also has RulesVersion, which the token server polls every reload
+// interval, listing and compiling the rules only when the value moved.
+// Without change streams (FerretDB has none) MongoDB offers no cheap,
+// complete change marker, so the value combines a marker document in
+// regctl_meta that every rule change made through Store replaces, the
+// number of rules, and a time bucket of ExternalEditBound (30 s): changes
+// made through regctl, and rules inserted or deleted by any program, are
+// seen at the next poll; a rule edited in place by another program (mongosh,
+// docker_auth tooling) within ExternalEditBound plus the poll interval. The
+// rules are thus listed at most once per poll interval after a change, and
+// otherwise once per ExternalEditBound.
 type Store struct {
 	client  *mongodrv.Client
 	db      *mongodrv.Database
 	users   *mongodrv.Collection
 	rules   *mongodrv.Collection
 	locks   *mongodrv.Collection
+	meta    *mongodrv.Collection // see RulesVersion
 	timeout time.Duration
 	now     func() time.Time
-	secrets []string // scrubbed from every error message
+	// versionNow is RulesVersion's clock: now, unless a test pins it to
+	// keep the time bucket still while other timestamps advance.
+	versionNow func() time.Time
+	// bucketPhase shifts RulesVersion's time buckets by a random part of
+	// ExternalEditBound, so that token servers sharing a database do not
+	// all list the rules at the same instant.
+	bucketPhase time.Duration
+	secrets     []string // scrubbed from every error message
 
 	// stripes serialize this process's UpdateUser calls per user (by
 	// hash) before they compete for the lock document.
@@ -55,9 +76,9 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 type config struct {
-	database, users, rules, locks string
-	timeout                       time.Duration
-	now                           func() time.Time
+	database, users, rules, locks, meta string
+	timeout                             time.Duration
+	now                                 func() time.Time
 }
 
 // Option configures Open.
@@ -76,13 +97,17 @@ func WithRulesCollection(name string) Option { return func(c *config) { c.rules 
 // lock documents (DefaultLocksCollection).
 func WithLocksCollection(name string) Option { return func(c *config) { c.locks = name } }
 
+// WithMetaCollection overrides the name of the collection of the rules
+// change marker (DefaultMetaCollection; see RulesVersion).
+func WithMetaCollection(name string) Option { return func(c *config) { c.meta = name } }
+
 // WithTimeout overrides DefaultTimeout: the bound of each operation and,
 // unless the URI sets serverSelectionTimeoutMS or connectTimeoutMS, of
 // server selection and connecting.
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
-// WithClock sets the clock used for CreatedAt, UpdatedAt and lock leases
-// (time.Now by default).
+// WithClock sets the clock used for CreatedAt, UpdatedAt, lock leases and
+// RulesVersion's time bucket (time.Now by default).
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
 // Open connects to the MongoDB deployment of uri (any connection string the
@@ -97,6 +122,7 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 		users:   DefaultUsersCollection,
 		rules:   DefaultRulesCollection,
 		locks:   DefaultLocksCollection,
+		meta:    DefaultMetaCollection,
 		timeout: DefaultTimeout,
 		now:     time.Now,
 	}
@@ -113,10 +139,10 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	if cfg.database == "" {
 		cfg.database = DefaultDatabase
 	}
-	if cfg.users == "" || cfg.rules == "" || cfg.locks == "" ||
-		cfg.users == cfg.rules || cfg.users == cfg.locks || cfg.rules == cfg.locks {
-		return nil, fmt.Errorf("open mongo store: collection names %q, %q and %q must be distinct and non-empty",
-			cfg.users, cfg.rules, cfg.locks)
+	names := []string{cfg.users, cfg.rules, cfg.locks, cfg.meta}
+	if slices.Contains(names, "") || len(slices.Compact(slices.Sorted(slices.Values(names)))) != len(names) {
+		return nil, fmt.Errorf("open mongo store: collection names %q, %q, %q and %q must be distinct and non-empty",
+			cfg.users, cfg.rules, cfg.locks, cfg.meta)
 	}
 
 	co := options.Client().ApplyURI(uri)
@@ -138,15 +164,18 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	}
 	db := client.Database(cfg.database)
 	s := &Store{
-		client:  client,
-		db:      db,
-		users:   db.Collection(cfg.users),
-		rules:   db.Collection(cfg.rules),
-		locks:   db.Collection(cfg.locks),
-		timeout: cfg.timeout,
-		now:     cfg.now,
-		secrets: secrets,
-		seed:    maphash.MakeSeed(),
+		client:      client,
+		db:          db,
+		users:       db.Collection(cfg.users),
+		rules:       db.Collection(cfg.rules),
+		locks:       db.Collection(cfg.locks),
+		meta:        db.Collection(cfg.meta),
+		timeout:     cfg.timeout,
+		now:         cfg.now,
+		versionNow:  cfg.now,
+		bucketPhase: rand.N(ExternalEditBound),
+		secrets:     secrets,
+		seed:        maphash.MakeSeed(),
 	}
 	for i := range s.stripes {
 		s.stripes[i] = make(chan struct{}, 1)

@@ -90,15 +90,23 @@ func openFresh(t *testing.T) *Store {
 
 func TestConformance(t *testing.T) {
 	testURI(t)
-	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := openFresh(t)
+		// RulesVersion's time bucket must not turn during a subtest; the
+		// other timestamps keep the real clock.
+		pinned := time.Now()
+		s.versionNow = func() time.Time { return pinned }
+		return s
+	})
 }
 
 func TestOpenOptions(t *testing.T) {
 	uri := testURI(t)
 	db := uniqueDB()
-	s := openDB(t, uri, db, WithUsersCollection("accounts"), WithRulesCollection("rules"))
-	if s.Database() != db || s.users.Name() != "accounts" || s.rules.Name() != "rules" {
-		t.Errorf("store uses %s.%s and %s.%s", s.Database(), s.users.Name(), s.Database(), s.rules.Name())
+	s := openDB(t, uri, db, WithUsersCollection("accounts"), WithRulesCollection("rules"), WithMetaCollection("meta"))
+	if s.Database() != db || s.users.Name() != "accounts" || s.rules.Name() != "rules" || s.meta.Name() != "meta" {
+		t.Errorf("store uses %s.%s, %s.%s and %s.%s", s.Database(), s.users.Name(), s.Database(), s.rules.Name(),
+			s.Database(), s.meta.Name())
 	}
 	// Opening again is a no-op on the indexes.
 	s2 := openDB(t, uri, db, WithUsersCollection("accounts"), WithRulesCollection("rules"))
@@ -516,7 +524,7 @@ func TestReplaceRulesLeavesNoScratch(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range names {
-		if n != "users" && n != "acl" && n != DefaultLocksCollection {
+		if n != "users" && n != "acl" && n != DefaultLocksCollection && n != DefaultMetaCollection {
 			t.Errorf("leftover collection %q", n)
 		}
 	}

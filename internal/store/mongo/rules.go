@@ -114,14 +114,21 @@ func (s *Store) AddRule(ctx context.Context, r acl.Rule) error {
 	if err := store.CheckRule(r); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	_, err := s.rules.InsertOne(ctx, encodeRule(r))
-	return s.wrapErr(op, err)
+	if _, err := s.rules.InsertOne(ctx, encodeRule(r)); err != nil {
+		return s.wrapErr(op, err)
+	}
+	s.bumpRules(ctx)
+	return nil
 }
 
 // RemoveRule deletes the rule with seq, or returns an error wrapping
 // store.ErrNotFound.
 func (s *Store) RemoveRule(ctx context.Context, seq int64) error {
-	return s.deleteOne(ctx, s.rules, bson.D{{Key: fSeq, Value: seq}}, fmt.Sprintf("remove rule seq %d", seq))
+	if err := s.deleteOne(ctx, s.rules, bson.D{{Key: fSeq, Value: seq}}, fmt.Sprintf("remove rule seq %d", seq)); err != nil {
+		return err
+	}
+	s.bumpRules(ctx)
+	return nil
 }
 
 // ReplaceRules replaces the whole rule set. Without transactions (FerretDB
@@ -138,7 +145,8 @@ func (s *Store) RemoveRule(ctx context.Context, seq int64) error {
 // carried over. If the process dies between the renames the rule set is
 // empty until the next ReplaceRules, and a collection named
 // "<acl>_regctl_old_<hex>" holds the old rules. Duplicate seqs in rules are
-// an error wrapping store.ErrExists, and nothing changes.
+// an error wrapping store.ErrExists, and nothing changes. Like AddRule and
+// RemoveRule, it replaces the change marker afterwards (see RulesVersion).
 func (s *Store) ReplaceRules(ctx context.Context, rules []acl.Rule) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
@@ -173,6 +181,13 @@ func (s *Store) ReplaceRules(ctx context.Context, rules []acl.Rule) error {
 		}
 	}
 	var asides []string // where live collections were moved, oldest first
+	defer func() {
+		// Once the live collection was touched, the rule set may have
+		// changed, even if this fails.
+		if swapped || len(asides) > 0 {
+			s.bumpRules(ctx)
+		}
+	}()
 	defer func() {
 		if swapped {
 			for _, a := range asides {

@@ -188,9 +188,10 @@ func testCanceledContext(t *testing.T, s store.Store) {
 	}
 }
 
-// calls returns one call of every method but Close.
+// calls returns one call of every method but Close, and of RulesVersion
+// when the store has it.
 func calls(s store.Store) map[string]func(context.Context) error {
-	return map[string]func(context.Context) error{
+	m := map[string]func(context.Context) error{
 		"Ping":      s.Ping,
 		"GetUser":   func(c context.Context) error { _, err := s.GetUser(c, "alice"); return err },
 		"ListUsers": func(c context.Context) error { _, err := s.ListUsers(c); return err },
@@ -207,4 +208,8 @@ func calls(s store.Store) map[string]func(context.Context) error {
 		"RemoveRule":   func(c context.Context) error { return s.RemoveRule(c, 1) },
 		"ReplaceRules": func(c context.Context) error { return s.ReplaceRules(c, []acl.Rule{fullRule(1)}) },
 	}
+	if vs, ok := s.(rulesVersioner); ok {
+		m["RulesVersion"] = func(c context.Context) error { _, err := vs.RulesVersion(c); return err }
+	}
+	return m
 }
