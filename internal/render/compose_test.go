@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -158,4 +160,67 @@ func hasTarget(s types.ServiceConfig, target string) bool {
 		}
 	}
 	return false
+}
+
+// TestTokenServerOps checks what the rendered stack turns on in regctl
+// serve: metrics on a port of their own, on every interface of the
+// container (so a scraper on the compose network reaches them) but neither
+// published nor proxied by nginx; the audit log in a writable, private bind
+// mount of the install root; and a health check on the port nginx uses.
+func TestTokenServerOps(t *testing.T) {
+	moved := variant{"token-on-9101", func(c *config.Config) { c.Upstreams.Token = "regctl:9101" }}
+	for _, v := range append(slices.Clone(variants), moved) {
+		t.Run(v.name, func(t *testing.T) {
+			files := renderVariant(t, v)
+			var tok struct {
+				Listen        string `yaml:"listen"`
+				MetricsListen string `yaml:"metrics-listen"`
+				AuditLog      string `yaml:"audit-log"`
+			}
+			if err := yaml.Unmarshal(render.Find(files, render.TokenConfFile).Data, &tok); err != nil {
+				t.Fatal(err)
+			}
+			host, mport, err := net.SplitHostPort(tok.MetricsListen)
+			if err != nil || host != "" {
+				t.Errorf("metrics-listen %q: want :PORT, every interface of the container", tok.MetricsListen)
+			}
+			_, tport, _ := net.SplitHostPort(tok.Listen)
+			if mport == "" || mport == tport {
+				t.Errorf("metrics-listen %q shares the token port %s that nginx proxies", tok.MetricsListen, tport)
+			}
+			nginx := string(render.Find(files, render.NginxConfFile).Data)
+			if strings.Contains(nginx, ":"+mport) {
+				t.Errorf("nginx.conf mentions the metrics port %s", mport)
+			}
+
+			p, _ := loadCompose(t, files)
+			regctl := p.Services["regctl"]
+			if len(regctl.Ports) > 0 || len(regctl.Expose) > 0 {
+				t.Errorf("regctl publishes %v / exposes %v", regctl.Ports, regctl.Expose)
+			}
+			if want := "http://127.0.0.1:" + tport + "/readyz"; !slices.Contains(regctl.HealthCheck.Test, want) {
+				t.Errorf("regctl healthcheck %v, want /readyz on the token port (%s)", regctl.HealthCheck.Test, want)
+			}
+			var mount *types.ServiceVolumeConfig
+			for i, vol := range regctl.Volumes {
+				if vol.Target == path.Dir(tok.AuditLog) {
+					mount = &regctl.Volumes[i]
+				}
+			}
+			switch {
+			case mount == nil:
+				t.Fatalf("audit-log %s is not in a mounted directory: %+v", tok.AuditLog, regctl.Volumes)
+			case mount.ReadOnly:
+				t.Errorf("the audit log's mount %s is read-only", mount.Target)
+			case filepath.Base(filepath.Dir(mount.Source)) != path.Base(path.Dir(render.TokenLogDir)) || filepath.Base(mount.Source) != path.Base(render.TokenLogDir):
+				t.Errorf("the audit log's mount comes from %s, want ROOT/%s", mount.Source, render.TokenLogDir)
+			}
+			if d := render.Find(files, render.TokenLogDir); d == nil || !d.Dir || d.Mode != render.ModeSecretDir {
+				t.Errorf("%s is not rendered as a 0700 directory: %+v", render.TokenLogDir, d)
+			}
+			if want := "regctl audit tail --file ROOT/" + render.AuditLogFile; !bytes.Contains(render.Find(files, render.TokenConfFile).Data, []byte(want)) {
+				t.Errorf("token-server.yaml does not say where the audit log is on the host (%s)", want)
+			}
+		})
+	}
 }

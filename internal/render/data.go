@@ -106,6 +106,7 @@ type ComposeData struct {
 	StorageSource           string // host directory of filesystem storage; empty for S3
 	StorageTarget           string
 	TokenDir, TokenConf     string
+	TokenLogDir             string // the audit log's directory
 	KeysDir                 string
 	SQLite                  bool
 	SQLiteDir               string
@@ -115,6 +116,7 @@ type ComposeData struct {
 	RegistryHealthURL       string
 	TokenHealthURL          string
 	RegistryPort, TokenPort string
+	MetricsPort             string // regctl serve's /metrics, on the compose network only
 }
 
 // MongoUser is the root user of the managed MongoDB.
@@ -134,6 +136,7 @@ func NewComposeData(c *config.Config) ComposeData {
 		RegistryConf:      path.Join(ContainerRegistryDir, path.Base(RegistryConfFile)),
 		TokenDir:          ContainerTokenDir,
 		TokenConf:         path.Join(ContainerTokenDir, path.Base(TokenConfFile)),
+		TokenLogDir:       ContainerTokenLogDir,
 		KeysDir:           ContainerKeysDir,
 		SQLite:            c.Database.Backend == config.BackendSQLite,
 		SQLiteDir:         ContainerSQLiteDir,
@@ -141,6 +144,7 @@ func NewComposeData(c *config.Config) ComposeData {
 		MongoUser:         MongoUser,
 		RegistryPort:      port(c.Upstreams.Registry),
 		TokenPort:         port(c.Upstreams.Token),
+		MetricsPort:       metricsPort(c),
 		NginxHealthURL:    "http://127.0.0.1:8080/healthz",
 		RegistryHealthURL: "http://" + registryDebugAddr(c) + "/debug/health",
 		TokenHealthURL:    "http://127.0.0.1:" + port(c.Upstreams.Token) + "/readyz",
@@ -210,6 +214,18 @@ type TokenData struct {
 	RefreshLifetime string
 	TrustedProxies  []string
 	LogFormat       string
+	// MetricsListen is the Prometheus listener (/metrics, /livez,
+	// /readyz): every interface of the container, so that a scraper on
+	// the compose network reaches it. compose.yaml publishes no port for
+	// it and nginx does not proxy it.
+	MetricsListen string
+	// AuditLog is the audit log's path in the container; on the host it
+	// is ROOT/AuditLogFile.
+	AuditLog string
+	// AuditLogHost is AuditLogFile, relative to the install root:
+	// token-server.yaml, like the registry's and nginx's configuration,
+	// does not depend on where the root is.
+	AuditLogHost string
 }
 
 // NewTokenData returns the data for the token server container.
@@ -224,7 +240,19 @@ func NewTokenData(c *config.Config, s Secrets) TokenData {
 		RefreshLifetime: c.Token.RefreshLifetime.String(),
 		TrustedProxies:  []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"},
 		LogFormat:       c.Token.LogFormat,
+		MetricsListen:   ":" + metricsPort(c),
+		AuditLog:        path.Join(ContainerTokenLogDir, path.Base(AuditLogFile)),
+		AuditLogHost:    AuditLogFile,
 	}
+}
+
+// metricsPort is regctl serve's metrics port inside its container: 9101,
+// or 9102 when the token server itself listens on 9101.
+func metricsPort(c *config.Config) string {
+	if port(c.Upstreams.Token) == "9101" {
+		return "9102"
+	}
+	return "9101"
 }
 
 // StoreURL is the store as the token server container sees it.

@@ -31,8 +31,9 @@ const classicRules = `- seq: 10
 // upstreams on loopback), terminates TLS in front of a real registry
 // (Debian's distribution 2.8, from the rendered config.yml) and a real
 // `regctl serve`. crane, skopeo and docker log in, push and pull through
-// it; then fail2ban-regex, with the rendered filter, reads the failures
-// nginx and regctl serve logged, and nothing else.
+// it; a client that keeps failing gets rate limited; then fail2ban-regex,
+// with the rendered filter, reads the failures and the rate-limited
+// requests nginx and regctl serve logged, and nothing else.
 //
 //	go test -tags integration -run TestEndToEndThroughNginx ./internal/render
 func TestEndToEndThroughNginx(t *testing.T) {
@@ -135,14 +136,43 @@ func TestEndToEndThroughNginx(t *testing.T) {
 		testenv.Run(t, env, "", docker, "rmi", ref)
 	})
 
-	// fail2ban: everything nginx and regctl serve logged as a failed token
-	// request matches, from the client's address; nothing else does.
+	// A client that keeps failing is rate limited by regctl serve (429 once
+	// the default --fail-limit-ip's burst of 20 failures is used up); nginx
+	// logs the 429s, and they count toward a ban too.
+	limited := 0
+	for i := 0; i < 40 && limited < 3; i++ {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+host+"/auth/token?service=localhost", nil)
+		req.SetBasicAuth("waldi", "wrong-password")
+		resp, err := insecure.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusTooManyRequests:
+			limited++
+		case http.StatusUnauthorized:
+		default:
+			t.Fatalf("wrong password through nginx: %d", resp.StatusCode)
+		}
+	}
+	if limited < 3 {
+		t.Fatalf("%d rate-limited answers after 40 wrong passwords, want 3", limited)
+	}
+
+	// fail2ban: everything nginx and regctl serve logged as a failed or
+	// rate-limited token request matches, from the client's address;
+	// nothing else does.
 	authLog, err := os.ReadFile(site.data.AuthLog)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkF2B(t, &c, "nginx token log", string(authLog), func(l string) bool { return strings.Contains(l, " status=401 ") }, 3)
-	checkF2B(t, &c, "regctl serve log", serve.Proc.Log(0), func(l string) bool { return strings.Contains(l, `msg="authentication failed"`) }, 3)
+	checkF2B(t, &c, "nginx token log", string(authLog), func(l string) bool {
+		return strings.Contains(l, " status=401 ") || strings.Contains(l, " status=429 ")
+	}, 3+3)
+	checkF2B(t, &c, "regctl serve log", serve.Proc.Log(0), func(l string) bool {
+		return strings.Contains(l, `msg="authentication failed"`) || strings.Contains(l, `msg="rate limited"`)
+	}, 3+3)
 	main, err := os.ReadFile(site.data.AccessLog)
 	if err != nil {
 		t.Fatal(err)

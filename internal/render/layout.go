@@ -42,6 +42,11 @@ const (
 	NginxLogDir  = "logs/nginx"
 	AuthLogFile  = "logs/nginx/auth.log"
 	RenewLogFile = "logs/renew.log"
+	// TokenLogDir is the token server's writable log directory (0700):
+	// its audit log, AuditLogFile, read on the host with
+	// `regctl audit tail --file ROOT/logs/regctl/audit.log`.
+	TokenLogDir  = "logs/regctl"
+	AuditLogFile = "logs/regctl/audit.log"
 
 	RegistryDataDir = "data/registry"
 	MongoDataDir    = "data/mongo"
@@ -72,6 +77,7 @@ const (
 	ContainerTokenDir     = "/etc/regctl"
 	ContainerKeysDir      = "/keys"
 	ContainerSQLiteDir    = "/data"
+	ContainerTokenLogDir  = "/var/log/regctl" // TokenLogDir, in the regctl container
 )
 
 // Installed locations of the host-level files, outside the root.

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,11 +141,15 @@ func TestNginxServes(t *testing.T) {
 			}))
 			defer registry.Close()
 			token := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if _, pw, ok := r.BasicAuth(); ok && pw == "right" {
+				switch _, pw, _ := r.BasicAuth(); pw {
+				case "right":
 					fmt.Fprint(w, `{"token":"x"}`)
-					return
+				case "limited": // as regctl serve answers a rate-limited client
+					w.Header().Set("Retry-After", "6")
+					w.WriteHeader(http.StatusTooManyRequests)
+				default:
+					w.WriteHeader(http.StatusUnauthorized)
 				}
-				w.WriteHeader(http.StatusUnauthorized)
 			}))
 			defer token.Close()
 			s := newNginxSite(t, c, strings.TrimPrefix(registry.URL, "http://"), strings.TrimPrefix(token.URL, "http://"))
@@ -211,7 +216,8 @@ func TestNginxServes(t *testing.T) {
 
 			// The token endpoint, on its own name or under /auth.
 			auth := tlsClient(c.AuthDomain(), 0)
-			for _, pw := range []string{"wrong", "wrong", "right"} {
+			status := map[string]int{"wrong": 401, "limited": 429, "right": 200}
+			for _, pw := range []string{"wrong", "limited", "wrong", "limited", "right"} {
 				req, _ := http.NewRequest(http.MethodGet, "https://"+c.AuthDomain()+"/auth/token?service=x&scope=repository:a:pull", nil)
 				req.SetBasicAuth("bob", pw)
 				resp, err := auth.Do(req)
@@ -219,7 +225,7 @@ func TestNginxServes(t *testing.T) {
 					t.Fatal(err)
 				}
 				resp.Body.Close()
-				if want := map[bool]int{true: 200, false: 401}[pw == "right"]; resp.StatusCode != want {
+				if want := status[pw]; resp.StatusCode != want {
 					t.Errorf("token request with %s password: %d, want %d", pw, resp.StatusCode, want)
 				}
 			}
@@ -239,12 +245,13 @@ func TestNginxServes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := strings.Count(string(authLog), " status=401 "); n != 2 {
-				t.Errorf("auth log has %d failures, want 2:\n%s", n, authLog)
+			if n, m := strings.Count(string(authLog), " status=401 "), strings.Count(string(authLog), " status=429 "); n != 2 || m != 2 {
+				t.Errorf("auth log has %d failures and %d rate-limited requests, want 2 and 2:\n%s", n, m, authLog)
 			}
 			if f2b := fail2banRegex(t, s.data.AuthLog, c); f2b != nil {
-				if f2b.matched != 2 || len(f2b.hosts) != 2 || f2b.hosts[0] != "127.0.0.1" {
-					t.Errorf("fail2ban-regex on nginx's token log: %d matched %v, want 2 from 127.0.0.1:\n%s", f2b.matched, f2b.hosts, authLog)
+				// The 401s and the 429s count; the 200 does not.
+				if f2b.matched != 4 || len(f2b.hosts) != 4 || slices.ContainsFunc(f2b.hosts, func(h string) bool { return h != "127.0.0.1" }) {
+					t.Errorf("fail2ban-regex on nginx's token log: %d matched %v, want 4 from 127.0.0.1:\n%s", f2b.matched, f2b.hosts, authLog)
 				}
 				// The main log has the registry's normal 401 on /v2/ and the
 				// token requests in another format: nothing to ban.

@@ -158,6 +158,7 @@ func Files(c *config.Config, s Secrets, env Env) ([]File, error) {
 	dir(path.Dir(RenewTimerFile), ModeDir)
 	dir(WebRootDir, ModeDir)
 	dir(NginxLogDir, ModeDir)
+	dir(TokenLogDir, ModeSecretDir) // the audit log: user names and addresses
 	dir(CertsDir, ModeDir)
 	dir(LiveDir, ModeSecretDir)
 	if c.Storage.Driver == config.DriverFilesystem && c.Storage.Filesystem.Path == "" {
