@@ -395,20 +395,20 @@ func cmdMsg(err error) string {
 
 // privateDirs and privateFiles are what group and others must not read:
 // keys, secrets, the registry's and token server's configuration (HTTP
-// secret, store URL), certificate keys, ACME accounts and the embedded
-// store. Globs are relative to the root.
+// secret, store URL), certificate keys, ACME accounts, the embedded
+// store and the audit log (who pulled what, from where). Globs are relative to the root.
 var (
 	privateDirs = []string{
 		render.KeysDir, render.SecretsDir, path.Dir(render.RegistryConfFile), path.Dir(render.TokenConfFile),
 		render.LiveDir, render.LiveDir + "/*", render.CertsDir + "/accounts", render.CertsDir + "/accounts/*", render.CertsDir + "/accounts/*/*",
-		render.StateDir, render.SQLiteDataDir,
+		render.StateDir, render.SQLiteDataDir, render.TokenLogDir,
 	}
 	privateFiles = []string{
 		render.KeysDir + "/" + keys.CAKeyFile, render.KeysDir + "/" + keys.SigningKeyFile,
 		render.KeysDir + "/" + keys.PrevSigningKeyFile, render.KeysDir + "/" + keys.RefreshKeyFile,
 		render.SecretsDir + "/*", render.RegistryConfFile, render.TokenConfFile,
 		render.LiveDir + "/*/" + "privkey.pem", render.CertsDir + "/accounts/*/*/*",
-		render.ManifestFile,
+		render.ManifestFile, render.AuditLogFile,
 	}
 )
 

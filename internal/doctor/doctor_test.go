@@ -472,6 +472,8 @@ func TestChecks(t *testing.T) {
 			break_: func(t *testing.T, s setup) { os.Chmod(abs(s.c, render.SecretsDir), 0o755) }},
 		{name: "group-readable TLS key", check: CheckModes, want: Error, msg: []string{"privkey.pem has mode 0640"},
 			break_: func(t *testing.T, s setup) { os.Chmod(abs(s.c, render.CertKeyFile("registry.test")), 0o640) }},
+		{name: "readable audit log", check: CheckModes, want: Error, msg: []string{"logs/regctl/audit.log has mode 0644"}, fix: "chmod 600 ",
+			break_: func(t *testing.T, s setup) { mustWrite(t, abs(s.c, render.AuditLogFile), []byte("{}\n"), 0o644) }},
 		{name: "readable registry config", check: CheckModes, want: Error, msg: []string{"registry/config.yml has mode 0644"},
 			break_: func(t *testing.T, s setup) { os.Chmod(abs(s.c, render.RegistryConfFile), 0o644) }},
 		{name: "secret is a symlink", check: CheckModes, want: Error, msg: []string{"secrets/registry-http-secret is a symbolic link"},

@@ -386,8 +386,9 @@ func scopeList(sc []acl.Scope) string {
 }
 
 // logDecision writes the one line per request. Its message and keys are a
-// stable interface (fail2ban matches "token request denied" with
-// status=401): never a password, token or Authorization header.
+// stable interface (fail2ban matches "authentication failed" with
+// status=401 and "rate limited" with status=429): never a password, token
+// or Authorization header.
 func (s *Server) logDecision(ctx context.Context, d *decision) {
 	level, msg := slog.LevelInfo, "token issued"
 	switch {
