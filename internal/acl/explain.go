@@ -108,7 +108,7 @@ func (tr *trace) ruleExpired(cr *compiledRule, ec *evalCtx) {
 		return
 	}
 	tr.steps = append(tr.steps, Step{Kind: StepRule, Seq: cr.seq, Pattern: renderRule(cr, ec),
-		Outcome: OutcomeExpired, Reason: "expired " + formatTime(*cr.expires)})
+		Outcome: OutcomeExpired, Reason: "expired " + formatTime(*cr.expiry())})
 }
 
 func (tr *trace) rule(cr *compiledRule, ec *evalCtx, ok bool, why []string) {
@@ -128,10 +128,10 @@ func (tr *trace) rule(cr *compiledRule, ec *evalCtx, ok bool, why []string) {
 	if st.Reason == "" {
 		st.Reason = "rule has no conditions"
 	}
-	if len(cr.actions) == 0 {
+	if len(cr.allowed()) == 0 {
 		st.Reason += "; explicit deny: allows nothing and stops the search"
 	}
-	st.Actions = Intersect(tr.requested, cr.actions)
+	st.Actions = Intersect(tr.requested, cr.allowed())
 	tr.steps = append(tr.steps, st)
 }
 
@@ -140,19 +140,19 @@ func (tr *trace) rule(cr *compiledRule, ec *evalCtx, ok bool, why []string) {
 func renderRule(cr *compiledRule, ec *evalCtx) string {
 	var parts []string
 	add := func(field string, p *pattern) {
-		if p.kind != patAny {
+		if p != nil {
 			parts = append(parts, field+"="+renderPattern(p, ec))
 		}
 	}
-	add("account", &cr.account)
-	add("type", &cr.typ)
-	add("name", &cr.name)
-	add("service", &cr.service)
-	if cr.hasIP {
-		parts = append(parts, "ip="+prefixString(cr.ip))
+	add("account", cr.account)
+	add("type", cr.typ)
+	add("name", cr.name)
+	add("service", cr.service)
+	if cr.extra != nil && cr.extra.hasIP {
+		parts = append(parts, "ip="+prefixString(cr.extra.ip))
 	}
-	for i := range cr.labels {
-		add("labels."+cr.labels[i].key, &cr.labels[i].pat)
+	for _, lc := range cr.labelConds() {
+		add("labels."+lc.key, lc.pat)
 	}
 	if len(parts) == 0 {
 		return "(any)"
@@ -224,14 +224,14 @@ func describeTemplated(field string, p *pattern, v string, ok bool, ft *fieldTra
 	return s
 }
 
-func describeIP(cr *compiledRule, ip netip.Addr, ok bool) string {
+func describeIP(pf netip.Prefix, ip netip.Addr, ok bool) string {
 	switch {
 	case !ip.IsValid():
-		return fmt.Sprintf("client IP unknown; rule requires ip %s", prefixString(cr.ip))
+		return fmt.Sprintf("client IP unknown; rule requires ip %s", prefixString(pf))
 	case ok:
-		return fmt.Sprintf("ip %s in %s", ip, prefixString(cr.ip))
+		return fmt.Sprintf("ip %s in %s", ip, prefixString(pf))
 	}
-	return fmt.Sprintf("ip %s not in %s", ip, prefixString(cr.ip))
+	return fmt.Sprintf("ip %s not in %s", ip, prefixString(pf))
 }
 
 func describeLabel(lc *labelCond, vals []string, matched string, ok bool, ft *fieldTrace) string {

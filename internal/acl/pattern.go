@@ -49,22 +49,32 @@ type segment struct {
 type patKind uint8
 
 const (
-	patAny       patKind = iota // nil field: matches anything
-	patLiteral                  // exact string
+	patLiteral   patKind = iota // exact string
 	patGlob                     // path.Match
 	patRegex                    // anchored regexp
 	patTmplGlob                 // glob with variables
 	patTmplRegex                // regexp with variables
 )
 
-// pattern is one compiled Match field.
+// pattern is one compiled Match field; an absent field has none (a nil
+// *pattern matches anything). Patterns are immutable once compiled but for
+// re, so a policy keeps one per distinct source and its rules share it
+// (see interner).
 type pattern struct {
-	kind   patKind
-	src    string         // the pattern as written
-	re     *regexp.Regexp // patRegex
-	segs   []segment      // templated kinds
-	labels []string       // distinct label keys used, in order of first use
-	prefix string         // every value the pattern matches starts with prefix
+	kind patKind
+	src  string    // the pattern as written
+	tmpl *template // templated kinds
+	// re is a patRegex's program, built on first use (see program): a
+	// compiled regexp costs 1 to 4 KiB, more when anchoring makes it
+	// one-pass, and many of a large rule set's never run between two
+	// reloads, since the candidate index skips rules that cannot match.
+	re atomic.Pointer[regexp.Regexp]
+}
+
+// template is a templated pattern split into literal text and variables.
+type template struct {
+	segs   []segment
+	labels []string // distinct label keys used, in order of first use
 }
 
 var errUnterminatedVar = errors.New("unterminated variable (missing '}')")
@@ -135,11 +145,11 @@ func isRegexPattern(p string) bool {
 
 // compilePattern compiles one Match field. Its errors do not name the
 // field or rule; the caller adds that.
-func compilePattern(src string) (pattern, error) {
+func compilePattern(src string) (*pattern, error) {
 	if len(src) > MaxPatternLength {
-		return pattern{}, fmt.Errorf("pattern is %d characters long (max %d)", len(src), MaxPatternLength)
+		return nil, fmt.Errorf("pattern is %d characters long (max %d)", len(src), MaxPatternLength)
 	}
-	p := pattern{src: src}
+	p := &pattern{src: src}
 	regex := isRegexPattern(src)
 	body := src
 	if regex {
@@ -147,7 +157,7 @@ func compilePattern(src string) (pattern, error) {
 	}
 	segs, labels, err := parseVars(body)
 	if err != nil {
-		return pattern{}, err
+		return nil, err
 	}
 	templated := false
 	for _, s := range segs {
@@ -158,11 +168,10 @@ func compilePattern(src string) (pattern, error) {
 
 	switch {
 	case regex && !templated:
-		re, err := compileAnchored("^(?:" + body + ")$")
-		if err != nil {
-			return pattern{}, fmt.Errorf("invalid regular expression %s: %w", clip(src), err)
+		if err := validateAnchored(p.anchored()); err != nil {
+			return nil, fmt.Errorf("invalid regular expression %s: %w", clip(src), err)
 		}
-		p.kind, p.re, p.prefix = patRegex, re, regexLiteralPrefix(body)
+		p.kind = patRegex
 	case regex:
 		// Check the shape with every variable replaced by a literal
 		// group, which is what substitution produces.
@@ -176,19 +185,19 @@ func compilePattern(src string) (pattern, error) {
 			}
 		}
 		b.WriteString(")$")
-		if _, err := compileAnchored(b.String()); err != nil {
-			return pattern{}, fmt.Errorf("invalid regular expression %s: %w", clip(src), err)
+		if err := validateAnchored(b.String()); err != nil {
+			return nil, fmt.Errorf("invalid regular expression %s: %w", clip(src), err)
 		}
-		p.kind, p.segs, p.labels = patTmplRegex, segs, labels
+		p.kind, p.tmpl = patTmplRegex, &template{segs, labels}
 	case !templated:
 		if !hasGlobMeta(src) {
-			p.kind, p.prefix = patLiteral, src
+			p.kind = patLiteral
 			break
 		}
 		if _, err := path.Match(src, ""); err != nil {
-			return pattern{}, fmt.Errorf("malformed glob %q: %w", clip(src), err)
+			return nil, fmt.Errorf("malformed glob %q: %w", clip(src), err)
 		}
-		p.kind, p.prefix = patGlob, globPrefix(src)
+		p.kind = patGlob
 	default:
 		var b strings.Builder
 		for _, s := range segs {
@@ -199,14 +208,58 @@ func compilePattern(src string) (pattern, error) {
 			}
 		}
 		if _, err := path.Match(b.String(), ""); err != nil {
-			return pattern{}, fmt.Errorf("malformed glob %q: %w", clip(src), err)
+			return nil, fmt.Errorf("malformed glob %q: %w", clip(src), err)
 		}
-		p.kind, p.segs, p.labels = patTmplGlob, segs, labels
-		if segs[0].kind == segLiteral {
-			p.prefix = globPrefix(segs[0].text)
-		}
+		p.kind, p.tmpl = patTmplGlob, &template{segs, labels}
 	}
 	return p, nil
+}
+
+// anchored returns a patRegex's source as the anchored expression
+// "^(?:...)$" it stands for.
+func (p *pattern) anchored() string {
+	return "^(?:" + p.src[1:len(p.src)-1] + ")$"
+}
+
+// program returns a patRegex's program, compiling it on first use.
+func (p *pattern) program() *regexp.Regexp {
+	if re := p.re.Load(); re != nil {
+		return re
+	}
+	return p.compileRegexp()
+}
+
+// compileRegexp is program's slow path. Goroutines that race on first use
+// may each compile the program, but all of them then use the one that was
+// stored first.
+func (p *pattern) compileRegexp() *regexp.Regexp {
+	// compilePattern validated the expression with validateAnchored, which
+	// parses and compiles it exactly as regexp.Compile does, so this
+	// cannot fail.
+	re := regexp.MustCompile(p.anchored())
+	if !p.re.CompareAndSwap(nil, re) {
+		re = p.re.Load()
+	}
+	return re
+}
+
+// prefix returns literal text every value the pattern matches starts with
+// ("" when there is none or it is unknown). Compile indexes rules by the
+// prefix of their name pattern.
+func (p *pattern) prefix() string {
+	switch p.kind {
+	case patLiteral:
+		return p.src
+	case patGlob:
+		return globPrefix(p.src)
+	case patRegex:
+		return regexLiteralPrefix(p.src[1 : len(p.src)-1])
+	case patTmplGlob:
+		if s := p.tmpl.segs[0]; s.kind == segLiteral {
+			return globPrefix(s.text)
+		}
+	}
+	return ""
 }
 
 // MaxRegexInstructions bounds the compiled size of a regular expression
@@ -217,26 +270,37 @@ func compilePattern(src string) (pattern, error) {
 // substitution matches nothing.
 const MaxRegexInstructions = 4096
 
-// compileAnchored compiles "^(?:inner)$", first checking that inner parses
-// on its own, so that an unbalanced inner ")" cannot break the anchoring,
-// and that the program stays within MaxRegexInstructions.
+// compileAnchored compiles "^(?:inner)$" after validateAnchored accepts
+// it.
 func compileAnchored(wrapped string) (*regexp.Regexp, error) {
+	if err := validateAnchored(wrapped); err != nil {
+		return nil, err
+	}
+	return regexp.Compile(wrapped)
+}
+
+// validateAnchored checks "^(?:inner)$": that inner parses on its own, so
+// that an unbalanced inner ")" cannot break the anchoring, that the whole
+// parses and compiles, and that the program stays within
+// MaxRegexInstructions. These are the steps of regexp.Compile, which then
+// cannot fail.
+func validateAnchored(wrapped string) error {
 	inner := wrapped[len("^(?:") : len(wrapped)-len(")$")]
 	if _, err := syntax.Parse(inner, syntax.Perl); err != nil {
-		return nil, err
+		return err
 	}
 	re, err := syntax.Parse(wrapped, syntax.Perl)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	prog, err := syntax.Compile(re.Simplify())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if n := len(prog.Inst); n > MaxRegexInstructions {
-		return nil, fmt.Errorf("too complex: compiles to %d instructions (max %d)", n, MaxRegexInstructions)
+		return fmt.Errorf("too complex: compiles to %d instructions (max %d)", n, MaxRegexInstructions)
 	}
-	return regexp.Compile(wrapped)
+	return nil
 }
 
 const globMeta = `*?[\`
@@ -369,7 +433,7 @@ func (p *pattern) expand(ec *evalCtx, fn func(string) bool) (found bool, st expa
 	var vbuf [4][]string
 	vals := vbuf[:0]
 	total := 1
-	for _, k := range p.labels {
+	for _, k := range p.tmpl.labels {
 		v := ec.labels[k]
 		if len(v) == 0 {
 			return false, expandNoValues, k
@@ -408,8 +472,8 @@ func (p *pattern) expand(ec *evalCtx, fn func(string) bool) (found bool, st expa
 // their metacharacters escaped. In a regex every value goes in quoted with
 // regexp.QuoteMeta and wrapped in a non-capturing group.
 func (p *pattern) build(ec *evalCtx, vals [][]string, idx []int) string {
-	if p.kind == patTmplGlob && len(p.segs) == 1 {
-		s := p.segs[0]
+	if p.kind == patTmplGlob && len(p.tmpl.segs) == 1 {
+		s := p.tmpl.segs[0]
 		if s.kind == segLabel {
 			return vals[s.label][idx[s.label]]
 		}
@@ -421,7 +485,7 @@ func (p *pattern) build(ec *evalCtx, vals [][]string, idx []int) string {
 	if regex {
 		b.WriteString("^(?:")
 	}
-	for _, s := range p.segs {
+	for _, s := range p.tmpl.segs {
 		var v string
 		switch s.kind {
 		case segLiteral:
@@ -462,15 +526,13 @@ type fieldTrace struct {
 // path.
 func (p *pattern) matchValue(v string, ec *evalCtx, ft *fieldTrace) bool {
 	switch p.kind {
-	case patAny:
-		return true
 	case patLiteral:
 		return v == p.src
 	case patGlob:
 		ok, _ := path.Match(p.src, v)
 		return ok
 	case patRegex:
-		return p.re.MatchString(v)
+		return p.program().MatchString(v)
 	}
 	regex := p.kind == patTmplRegex
 	found, st, key := p.expand(ec, func(s string) bool {

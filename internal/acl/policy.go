@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"maps"
 	"path"
 	"slices"
 	"time"
@@ -29,19 +28,24 @@ import (
 // and allows nothing — but it never takes away a user's own grants.
 // Expired rules and grants (see Expired) are treated as absent.
 type Policy struct {
-	src   []Rule // sorted deep copies, for Rules
-	rules []compiledRule
+	rules []compiledRule // sorted by seq
 
-	// Candidate index: every rule is in exactly one of these, and a rule
-	// outside the lists consulted for a request cannot match it.
-	byAccount  map[string][]int32 // literal account pattern
-	byPrefix   map[string][]int32 // literal prefix of the name pattern
-	prefixLens []int              // distinct key lengths of byPrefix, ascending
-	byLabel    map[string][]int32 // a label the subject must have values for
+	// Candidate index: every rule is in exactly one of these lists, and a
+	// rule outside the lists consulted for a request cannot match it.
+	// Each list is a window of cands, so that the index makes a few large
+	// allocations rather than one per key.
+	byAccount  map[string]window // literal account pattern
+	byPrefix   map[string]window // literal prefix of the name pattern
+	prefixLens []int             // distinct key lengths of byPrefix, ascending
+	byLabel    map[string]window // a label the subject must have values for
 	unindexed  []int32
+	cands      []int32 // rule positions, ascending within each window
 
 	cache *regexCache
 }
+
+// window is the candidate list cands[off:off+n] of a Policy.
+type window struct{ off, n int32 }
 
 // Compile validates rules and builds a Policy. Every invalid rule is
 // reported (errors joined with errors.Join, each naming its seq), as is a
@@ -78,22 +82,13 @@ type Policy struct {
 //   - Rules are always evaluated in Seq order (docker_auth's Mongo backend
 //     does not sort them).
 func Compile(rules []Rule) (*Policy, error) {
-	p := &Policy{
-		byAccount: map[string][]int32{},
-		byPrefix:  map[string][]int32{},
-		byLabel:   map[string][]int32{},
-		cache:     &regexCache{},
-	}
+	var in interner
 	var errs []error
 	seen := make(map[int64]bool, len(rules))
-	type item struct {
-		src Rule
-		cr  compiledRule
-	}
-	items := make([]item, 0, len(rules))
+	compiled := make([]compiledRule, 0, len(rules))
 	for i := range rules {
 		r := &rules[i]
-		cr, err := compileRule(r)
+		cr, err := compileRule(r, &in)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -102,87 +97,137 @@ func Compile(rules []Rule) (*Policy, error) {
 		}
 		seen[r.Seq] = true
 		if err == nil {
-			items = append(items, item{copyRule(r), cr})
+			compiled = append(compiled, cr)
 		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	slices.SortFunc(items, func(a, b item) int { return cmp.Compare(a.src.Seq, b.src.Seq) })
+	slices.SortFunc(compiled, func(a, b compiledRule) int { return cmp.Compare(a.seq, b.seq) })
+	p := &Policy{rules: compiled, cache: &regexCache{}}
+	p.index()
+	return p, nil
+}
 
-	p.src = make([]Rule, len(items))
-	p.rules = make([]compiledRule, len(items))
-	for i, it := range items {
-		p.src[i], p.rules[i] = it.src, it.cr
-		p.index(int32(i))
+// Update returns the policy of p's rules with the rules whose seq is in
+// removed taken out and the changed rules added, each replacing the rule
+// of the same seq if there is one: the policy Compile would build from
+// that rule set. Only the changed rules are compiled; the others, with
+// their compiled regular expressions, are shared with p, which is not
+// modified and stays usable. An invalid or duplicated changed rule is
+// reported as Compile reports it. A nil p has no rules.
+func (p *Policy) Update(changed []Rule, removed []int64) (*Policy, error) {
+	if p == nil {
+		return Compile(changed)
 	}
+	var in interner
+	var errs []error
+	drop := make(map[int64]bool, len(changed)+len(removed))
+	for _, seq := range removed {
+		drop[seq] = true
+	}
+	seen := make(map[int64]bool, len(changed))
+	fresh := make([]compiledRule, 0, len(changed))
+	for i := range changed {
+		r := &changed[i]
+		cr, err := compileRule(r, &in)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if seen[r.Seq] {
+			errs = append(errs, fmt.Errorf("rule seq %d: duplicate seq", r.Seq))
+		}
+		seen[r.Seq], drop[r.Seq] = true, true
+		if err == nil {
+			fresh = append(fresh, cr)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	rules := make([]compiledRule, 0, len(p.rules)+len(fresh))
+	for _, cr := range p.rules {
+		if !drop[cr.seq] {
+			rules = append(rules, cr)
+		}
+	}
+	rules = append(rules, fresh...)
+	slices.SortFunc(rules, func(a, b compiledRule) int { return cmp.Compare(a.seq, b.seq) })
+	// The regex cache holds expansions by their source, whatever rule
+	// made them: still valid.
+	np := &Policy{rules: rules, cache: p.cache}
+	np.index()
+	return np, nil
+}
+
+// index builds the candidate index, filing each rule under its most
+// selective key. Correctness only needs every key to be necessary for a
+// match: a literal account must equal the subject's account, a name must
+// start with its pattern's literal prefix, and a label the rule uses must
+// have values.
+func (p *Policy) index() {
+	byAccount := map[string][]int32{}
+	byPrefix := map[string][]int32{}
+	byLabel := map[string][]int32{}
+	var unindexed []int32
+	for i := range p.rules {
+		cr, pos := &p.rules[i], int32(i)
+		if cr.account != nil && cr.account.kind == patLiteral {
+			byAccount[cr.account.src] = append(byAccount[cr.account.src], pos)
+			continue
+		}
+		if cr.name != nil {
+			if pf := cr.name.prefix(); pf != "" {
+				byPrefix[pf] = append(byPrefix[pf], pos)
+				continue
+			}
+		}
+		if k := cr.requiredLabel(); k != "" {
+			byLabel[k] = append(byLabel[k], pos)
+		} else {
+			unindexed = append(unindexed, pos)
+		}
+	}
+	p.cands = make([]int32, 0, len(p.rules))
+	add := func(list []int32) window {
+		w := window{int32(len(p.cands)), int32(len(list))}
+		p.cands = append(p.cands, list...)
+		return w
+	}
+	flatten := func(m map[string][]int32) map[string]window {
+		out := make(map[string]window, len(m))
+		for k, list := range m {
+			out[k] = add(list)
+		}
+		return out
+	}
+	p.byAccount, p.byPrefix, p.byLabel = flatten(byAccount), flatten(byPrefix), flatten(byLabel)
+	p.unindexed = p.candidates(add(unindexed))
 	for n := range p.byPrefix {
 		if !slices.Contains(p.prefixLens, len(n)) {
 			p.prefixLens = append(p.prefixLens, len(n))
 		}
 	}
 	slices.Sort(p.prefixLens)
-	p.shareRegexps()
-	return p, nil
 }
 
-// index files rule i under its most selective key. Correctness only needs
-// every key to be necessary for a match: a literal account must equal the
-// subject's account, a name must start with its pattern's literal prefix,
-// and a label the rule uses must have values.
-func (p *Policy) index(i int32) {
-	cr := &p.rules[i]
-	switch {
-	case cr.account.kind == patLiteral:
-		p.byAccount[cr.account.src] = append(p.byAccount[cr.account.src], i)
-	case cr.name.prefix != "":
-		p.byPrefix[cr.name.prefix] = append(p.byPrefix[cr.name.prefix], i)
-	default:
-		if k := cr.requiredLabel(); k != "" {
-			p.byLabel[k] = append(p.byLabel[k], i)
-		} else {
-			p.unindexed = append(p.unindexed, i)
-		}
-	}
+// candidates returns the rule positions in window w.
+func (p *Policy) candidates(w window) []int32 {
+	return p.cands[w.off : w.off+w.n]
 }
 
 // requiredLabel returns a label key the subject must have values for if
 // the rule is to match, or "".
 func (cr *compiledRule) requiredLabel() string {
-	if len(cr.labels) > 0 {
-		return cr.labels[0].key
+	if labels := cr.labelConds(); len(labels) > 0 {
+		return labels[0].key
 	}
-	for _, pt := range []*pattern{&cr.name, &cr.account, &cr.service, &cr.typ} {
-		if len(pt.labels) > 0 {
-			return pt.labels[0]
+	for _, pt := range []*pattern{cr.name, cr.account, cr.service, cr.typ} {
+		if pt != nil && pt.tmpl != nil && len(pt.tmpl.labels) > 0 {
+			return pt.tmpl.labels[0]
 		}
 	}
 	return ""
-}
-
-func copyRule(r *Rule) Rule {
-	c := *r
-	cp := func(s *string) *string {
-		if s == nil {
-			return nil
-		}
-		v := *s
-		return &v
-	}
-	c.Match.Account = cp(r.Match.Account)
-	c.Match.Type = cp(r.Match.Type)
-	c.Match.Name = cp(r.Match.Name)
-	c.Match.Service = cp(r.Match.Service)
-	c.Match.IP = cp(r.Match.IP)
-	c.Match.Labels = maps.Clone(r.Match.Labels)
-	if r.Actions != nil {
-		c.Actions = append([]string{}, r.Actions...)
-	}
-	if r.ExpiresAt != nil {
-		t := *r.ExpiresAt
-		c.ExpiresAt = &t
-	}
-	return c
 }
 
 // Rules returns a copy of the policy's rules, sorted by Seq.
@@ -190,9 +235,9 @@ func (p *Policy) Rules() []Rule {
 	if p == nil {
 		return []Rule{}
 	}
-	out := make([]Rule, len(p.src))
-	for i := range p.src {
-		out[i] = copyRule(&p.src[i])
+	out := make([]Rule, len(p.rules))
+	for i := range p.rules {
+		out[i] = p.rules[i].rule()
 	}
 	return out
 }
@@ -260,7 +305,7 @@ func (p *Policy) evaluate(dst []string, sub *Subject, service string, sc *Scope,
 			cr = p.firstMatchIndexed(&ec, now)
 		}
 		if cr != nil {
-			allowed = append(allowed, cr.actions...)
+			allowed = append(allowed, cr.allowed()...)
 		}
 	}
 	return intersectInto(dst, sc.Actions, allowed)
@@ -270,7 +315,7 @@ func (p *Policy) evaluate(dst []string, sub *Subject, service string, sc *Scope,
 func (p *Policy) firstMatchLinear(ec *evalCtx, now time.Time, tr *trace) *compiledRule {
 	for i := range p.rules {
 		cr := &p.rules[i]
-		if Expired(cr.expires, now) {
+		if Expired(cr.expiry(), now) {
 			tr.ruleExpired(cr, ec)
 			continue
 		}
@@ -297,16 +342,16 @@ func (p *Policy) firstMatchLinear(ec *evalCtx, now time.Time, tr *trace) *compil
 func (p *Policy) firstMatchIndexed(ec *evalCtx, now time.Time) *compiledRule {
 	var lbuf [16][]int32
 	lists := lbuf[:0]
-	if l := p.byAccount[ec.account]; len(l) > 0 {
-		lists = append(lists, l)
+	if w := p.byAccount[ec.account]; w.n > 0 {
+		lists = append(lists, p.candidates(w))
 	}
 	name := ec.scope.Name
 	for _, n := range p.prefixLens {
 		if n > len(name) {
 			break
 		}
-		if l := p.byPrefix[name[:n]]; len(l) > 0 {
-			lists = append(lists, l)
+		if w := p.byPrefix[name[:n]]; w.n > 0 {
+			lists = append(lists, p.candidates(w))
 		}
 	}
 	if len(p.byLabel) > 0 {
@@ -314,8 +359,8 @@ func (p *Policy) firstMatchIndexed(ec *evalCtx, now time.Time) *compiledRule {
 			if len(v) == 0 {
 				continue
 			}
-			if l := p.byLabel[k]; len(l) > 0 {
-				lists = append(lists, l)
+			if w := p.byLabel[k]; w.n > 0 {
+				lists = append(lists, p.candidates(w))
 			}
 		}
 	}
@@ -335,7 +380,7 @@ func (p *Policy) firstMatchIndexed(ec *evalCtx, now time.Time) *compiledRule {
 		}
 		lists[best] = lists[best][1:]
 		cr := &p.rules[pos]
-		if !Expired(cr.expires, now) && cr.matches(ec, nil) {
+		if !Expired(cr.expiry(), now) && cr.matches(ec, nil) {
 			return cr
 		}
 	}
@@ -345,16 +390,20 @@ func (p *Policy) firstMatchIndexed(ec *evalCtx, now time.Time) *compiledRule {
 // non-nil it appends a clause per condition checked; on failure the last
 // clause says why.
 func (cr *compiledRule) matches(ec *evalCtx, why *[]string) bool {
-	return matchField("type", &cr.typ, ec.scope.Type, ec, why) &&
-		matchField("account", &cr.account, ec.account, ec, why) &&
-		matchField("service", &cr.service, ec.service, ec, why) &&
+	return matchField("type", cr.typ, ec.scope.Type, ec, why) &&
+		matchField("account", cr.account, ec.account, ec, why) &&
+		matchField("service", cr.service, ec.service, ec, why) &&
 		cr.matchIP(ec, why) &&
-		matchField("name", &cr.name, ec.scope.Name, ec, why) &&
+		matchField("name", cr.name, ec.scope.Name, ec, why) &&
 		cr.matchLabels(ec, why)
 }
 
+// matchField matches v against an optional pattern (nil matches anything).
 func matchField(field string, p *pattern, v string, ec *evalCtx, why *[]string) bool {
-	if why == nil || p.kind == patAny {
+	if p == nil {
+		return true
+	}
+	if why == nil {
 		return p.matchValue(v, ec, nil)
 	}
 	var ft fieldTrace
@@ -364,20 +413,21 @@ func matchField(field string, p *pattern, v string, ec *evalCtx, why *[]string) 
 }
 
 func (cr *compiledRule) matchIP(ec *evalCtx, why *[]string) bool {
-	if !cr.hasIP {
+	if cr.extra == nil || !cr.extra.hasIP {
 		return true
 	}
-	ip := ec.ip
-	ok := ip.IsValid() && cr.ip.Contains(ip.Unmap().WithZone(""))
+	pf, ip := cr.extra.ip, ec.ip
+	ok := ip.IsValid() && pf.Contains(ip.Unmap().WithZone(""))
 	if why != nil {
-		*why = append(*why, describeIP(cr, ip, ok))
+		*why = append(*why, describeIP(pf, ip, ok))
 	}
 	return ok
 }
 
 func (cr *compiledRule) matchLabels(ec *evalCtx, why *[]string) bool {
-	for i := range cr.labels {
-		lc := &cr.labels[i]
+	labels := cr.labelConds()
+	for i := range labels {
+		lc := &labels[i]
 		vals := ec.labels[lc.key]
 		var ft *fieldTrace
 		if why != nil {

@@ -44,34 +44,47 @@ func ValidateMatchKeys(keys []string) error {
 // CIDR prefix. Every error names the rule's seq; several problems are
 // joined with errors.Join.
 func (r Rule) Validate() error {
-	_, err := compileRule(&r)
+	_, err := compileRule(&r, &interner{})
 	return err
 }
 
 // labelCond is one compiled match.labels entry.
 type labelCond struct {
 	key string
-	pat pattern
+	pat *pattern
 }
 
-// compiledRule is a rule ready for evaluation.
+// compiledRule is a rule ready for evaluation, and all a Policy keeps of
+// it: rule rebuilds the Rule. A policy holds one per rule, so it is kept
+// small: an absent field costs a nil pointer, what rules have in common
+// is shared (see interner), and what few rules have lives in extra.
 type compiledRule struct {
 	seq     int64
-	account pattern
-	typ     pattern
-	name    pattern
-	service pattern
-	hasIP   bool
-	ip      netip.Prefix
-	labels  []labelCond // sorted by key
-	actions []string
-	expires *time.Time
+	account *pattern // nil: the field is absent and matches anything
+	typ     *pattern
+	name    *pattern
+	service *pattern
+	labels  *[]labelCond // sorted by key; nil when there are none
+	actions *[]string    // never nil
+	extra   *ruleExtra   // nil when the rule has none of it
 }
 
-// compileRule validates and compiles r. The result shares no memory with
-// r.
-func compileRule(r *Rule) (compiledRule, error) {
+// ruleExtra is the part of a rule that most rules leave out.
+type ruleExtra struct {
+	hasIP       bool
+	hasExpiry   bool
+	emptyLabels bool // match.labels is empty but not nil
+	ip          netip.Prefix
+	ipSrc       string // match.ip as written
+	expires     time.Time
+	comment     string
+}
+
+// compileRule validates and compiles r, taking patterns and actions from
+// in. The result shares no memory with r but immutable strings.
+func compileRule(r *Rule, in *interner) (compiledRule, error) {
 	cr := compiledRule{seq: r.Seq}
+	var x ruleExtra
 	var errs []error
 	fail := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("rule seq %d: "+format, append([]any{r.Seq}, args...)...))
@@ -85,16 +98,12 @@ func compileRule(r *Rule) (compiledRule, error) {
 			fail("unknown action %q (allowed: %s)", clip(a), allowedActionsText)
 		}
 	}
-	cr.actions = slices.Clone(r.Actions)
-	if cr.actions == nil && r.Actions != nil {
-		cr.actions = []string{}
-	}
 
-	field := func(name string, src *string, dst *pattern) {
+	field := func(name string, src *string, dst **pattern) {
 		if src == nil {
 			return
 		}
-		p, err := compilePattern(*src)
+		p, err := in.pattern(*src)
 		if err != nil {
 			fail("match.%s: %w", name, err)
 			return
@@ -111,7 +120,7 @@ func compileRule(r *Rule) (compiledRule, error) {
 		if err != nil {
 			fail("match.ip: %w", err)
 		}
-		cr.hasIP, cr.ip = true, pf
+		x.hasIP, x.ip, x.ipSrc = true, pf, *r.Match.IP
 	}
 
 	keys := make([]string, 0, len(r.Match.Labels))
@@ -119,27 +128,95 @@ func compileRule(r *Rule) (compiledRule, error) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	var labels []labelCond
 	for _, k := range keys {
 		if k == "" {
 			fail("match.labels: empty label name")
 			continue
 		}
-		p, err := compilePattern(r.Match.Labels[k])
+		p, err := in.pattern(r.Match.Labels[k])
 		if err != nil {
 			fail("match.labels[%q]: %w", clip(k), err)
 			continue
 		}
-		cr.labels = append(cr.labels, labelCond{key: k, pat: p})
+		labels = append(labels, labelCond{key: k, pat: p})
 	}
+	x.emptyLabels = r.Match.Labels != nil && len(r.Match.Labels) == 0
 
 	if r.ExpiresAt != nil {
-		t := *r.ExpiresAt
-		cr.expires = &t
+		x.hasExpiry, x.expires = true, *r.ExpiresAt
 	}
+	x.comment = r.Comment
 	if len(errs) > 0 {
 		return compiledRule{}, errors.Join(errs...)
 	}
+	cr.actions = in.actions(r.Actions)
+	if len(labels) > 0 {
+		cr.labels = in.labels(labels)
+	}
+	if x.hasIP || x.hasExpiry || x.emptyLabels || x.comment != "" {
+		cr.extra = &x
+	}
 	return cr, nil
+}
+
+// labelConds returns the rule's match.labels conditions, sorted by key.
+// They may be shared with other rules: never modify them.
+func (cr *compiledRule) labelConds() []labelCond {
+	if cr.labels == nil {
+		return nil
+	}
+	return *cr.labels
+}
+
+// allowed returns the rule's actions. They may be shared with other rules:
+// never modify them.
+func (cr *compiledRule) allowed() []string { return *cr.actions }
+
+// expiry returns the rule's expiry, nil when it has none.
+func (cr *compiledRule) expiry() *time.Time {
+	if cr.extra == nil || !cr.extra.hasExpiry {
+		return nil
+	}
+	return &cr.extra.expires
+}
+
+// rule rebuilds the Rule cr was compiled from, sharing no memory with cr
+// but immutable strings.
+func (cr *compiledRule) rule() Rule {
+	r := Rule{Seq: cr.seq, Actions: append([]string{}, cr.allowed()...)}
+	src := func(p *pattern) *string {
+		if p == nil {
+			return nil
+		}
+		s := p.src
+		return &s
+	}
+	r.Match.Account = src(cr.account)
+	r.Match.Type = src(cr.typ)
+	r.Match.Name = src(cr.name)
+	r.Match.Service = src(cr.service)
+	if labels := cr.labelConds(); len(labels) > 0 {
+		r.Match.Labels = make(map[string]string, len(labels))
+		for _, lc := range labels {
+			r.Match.Labels[lc.key] = lc.pat.src
+		}
+	}
+	if x := cr.extra; x != nil {
+		if x.hasIP {
+			s := x.ipSrc
+			r.Match.IP = &s
+		}
+		if x.emptyLabels {
+			r.Match.Labels = map[string]string{}
+		}
+		if x.hasExpiry {
+			t := x.expires
+			r.ExpiresAt = &t
+		}
+		r.Comment = x.comment
+	}
+	return r
 }
 
 // parseIPMatch parses match.ip: an IP address or a CIDR prefix. IPv4
