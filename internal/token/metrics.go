@@ -69,9 +69,10 @@ const (
 	opGetUser = iota
 	opListRules
 	opRulesVersion
+	opRuleChanges
 )
 
-var storeOpNames = [...]string{"get_user", "list_rules", "rules_version"}
+var storeOpNames = [...]string{"get_user", "list_rules", "rules_version", "rule_changes"}
 
 // metrics are the server's instruments. The labelled counters are resolved
 // once, so counting a request is one atomic add and one histogram
@@ -176,8 +177,25 @@ func (s instrumentedVersionedStore) RulesVersion(ctx context.Context) (int64, er
 	return v, err
 }
 
+// instrumentedFedStore keeps the optional store.RuleChangeSource visible
+// to the policy loader.
+type instrumentedFedStore struct {
+	instrumentedStore
+	f store.RuleChangeSource
+}
+
+func (s instrumentedFedStore) RuleChangesSince(ctx context.Context, since store.RuleCursor) (store.RuleChanges, error) {
+	start := s.now()
+	ch, err := s.f.RuleChangesSince(ctx, since)
+	s.rulesQueried(opRuleChanges, start, err)
+	return ch, err
+}
+
 func instrumentStore(st Store, m *metrics, now func() time.Time) Store {
 	is := instrumentedStore{Store: st, m: m, now: now}
+	if f, ok := st.(store.RuleChangeSource); ok {
+		return instrumentedFedStore{is, f}
+	}
 	if v, ok := st.(rulesVersioner); ok {
 		return instrumentedVersionedStore{is, v}
 	}

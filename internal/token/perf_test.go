@@ -2,14 +2,17 @@ package token
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/regctl/regctl/internal/acl"
 	"github.com/regctl/regctl/internal/store"
+	"github.com/regctl/regctl/internal/store/sqlite"
 )
 
 // versionedRules is a RuleSource with a change counter, like the SQLite
@@ -136,5 +139,108 @@ func TestPruneUserCache(t *testing.T) {
 	// its password still checked without bcrypt.
 	if _, cached, err := a.authenticate(ctx, "waldi", "waldi-secret"); err != nil || !cached {
 		t.Fatalf("after pruning: cached %t, %v", cached, err)
+	}
+}
+
+// countingFeed counts what a store.RuleChangeSource hands the loader.
+type countingFeed struct {
+	*sqlite.Store
+	full, changed, calls int
+}
+
+func (c *countingFeed) RuleChangesSince(ctx context.Context, since store.RuleCursor) (store.RuleChanges, error) {
+	ch, err := c.Store.RuleChangesSince(ctx, since)
+	c.calls++
+	if ch.Full {
+		c.full++
+	}
+	c.changed += len(ch.Rules)
+	return ch, err
+}
+
+// TestReloadFromChangeFeed: on a store with a change feed (SQLite), a
+// reload reads and compiles only the changed rules, keeps the policy when
+// nothing changed, and starts afresh after a failure.
+func TestReloadFromChangeFeed(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "regctl.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	var rules []acl.Rule
+	for i := range 100 {
+		rules = append(rules, acl.Rule{Seq: int64(i + 1), Match: acl.Match{Name: ptr(fmt.Sprintf("r%d/*", i))}, Actions: []string{"pull"}})
+	}
+	if err := st.ReplaceRules(ctx, rules); err != nil {
+		t.Fatal(err)
+	}
+	feed := &countingFeed{Store: st}
+	clk := &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	l := &policyLoader{rules: feed, interval: time.Second, timeout: 5 * time.Second, now: clk.Now, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	decide := func(name string) []string {
+		t.Helper()
+		p, err := l.current()
+		if err != nil {
+			t.Fatalf("current: %v", err)
+		}
+		return p.Authorize(acl.Subject{Account: "alice"}, "", []acl.Scope{{Type: acl.TypeRepository, Name: name, Actions: []string{"pull"}}}, clk.Now())[0].Actions
+	}
+	reload := func() {
+		t.Helper()
+		clk.Advance(time.Second)
+		if err := l.reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	reload()
+	if feed.full != 1 || feed.changed != 100 || len(decide("r5/app")) != 1 {
+		t.Fatalf("first load: %d full reads, %d rules read", feed.full, feed.changed)
+	}
+	p1, _ := l.current()
+	reload()
+	if p2, _ := l.current(); p2 != p1 || feed.changed != 100 {
+		t.Fatalf("nothing changed: same policy %t, %d rules read (want 100)", p2 == p1, feed.changed)
+	}
+
+	if err := st.RemoveRule(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddRule(ctx, acl.Rule{Seq: 1000, Match: acl.Match{Name: ptr("new/*")}, Actions: []string{"pull"}}); err != nil {
+		t.Fatal(err)
+	}
+	reload()
+	if feed.full != 1 || feed.changed != 101 {
+		t.Fatalf("one rule added, one removed: %d full reads, %d rules read (want 1, 101)", feed.full, feed.changed)
+	}
+	if got := decide("r5/app"); len(got) != 0 {
+		t.Errorf("removed rule still grants %v", got)
+	}
+	if got := decide("new/app"); len(got) != 1 {
+		t.Errorf("added rule grants %v", got)
+	}
+	if p, _ := l.current(); p.Len() != 100 {
+		t.Errorf("policy has %d rules, want 100", p.Len())
+	}
+
+	// A failure fails closed, and the next success reads everything again.
+	if err := st.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	if err := l.reload(ctx); err == nil {
+		t.Fatal("reload from a closed store succeeded")
+	}
+	if _, err := l.current(); err == nil {
+		t.Fatal("policy served after a failed reload")
+	}
+	if feed.Store, err = sqlite.Open(ctx, st.Path()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = feed.Store.Close(context.Background()) })
+	reload()
+	if feed.full != 2 || decide("new/app") == nil || len(decide("new/app")) != 1 {
+		t.Errorf("after recovery: %d full reads (want 2)", feed.full)
 	}
 }

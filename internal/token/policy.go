@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/store"
 )
 
 // RuleSource is what the token server needs from a store for rules.
@@ -16,11 +17,16 @@ type RuleSource interface {
 	ListRules(ctx context.Context) ([]acl.Rule, error)
 }
 
-// rulesVersioner is implemented by a RuleSource that can tell cheaply
-// whether its rules changed (the SQLite store's RulesVersion, a counter
-// that moves on every change). The loader then lists and compiles the
-// rules only when the version moved; otherwise a reload is one small
-// query, which still proves that the store answers.
+// A RuleSource may also tell what changed, and the loader then does less:
+//
+//   - store.RuleChangeSource (SQLite): a reload reads only the rules
+//     changed since the last one and recompiles only those
+//     (acl.Policy.Update); when nothing changed it is one small query;
+//   - rulesVersioner (MongoDB): a value that moves when the rules may have
+//     changed, compared for equality; the loader lists and compiles every
+//     rule only when it moved.
+//
+// Either way the query proves that the store answers.
 type rulesVersioner interface {
 	RulesVersion(ctx context.Context) (int64, error)
 }
@@ -34,6 +40,8 @@ type policyState struct {
 	loadedAt  time.Time
 	version   int64 // the source's rules version, when versioned
 	versioned bool
+	cursor    store.RuleCursor // how far the change feed was read, when fed
+	fed       bool
 }
 
 // policyLoader reloads the rules every interval. It is also the server's
@@ -71,38 +79,75 @@ func (l *policyLoader) reload(ctx context.Context) error {
 	defer cancel()
 	start := l.now()
 	prev := l.state.Load()
-	var version int64
-	vs, versioned := l.rules.(rulesVersioner)
+	if prev != nil && prev.err != nil {
+		prev = nil // start afresh after a failure
+	}
+	next := &policyState{loadedAt: start}
 	var err error
-	if versioned {
-		// Read before listing: a change made in between is listed now
-		// and listed again at the next reload, never missed.
-		version, err = vs.RulesVersion(ctx)
-		if err == nil && prev != nil && prev.err == nil && prev.versioned && prev.version == version {
-			l.state.Store(&policyState{policy: prev.policy, loadedAt: start, version: version, versioned: true})
-			return nil
-		}
-	}
-	var rules []acl.Rule
-	if err == nil {
-		rules, err = l.rules.ListRules(ctx)
-	}
-	var p *acl.Policy
-	if err == nil {
-		p, err = acl.Compile(rules)
+	if feed, ok := l.rules.(store.RuleChangeSource); ok {
+		err = l.reloadFed(ctx, feed, prev, next)
+	} else {
+		err = l.reloadListed(ctx, prev, next)
 	}
 	if err != nil {
+		failed := l.state.Load()
 		l.state.Store(&policyState{err: err, loadedAt: start})
-		if prev == nil || prev.err == nil || prev.err.Error() != err.Error() {
+		if failed == nil || failed.err == nil || failed.err.Error() != err.Error() {
 			l.log.Error("rules reload failed; token requests fail until it succeeds", "err", err)
 		}
 		return err
 	}
-	l.state.Store(&policyState{policy: p, loadedAt: start, version: version, versioned: versioned})
-	if prev == nil || prev.err != nil {
-		l.log.Info("rules loaded", "rules", p.Len())
+	l.state.Store(next)
+	if prev == nil {
+		l.log.Info("rules loaded", "rules", next.policy.Len())
 	}
 	return nil
+}
+
+// reloadFed applies the changes since prev's cursor.
+func (l *policyLoader) reloadFed(ctx context.Context, feed store.RuleChangeSource, prev, next *policyState) error {
+	var since store.RuleCursor
+	if prev != nil && prev.fed {
+		since = prev.cursor
+	}
+	ch, err := feed.RuleChangesSince(ctx, since)
+	if err != nil {
+		return err
+	}
+	next.fed, next.cursor = true, ch.Cursor
+	switch {
+	case prev != nil && prev.fed && ch.Unchanged(since):
+		next.policy = prev.policy
+	case ch.Full || prev == nil || !prev.fed:
+		next.policy, err = acl.Compile(ch.Rules)
+	default:
+		next.policy, err = prev.policy.Update(ch.Rules, ch.Removed)
+	}
+	return err
+}
+
+// reloadListed lists and compiles every rule, unless the source's version
+// says nothing changed since prev.
+func (l *policyLoader) reloadListed(ctx context.Context, prev, next *policyState) error {
+	if vs, ok := l.rules.(rulesVersioner); ok {
+		// Read before listing: a change made in between is listed now
+		// and listed again at the next reload, never missed.
+		version, err := vs.RulesVersion(ctx)
+		if err != nil {
+			return err
+		}
+		next.version, next.versioned = version, true
+		if prev != nil && prev.versioned && prev.version == version {
+			next.policy = prev.policy
+			return nil
+		}
+	}
+	rules, err := l.rules.ListRules(ctx)
+	if err != nil {
+		return err
+	}
+	next.policy, err = acl.Compile(rules)
+	return err
 }
 
 // run reloads until ctx ends.
