@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs and builds everything the test suite needs that is not Go code of
 # regctl itself: Debian packages (dockerd, skopeo, distribution 2.8, nginx,
-# ufw, fail2ban) and, cached under ~/.cache keyed by version, the test servers
-# built from the Go module proxy (FerretDB, distribution v3, crane, pebble).
+# ufw, fail2ban, logrotate) and, cached under ~/.cache keyed by version, the
+# test servers built from the Go module proxy (FerretDB, distribution v3,
+# crane, pebble).
 #
 # Prints one line per binary: NAME=PATH, suitable for `eval`.
 set -euo pipefail
@@ -17,7 +18,7 @@ mkdir -p "$cache"
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 
-apt_pkgs=(docker.io skopeo docker-registry nginx-light ufw fail2ban)
+apt_pkgs=(docker.io skopeo docker-registry nginx-light ufw fail2ban logrotate)
 missing=()
 for p in "${apt_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

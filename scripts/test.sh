@@ -9,7 +9,7 @@
 # names the binaries the tests start themselves:
 #   REGCTL_TEST_REGISTRY2 (Debian's distribution 2.8), REGCTL_TEST_REGISTRY3
 #   (distribution v3.1.2), REGCTL_TEST_CRANE, REGCTL_TEST_FERRETDB,
-#   REGCTL_TEST_PEBBLE (nginx, skopeo, docker and fail2ban come from PATH)
+#   REGCTL_TEST_PEBBLE (nginx, skopeo, docker, fail2ban and logrotate come from PATH)
 # sets REGCTL_TEST_REQUIRE=1 (a missing server fails instead of skipping),
 # then runs go vet, a gofmt check, all tests with -race and the integration
 # tag (the end-to-end package last and alone), and every benchmark once

@@ -59,7 +59,7 @@ The file is --file, or else the audit-log setting regctl serve uses (from
 --config or REGCTL_AUDIT_LOG). On a terminal each decision is one readable
 line; otherwise the JSON lines are printed as they are, for jq.`,
 		Example: `  regctl audit tail --file /var/log/regctl/audit.log --user waldi -n 20
-  regctl audit tail --config /opt/regctl/token/token-server.yaml --follow
+  regctl audit tail --file /opt/regctl/logs/regctl/audit.log --user NAME --follow
   regctl audit tail --file audit.log -n 0 | jq 'select(.result == "unauthorized")'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -51,9 +51,9 @@ func NewCmdInit(f *Factory, runF func(context.Context, *InitOptions) error) *cob
 		Short: "Turn a fresh Ubuntu host into a locked-down private registry",
 		Long: `Provision this host (Ubuntu 22.04 or 24.04) from regctl.yaml, in order:
 
-   1. install ufw, fail2ban and docker with the compose plugin (apt)
+   1. install ufw, fail2ban, logrotate and docker with the compose plugin (apt)
    2. firewall: allow SSH first, then 80 and 443; deny other incoming traffic
-   3. fail2ban jail for failed token requests (bans in DOCKER-USER)
+   3. fail2ban jail for failed token requests (bans in DOCKER-USER), log rotation
    4. generate secrets, token-signing keys and DH parameters (once)
    5. obtain certificates (regctl certs obtain), or --self-signed
    6. render every file (as regctl render)

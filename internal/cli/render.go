@@ -201,8 +201,8 @@ func RestartHints(c *config.Config, written []string) []string {
 			hint("registry", compose+" restart registry")
 		case top == "token":
 			hint("regctl", compose+" restart regctl")
-		case top == "fail2ban" || top == "firewall" || top == "renew":
-			hint("host", "regctl init --config ... (installs the firewall, fail2ban and renewal files)")
+		case top == "fail2ban" || top == "firewall" || top == "renew" || top == "logrotate":
+			hint("host", "regctl init --config ... (installs the firewall, fail2ban, renewal and log rotation files)")
 		}
 	}
 	return hints

@@ -89,7 +89,7 @@ func Steps() []Step {
 	return []Step{
 		{"install packages (ufw, fail2ban, docker with compose)", stepPackages},
 		{"firewall: SSH first, then 80 and 443, deny the rest", stepFirewall},
-		{"fail2ban jail for failed token requests", stepFail2ban},
+		{"fail2ban jail for failed token requests, and log rotation", stepFail2ban},
 		{"secrets, token-signing keys and DH parameters", stepSecrets},
 		{"TLS certificates", stepCertificates},
 		{"render the configuration", stepRender},
@@ -151,7 +151,7 @@ func Init(ctx context.Context, h Host, o InitOptions) error {
 
 func stepPackages(ctx context.Context, r *initRun) (bool, error) {
 	installed := map[string]bool{}
-	out, _ := r.query(ctx, []string{"dpkg-query", "-W", "-f", "${Package} ${Status}\n", "ufw", "fail2ban", "docker-ce"})
+	out, _ := r.query(ctx, []string{"dpkg-query", "-W", "-f", "${Package} ${Status}\n", "ufw", "fail2ban", "logrotate", "docker-ce"})
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 4 && f[len(f)-1] == "installed" && f[len(f)-2] == "ok" {
@@ -159,7 +159,7 @@ func stepPackages(ctx context.Context, r *initRun) (bool, error) {
 		}
 	}
 	var missing []string
-	for _, p := range []string{"ufw", "fail2ban"} {
+	for _, p := range []string{"ufw", "fail2ban", "logrotate"} {
 		if !installed[p] {
 			missing = append(missing, p)
 		}
@@ -312,14 +312,23 @@ func (r *initRun) systemd() bool {
 	return err == nil && fi.IsDir()
 }
 
+// stepFail2ban installs the fail2ban jail on nginx's token log, and the
+// logrotate rule for that log and the others the stack writes on the host.
 func stepFail2ban(ctx context.Context, r *initRun) (bool, error) {
 	if err := r.prepare(); err != nil {
 		return false, err
 	}
-	changed, err := r.syncOnly(ctx, path.Dir(render.JailFile), render.JailFile, path.Dir(render.FilterFile), render.FilterFile, render.NginxLogDir)
+	changed, err := r.syncOnly(ctx, path.Dir(render.JailFile), render.JailFile, path.Dir(render.FilterFile), render.FilterFile, render.NginxLogDir,
+		path.Dir(render.LogrotateFile), render.LogrotateFile)
 	if err != nil {
 		return false, err
 	}
+	// logrotate reads /etc/logrotate.d at each run: nothing to reload.
+	rotation, err := r.install(render.LogrotateFile, render.InstalledLogrotate)
+	if err != nil {
+		return false, err
+	}
+	changed = changed || rotation
 	// fail2ban refuses a jail whose log file does not exist yet.
 	if ok, err := Exists(r.h, r.abs(render.AuthLogFile)); err != nil {
 		return false, err

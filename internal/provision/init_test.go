@@ -69,6 +69,7 @@ func newFakeUbuntu(t *testing.T, c *config.Config) *fakeUbuntu {
 	f := &fakeUbuntu{t: t, h: NewRecordingHost(), c: c, installed: map[string]bool{}}
 	f.h.SetDir("/run/systemd/system")
 	f.h.SetDir("/etc/fail2ban")
+	f.h.SetDir("/etc/logrotate.d")
 	f.h.Respond = f.respond
 	f.h.OnRun = f.onRun
 	return f
@@ -226,8 +227,10 @@ func TestInitConverges(t *testing.T) {
 	actions := f.h.Actions()
 	order := []string{
 		"run apt-get update -q",
-		"run apt-get install -y -q --no-install-recommends ufw fail2ban docker.io docker-compose-v2",
+		"run apt-get install -y -q --no-install-recommends ufw fail2ban logrotate docker.io docker-compose-v2",
 		"run sh /opt/regctl/firewall/ufw.sh",
+		"write /opt/regctl/logrotate/regctl 0644",
+		"write /etc/logrotate.d/regctl 0644",
 		"write /etc/fail2ban/filter.d/regctl-auth.conf 0644",
 		"write /etc/fail2ban/jail.d/regctl.conf 0644",
 		"run fail2ban-client reload",
@@ -282,6 +285,57 @@ func TestInitConverges(t *testing.T) {
 	}
 	if n := strings.Count(out.String(), "already in place"); n != len(Steps()) {
 		t.Errorf("%d steps already in place, want %d:\n%s", n, len(Steps()), out.String())
+	}
+}
+
+// TestInitInstallsLogrotate: init installs the rendered logrotate rule as
+// /etc/logrotate.d/regctl, the copy below the root is tracked like every
+// rendered file, and a re-run puts back a rule changed on the host without
+// touching anything else (logrotate needs no reload, fail2ban none for it).
+func TestInitInstallsLogrotate(t *testing.T) {
+	c := testConfig(t)
+	f := newFakeUbuntu(t, c)
+	var out bytes.Buffer
+	if err := Init(context.Background(), f.h, initOptions(c, &out)); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	files, err := render.Files(c, render.Secrets{RegistryHTTPSecret: "x", MongoPassword: "x", TokenBundle: []byte("x")}, initOptions(c, &out).Render)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := render.Find(files, render.LogrotateFile)
+	for _, p := range []string{render.InstalledLogrotate, filepath.Join(testRoot, render.LogrotateFile)} {
+		got, err := f.h.ReadFile(p)
+		if err != nil || !bytes.Equal(got, want.Data) {
+			t.Errorf("%s: %v, holds:\n%s\nwant:\n%s", p, err, got, want.Data)
+		}
+		if fi, err := f.h.Stat(p); err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: %v, want mode 0644 (logrotate skips a rule others may write)", p, err)
+		}
+	}
+	for _, log := range []string{render.AuthLogFile, render.AuditLogFile} {
+		if !bytes.Contains(want.Data, []byte("\n"+filepath.Join(testRoot, log)+" {\n")) {
+			t.Errorf("the rule does not rotate %s:\n%s", log, want.Data)
+		}
+	}
+	manifest, err := f.h.ReadFile(filepath.Join(testRoot, render.ManifestFile))
+	if err != nil || !bytes.Contains(manifest, []byte(`"`+render.LogrotateFile+`"`)) {
+		t.Errorf("the manifest does not track %s (%v):\n%s", render.LogrotateFile, err, manifest)
+	}
+
+	f.h.SetFile(render.InstalledLogrotate, []byte("/opt/regctl/logs/nginx/auth.log {\n    rotate 1\n}\n"), 0o644)
+	f.h.Reset()
+	out.Reset()
+	o := initOptions(c, &out)
+	o.AdminPassword = nil
+	if err := Init(context.Background(), f.h, o); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if a := f.h.Actions(); !slices.Equal(a, []string{"write " + render.InstalledLogrotate + " 0644"}) {
+		t.Errorf("re-run actions:\n%s\nwant only the rule written", strings.Join(a, "\n"))
+	}
+	if got, _ := f.h.ReadFile(render.InstalledLogrotate); !bytes.Equal(got, want.Data) {
+		t.Errorf("the rule was not put back:\n%s", got)
 	}
 }
 
@@ -402,11 +456,13 @@ func TestInitDryRunChangesNothing(t *testing.T) {
 	}
 	plan := out.String()
 	for _, want := range []string{
-		"would run: apt-get install -y -q --no-install-recommends ufw fail2ban docker.io docker-compose-v2",
+		"would run: apt-get install -y -q --no-install-recommends ufw fail2ban logrotate docker.io docker-compose-v2",
 		"would run: sh " + root + "/firewall/ufw.sh",
 		"would create " + root + "/nginx/nginx.conf (mode 0644)",
 		"+    ssl_protocols TLSv1.3;",
 		"would create /etc/fail2ban/jail.d/regctl.conf",
+		"would create /etc/logrotate.d/regctl (mode 0644)",
+		"+    copytruncate",
 		"would run: docker compose -f " + root + "/compose.yaml -p regctl up -d --wait",
 		"(with 10 bytes on stdin, not shown)",
 	} {

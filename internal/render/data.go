@@ -295,6 +295,33 @@ func NewFail2banData(c *config.Config) Fail2banData {
 	}
 }
 
+// LogrotateData is logrotate.conf.tmpl's input: the logs the stack writes
+// on the host, and how many rotated copies of each are kept.
+type LogrotateData struct {
+	Path      string // where init installs the rule
+	AuthLog   string // nginx's token log, read by fail2ban
+	AuditLog  string // regctl serve's audit log (0600)
+	RenewLog  string // the cron renewal job's output
+	AuthKeep  int    // days
+	AuditKeep int    // days
+	RenewKeep int    // weeks
+}
+
+// NewLogrotateData returns the rotation of the host's log files. The
+// containers' own output goes to Docker's json-file driver, which
+// compose.yaml limits; these are the files below ROOT/logs.
+func NewLogrotateData(c *config.Config) LogrotateData {
+	return LogrotateData{
+		Path:      InstalledLogrotate,
+		AuthLog:   path.Join(c.Root, AuthLogFile),
+		AuditLog:  path.Join(c.Root, AuditLogFile),
+		RenewLog:  path.Join(c.Root, RenewLogFile),
+		AuthKeep:  14,
+		AuditKeep: 30,
+		RenewKeep: 8,
+	}
+}
+
 // RenewData is the input of the renewal schedule templates.
 type RenewData struct {
 	Command string // regctl certs renew --config ...

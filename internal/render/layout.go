@@ -21,6 +21,9 @@ const (
 	RenewServiceFile   = "renew/regctl-renew.service"
 	RenewTimerFile     = "renew/regctl-renew.timer"
 	RenewCronFile      = "renew/regctl-renew.cron"
+	// LogrotateFile rotates the logs below LogDir (installed as
+	// InstalledLogrotate).
+	LogrotateFile = "logrotate/regctl"
 
 	// KeysDir is `regctl keys generate --dir ROOT/keys`.
 	KeysDir = "keys"
@@ -87,4 +90,5 @@ const (
 	InstalledRenewService = "/etc/systemd/system/regctl-renew.service"
 	InstalledRenewTimer   = "/etc/systemd/system/regctl-renew.timer"
 	InstalledRenewCron    = "/etc/cron.d/regctl-renew"
+	InstalledLogrotate    = "/etc/logrotate.d/regctl"
 )

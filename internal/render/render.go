@@ -1,7 +1,8 @@
 // Package render turns a validated config.Config into the files of a
 // regctl host: nginx.conf, compose.yaml, the registry's and the token
 // server's configuration, the token server's Dockerfile, the ufw script,
-// the fail2ban jail and filter, and the certificate renewal schedule.
+// the fail2ban jail and filter, the certificate renewal schedule, and the
+// logrotate rule for the logs the stack writes on the host.
 //
 // Rendering is pure: Files returns contents and modes in memory and touches
 // nothing. Each template has a typed data struct, built from the
@@ -156,6 +157,7 @@ func Files(c *config.Config, s Secrets, env Env) ([]File, error) {
 	dir(path.Dir(JailFile), ModeDir)
 	dir(path.Dir(FilterFile), ModeDir)
 	dir(path.Dir(RenewTimerFile), ModeDir)
+	dir(path.Dir(LogrotateFile), ModeDir)
 	dir(WebRootDir, ModeDir)
 	dir(NginxLogDir, ModeDir)
 	dir(TokenLogDir, ModeSecretDir) // the audit log: user names and addresses
@@ -191,6 +193,8 @@ func Files(c *config.Config, s Secrets, env Env) ([]File, error) {
 	add(RenewServiceFile, "renew.service.tmpl", ModeFile, renew)
 	add(RenewTimerFile, "renew.timer.tmpl", ModeFile, renew)
 	add(RenewCronFile, "renew.cron.tmpl", ModeFile, renew)
+	// logrotate ignores a rule file that group or others may write.
+	add(LogrotateFile, "logrotate.conf.tmpl", ModeFile, NewLogrotateData(c))
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

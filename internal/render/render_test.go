@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -127,6 +131,7 @@ func TestFilesModes(t *testing.T) {
 		render.NginxConfFile:                  0o644,
 		render.WebRootDir:                     0o755,
 		render.FilterFile:                     0o644,
+		render.LogrotateFile:                  0o644,
 		filepath.ToSlash(render.MongoDataDir): 0o755,
 	}
 	for p, mode := range want {
@@ -138,6 +143,96 @@ func TestFilesModes(t *testing.T) {
 		if f.Mode != mode {
 			t.Errorf("%s: mode %04o, want %04o", p, f.Mode, mode)
 		}
+	}
+}
+
+// logrotateBlocks parses a logrotate rule file: the directives of each
+// "PATH {" ... "}" block by path, and the directives outside any block.
+func logrotateBlocks(t testing.TB, rule []byte) (blocks map[string][]string, global []string) {
+	t.Helper()
+	blocks = map[string][]string{}
+	cur := ""
+	for i, line := range strings.Split(string(rule), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case strings.HasSuffix(line, " {"):
+			if cur != "" {
+				t.Fatalf("line %d: a block inside the block of %s", i+1, cur)
+			}
+			cur = strings.TrimSuffix(line, " {")
+			if _, dup := blocks[cur]; dup {
+				t.Fatalf("line %d: a second block for %s", i+1, cur)
+			}
+			blocks[cur] = []string{}
+		case line == "}":
+			if cur == "" {
+				t.Fatalf("line %d: } outside a block", i+1)
+			}
+			cur = ""
+		case cur != "":
+			blocks[cur] = append(blocks[cur], line)
+		default:
+			global = append(global, line)
+		}
+	}
+	if cur != "" {
+		t.Fatalf("the block of %s is not closed", cur)
+	}
+	return blocks, global
+}
+
+// TestLogrotateRule: the rule rotates each log the stack writes on the host
+// (and nothing else) with copytruncate, never with create or su.
+func TestLogrotateRule(t *testing.T) {
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			c := v.config(t)
+			f := render.Find(renderVariant(t, v), render.LogrotateFile)
+			if f == nil {
+				t.Fatalf("no %s", render.LogrotateFile)
+			}
+			if !strings.Contains(string(f.Data), "installed by `regctl init` as\n# "+render.InstalledLogrotate+".") {
+				t.Errorf("the header does not name %s", render.InstalledLogrotate)
+			}
+			blocks, global := logrotateBlocks(t, f.Data)
+			if len(global) != 0 {
+				t.Errorf("directives outside a block change every later rule of logrotate.d: %q", global)
+			}
+			logs := []string{
+				render.NewFail2banData(c).LogPath,      // what the jail reads
+				path.Join(c.Root, render.AuditLogFile), // the audit log's bind mount
+				path.Join(c.Root, render.RenewLogFile), // cron's >> target
+			}
+			if got := slices.Sorted(maps.Keys(blocks)); !slices.Equal(got, slices.Sorted(slices.Values(logs))) {
+				t.Fatalf("the rule rotates %q, want %q", got, logs)
+			}
+			for _, log := range logs {
+				d := blocks[log]
+				for _, want := range []string{"copytruncate", "compress", "delaycompress", "missingok", "notifempty"} {
+					if !slices.Contains(d, want) {
+						t.Errorf("%s: no %s in %q", log, want, d)
+					}
+				}
+				freq, keep := 0, 0
+				for _, x := range d {
+					switch first, _, _ := strings.Cut(x, " "); first {
+					case "create", "su", "copy", "nocopytruncate", "nomissingok", "ifempty", "olddir", "postrotate", "prerotate":
+						t.Errorf("%s: %q", log, x)
+					case "daily", "weekly", "monthly":
+						freq++
+					case "rotate":
+						keep++
+						if n, err := strconv.Atoi(strings.TrimPrefix(x, "rotate ")); err != nil || n < 4 || n > 90 {
+							t.Errorf("%s: %q", log, x)
+						}
+					}
+				}
+				if freq != 1 || keep != 1 {
+					t.Errorf("%s: want one frequency and one rotate count, got %q", log, d)
+				}
+			}
+		})
 	}
 }
 
