@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -130,8 +131,23 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
+// serveGCPercent is the token server's GOGC. Its live heap is small (about
+// 5 MB with 10,000 rules) and every token allocates about 20 KB, so at the
+// default 100 the collector runs some 20 times a second under load and its
+// mark phases show in the latency tail; at 200 it runs half as often for
+// about 5 MiB more memory (make bench: p99 at one connection 1.3-1.7x the
+// floor's at 100, 0.8-1.2x at 200). GOGC in the environment wins.
+const serveGCPercent = 200
+
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(serveGCPercent)
+	}
+}
+
 func serveRun(ctx context.Context, f *Factory, o *ServeOptions) error {
 	log := f.Logger()
+	tuneGC()
 	ks, err := keys.Load(o.KeysDir, f.Now())
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
