@@ -14,7 +14,7 @@
 # Arguments go to regctl-bench (bin/regctl-bench -h lists them), e.g.
 #   scripts/bench.sh -duration 5s -store ferretdb
 #   make bench BENCH_ARGS="-concurrency 16 -workloads warm"
-# The default run takes about 7 minutes; regctl-bench bounds each step and
+# The default run takes about 8 minutes; regctl-bench bounds each step and
 # the whole run (-timeout). Every process it starts is stopped when it ends,
 # and killed by the kernel if it dies. Exit status: 0 all targets passed,
 # 3 a target failed, 1 an error, 2 bad arguments.
