@@ -110,21 +110,22 @@ func (a *authenticator) mac(username, password string) [sha256.Size]byte {
 
 // user returns the user, from the cache if it is younger than the reload
 // interval. Concurrent misses for one name share one store query.
+//
+// A user asked for again after half the interval is fetched anew in the
+// background while the cached copy (still within the bound) answers, so
+// the users who keep asking, as CI runners do, never wait for the store;
+// a copy is never used past the interval, so the staleness bound holds.
 func (a *authenticator) user(ctx context.Context, username string) (*store.User, error) {
-	if c, ok := a.cache.Get(username); ok && a.now().Sub(c.fetchedAt) < a.userTTL {
-		return c.user, nil
-	}
-	v, err, _ := a.group.Do(username, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
-		defer cancel()
-		fetchedAt := a.now()
-		u, err := a.users.GetUser(ctx, username)
-		if err != nil {
-			return nil, err
+	if c, ok := a.cache.Get(username); ok {
+		age := a.now().Sub(c.fetchedAt)
+		if age < a.userTTL {
+			if age >= a.userTTL/2 {
+				a.group.DoChan(username, func() (any, error) { return a.fetch(context.Background(), username) })
+			}
+			return c.user, nil
 		}
-		a.cache.Add(username, cachedUser{user: u, fetchedAt: fetchedAt})
-		return u, nil
-	})
+	}
+	v, err, _ := a.group.Do(username, func() (any, error) { return a.fetch(ctx, username) })
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errUnknownUser
@@ -135,6 +136,24 @@ func (a *authenticator) user(ctx context.Context, username string) (*store.User,
 		return nil, err
 	}
 	return v.(*store.User), nil
+}
+
+// fetch reads a user from the store into the cache, or drops it from the
+// cache when the store says it is gone. It is not cancelled with the
+// request that started it: other requests may be waiting for it.
+func (a *authenticator) fetch(ctx context.Context, username string) (*store.User, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
+	defer cancel()
+	fetchedAt := a.now()
+	u, err := a.users.GetUser(ctx, username)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			a.cache.Remove(username)
+		}
+		return nil, err
+	}
+	a.cache.Add(username, cachedUser{user: u, fetchedAt: fetchedAt})
+	return u, nil
 }
 
 // authenticate verifies a password. It returns errBadCredentials or

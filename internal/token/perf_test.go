@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -242,5 +243,90 @@ func TestReloadFromChangeFeed(t *testing.T) {
 	reload()
 	if feed.full != 2 || decide("new/app") == nil || len(decide("new/app")) != 1 {
 		t.Errorf("after recovery: %d full reads (want 2)", feed.full)
+	}
+}
+
+// TestUserRefreshAhead: a user asked for after half the reload interval is
+// fetched again in the background while the cached copy answers; a copy
+// is never used past the interval; a user the store no longer has is
+// dropped by the background fetch.
+func TestUserRefreshAhead(t *testing.T) {
+	f := newFixture(t) // user TTL 1 s
+	a := f.srv.auth
+	ctx := t.Context()
+	gets := func() int {
+		f.st.mu.Lock()
+		defer f.st.mu.Unlock()
+		return f.st.gets
+	}
+	waitGets := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); gets() < want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("store asked %d times, want %d", gets(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if _, err := a.user(ctx, "waldi"); err != nil {
+		t.Fatal(err)
+	}
+	g := gets()
+	f.clock.Advance(400 * time.Millisecond)
+	if _, err := a.user(ctx, "waldi"); err != nil || gets() != g {
+		t.Fatalf("young copy: %v, %d store queries (want %d)", err, gets(), g)
+	}
+	f.clock.Advance(200 * time.Millisecond) // 600 ms: refreshed in the background
+	if _, err := a.user(ctx, "waldi"); err != nil {
+		t.Fatal(err)
+	}
+	waitGets(g + 1)
+	waitCached(t, a, "waldi", f.clock.Now())
+
+	// 1.5 s after the first fetch, 0.9 s after the refresh: the copy
+	// answers even with the store down (no query on the request's path).
+	f.st.setDown(true)
+	f.clock.Advance(900 * time.Millisecond)
+	if _, err := a.user(ctx, "waldi"); err != nil {
+		t.Fatalf("refreshed copy within the interval: %v", err)
+	}
+	// Past the interval: never the old copy; the store is down, so 503.
+	f.clock.Advance(200 * time.Millisecond)
+	if _, err := a.user(ctx, "waldi"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("copy past the interval with the store down: %v, want ErrUnavailable", err)
+	}
+	f.st.setDown(false)
+
+	// A user deleted from the store is dropped by the background fetch.
+	if _, err := a.user(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	f.st.mu.Lock()
+	delete(f.st.users, "bob")
+	f.st.mu.Unlock()
+	f.clock.Advance(600 * time.Millisecond)
+	g = gets()
+	_, _ = a.user(ctx, "bob")
+	waitGets(g + 1)
+	for deadline := time.Now().Add(10 * time.Second); a.cache.Contains("bob"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("deleted user still cached")
+		}
+	}
+	if _, err := a.user(ctx, "bob"); !errors.Is(err, errUnknownUser) {
+		t.Fatalf("deleted user: %v, want errUnknownUser", err)
+	}
+}
+
+// waitCached waits until the cached copy of name was fetched at at.
+func waitCached(t *testing.T, a *authenticator, name string, at time.Time) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if c, ok := a.cache.Peek(name); ok && c.fetchedAt.Equal(at) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cached copy of %s not refreshed", name)
+		}
 	}
 }
