@@ -107,7 +107,9 @@ func TestServeMetricsAndAudit(t *testing.T) {
 		done <- Execute(ctx, e.f, []string{"serve", "--listen", listen, "--issuer", "regctl", "--service", "registry.test",
 			"--keys", filepath.Join(dir, "keys"), "--metrics-listen", metrics, "--audit-log", auditPath, "--log-level", "error"})
 	}()
-	client := &http.Client{Timeout: 5 * time.Second}
+	// The token request runs bcrypt at cost 10, which takes seconds under
+	// -race on a loaded machine: the timeout only guards against a hang.
+	client := &http.Client{Timeout: time.Minute}
 	get := func(url string, basic ...string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		if len(basic) == 2 {
