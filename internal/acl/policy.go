@@ -82,6 +82,19 @@ type window struct{ off, n int32 }
 //   - Rules are always evaluated in Seq order (docker_auth's Mongo backend
 //     does not sort them).
 func Compile(rules []Rule) (*Policy, error) {
+	compiled, err := compileRules(rules)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(compiled, func(a, b compiledRule) int { return cmp.Compare(a.seq, b.seq) })
+	p := &Policy{rules: compiled, cache: &regexCache{}}
+	p.index()
+	return p, nil
+}
+
+// compileRules compiles rules in their order, sharing patterns between
+// them, and reports every invalid rule and every seq used twice.
+func compileRules(rules []Rule) ([]compiledRule, error) {
 	var in interner
 	var errs []error
 	seen := make(map[int64]bool, len(rules))
@@ -103,10 +116,7 @@ func Compile(rules []Rule) (*Policy, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	slices.SortFunc(compiled, func(a, b compiledRule) int { return cmp.Compare(a.seq, b.seq) })
-	p := &Policy{rules: compiled, cache: &regexCache{}}
-	p.index()
-	return p, nil
+	return compiled, nil
 }
 
 // Update returns the policy of p's rules with the rules whose seq is in
@@ -120,30 +130,16 @@ func (p *Policy) Update(changed []Rule, removed []int64) (*Policy, error) {
 	if p == nil {
 		return Compile(changed)
 	}
-	var in interner
-	var errs []error
-	drop := make(map[int64]bool, len(changed)+len(removed))
+	fresh, err := compileRules(changed)
+	if err != nil {
+		return nil, err
+	}
+	drop := make(map[int64]bool, len(fresh)+len(removed))
 	for _, seq := range removed {
 		drop[seq] = true
 	}
-	seen := make(map[int64]bool, len(changed))
-	fresh := make([]compiledRule, 0, len(changed))
-	for i := range changed {
-		r := &changed[i]
-		cr, err := compileRule(r, &in)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if seen[r.Seq] {
-			errs = append(errs, fmt.Errorf("rule seq %d: duplicate seq", r.Seq))
-		}
-		seen[r.Seq], drop[r.Seq] = true, true
-		if err == nil {
-			fresh = append(fresh, cr)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	for i := range fresh {
+		drop[fresh[i].seq] = true
 	}
 	rules := make([]compiledRule, 0, len(p.rules)+len(fresh))
 	for _, cr := range p.rules {
