@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -209,6 +210,22 @@ func TestKeysRotateCommand(t *testing.T) {
 	}
 	if e.out.Len() != 0 {
 		t.Errorf("stdout: %s", e.out)
+	}
+	if !bytes.Equal(after.RefreshKey, before.RefreshKey) || strings.Contains(out, "refresh key") {
+		t.Error("a plain rotation changed refresh.key")
+	}
+
+	e.errOut.Reset()
+	e.must(ExitOK, "", "keys", "rotate", "--dir", dir, "--refresh-key")
+	third, err := keys.Load(dir, fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(third.RefreshKey, after.RefreshKey) || !strings.Contains(e.errOut.String(), "refresh key   replaced") {
+		t.Errorf("--refresh-key kept refresh.key:\n%s", e.errOut)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, keys.RefreshKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("refresh.key after --refresh-key: %v, %v", fi.Mode(), err)
 	}
 
 	if code := e.run("", "keys", "rotate"); code != ExitUsage || !strings.Contains(e.errOut.String(), "--dir is required") {

@@ -71,7 +71,8 @@ configuration.`,
 
 // KeysRotateOptions are `regctl keys rotate`'s settings.
 type KeysRotateOptions struct {
-	Dir string
+	Dir        string
+	RefreshKey bool
 }
 
 // NewCmdKeysRotate builds `regctl keys rotate`.
@@ -89,9 +90,15 @@ ca.crt and bundle.pem do not change, so the registry needs no change and no
 restart: it trusts the CA, and every token carries its signing certificate
 (x5c). regctl serve loads the new key within its --reload-interval, or at
 once on SIGHUP; tokens signed with the previous key stay valid until they
-expire. An expired signing certificate is fixed this way too.`,
+expire. An expired signing certificate is fixed this way too.
+
+--refresh-key also replaces refresh.key, the secret of refresh tokens: every
+identity token that docker login stored stops working when regctl serve
+reloads the directory, and its user must log in again. Use it when the
+keys directory may have leaked.`,
 		Example: `  regctl keys rotate --dir /etc/regctl/keys
-  regctl keys rotate --dir /opt/regctl/keys && regctl doctor --config /etc/regctl/regctl.yaml`,
+  regctl keys rotate --dir /opt/regctl/keys && regctl doctor --config /etc/regctl/regctl.yaml
+  regctl keys rotate --dir /etc/regctl/keys --refresh-key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Dir == "" {
@@ -104,6 +111,7 @@ expire. An expired signing certificate is fixed this way too.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "keys directory made by `regctl keys generate` (required)")
+	cmd.Flags().BoolVar(&o.RefreshKey, "refresh-key", false, "also replace refresh.key, revoking every refresh token (docker login's stored credential)")
 	return cmd
 }
 
@@ -117,6 +125,12 @@ func keysRotateRun(f *Factory, o *KeysRotateOptions) error {
 	fmt.Fprintf(w, "Rotated the %s signing key in %s\n", rot.Algorithm, o.Dir)
 	fmt.Fprintf(w, "  new kid       %s, valid until %s\n", rot.NewKeyID, formatDate(rot.NotAfter, now, f.loc()))
 	fmt.Fprintf(w, "  previous kid  %s, kept in %s and jwks.json until the next rotation\n", rot.OldKeyID, keys.PrevSigningCrtFile)
+	if o.RefreshKey {
+		if err := keys.RotateRefreshKey(o.Dir); err != nil {
+			return fmt.Errorf("rotate refresh key: %w", err)
+		}
+		fmt.Fprintf(w, "  refresh key   replaced: every refresh token is revoked once regctl serve reloads; users run docker login again\n")
+	}
 	fmt.Fprintf(w, "regctl serve picks the new key up within its --reload-interval (or now: kill -HUP its PID); the registry needs no change.\n")
 	if rot.NotAfter.Sub(now) < keys.ExpiryWarning {
 		fmt.Fprintf(w, "warning: the new certificate ends with the CA on %s: generate new keys (regctl keys generate) and change the registry's rootcertbundle before then\n",

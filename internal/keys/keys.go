@@ -129,8 +129,8 @@ func Generate(dir string, alg Algorithm, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	refresh := make([]byte, 32)
-	if _, err := rand.Read(refresh); err != nil {
+	refresh, err := newRefreshKey()
+	if err != nil {
 		return err
 	}
 	caKeyPEM, err := encodeKey(caKey)
@@ -154,7 +154,7 @@ func Generate(dir string, alg Algorithm, now time.Time) error {
 	}{
 		{CAKeyFile, caKeyPEM, 0o600},
 		{SigningKeyFile, leafKeyPEM, 0o600},
-		{RefreshKeyFile, pem.EncodeToMemory(&pem.Block{Type: "REGCTL REFRESH KEY", Bytes: refresh}), 0o600},
+		{RefreshKeyFile, refresh, 0o600},
 		{CACertFile, caPEM, 0o644},
 		{SigningCrtFile, leafPEM, 0o644},
 		{BundleFile, caPEM, 0o644},

@@ -3,6 +3,7 @@ package keys
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -153,6 +154,31 @@ func Rotate(dir string, now time.Time) (*Rotation, error) {
 		}
 	}
 	return &Rotation{Algorithm: alg, OldKeyID: oldKID, NewKeyID: newKID, NotAfter: leaf.NotAfter}, nil
+}
+
+// RotateRefreshKey replaces refresh.key in dir (made by Generate) with a
+// new random secret. Every refresh token signed with the old one stops
+// working once regctl serve reloads the directory: docker login's stored
+// identity tokens are revoked at once, and their users log in again.
+func RotateRefreshKey(dir string) error {
+	path := filepath.Join(dir, RefreshKeyFile)
+	if _, err := readSecret(path); err != nil {
+		return fmt.Errorf("%w (is %s a directory made by regctl keys generate?)", err, dir)
+	}
+	data, err := newRefreshKey()
+	if err != nil {
+		return err
+	}
+	return writeFile(path, data, 0o600)
+}
+
+// newRefreshKey returns a new refresh.key: 32 random bytes in PEM.
+func newRefreshKey() ([]byte, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "REGCTL REFRESH KEY", Bytes: secret}), nil
 }
 
 // writeFile replaces path atomically with exactly mode.

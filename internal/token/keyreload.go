@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,13 +26,15 @@ import (
 //
 // A directory that cannot be loaded (a rotation half done, a corrupt file)
 // is logged once per distinct error and retried at the next poll; the
-// server keeps signing with the key it has. refresh.key is read at start
-// only: refresh tokens are not affected by a rotation.
+// server keeps signing with the key it has. A rotation leaves refresh.key
+// alone, so refresh tokens outlive it; a new refresh.key (written by hand,
+// to revoke every refresh token at once) is picked up the same way.
 type KeyReloader struct {
-	dir    string
-	minter *Minter
-	log    *slog.Logger
-	now    func() time.Time
+	dir     string
+	minter  *Minter
+	refresh *refresher
+	log     *slog.Logger
+	now     func() time.Time
 
 	mu       sync.Mutex // serialises reloads and expiry warnings
 	stamp    string     // keys.Stamp of the directory at the last successful load
@@ -58,11 +61,12 @@ func NewKeyReloader(s *Server, dir string, ks *keys.Set) (*KeyReloader, error) {
 	}
 	s.keyReloader = true
 	r := &KeyReloader{
-		dir:    dir,
-		minter: s.minter,
-		log:    s.log,
-		now:    s.now,
-		stamp:  keys.Stamp(dir),
+		dir:     dir,
+		minter:  s.minter,
+		refresh: s.refresh,
+		log:     s.log,
+		now:     s.now,
+		stamp:   keys.Stamp(dir),
 	}
 	now := s.now()
 	jwks, err := ks.JWKS(now)
@@ -137,6 +141,11 @@ func (r *KeyReloader) install(ks *keys.Set, now time.Time) error {
 	// served while the JWKS still lacks it.
 	r.state.Store(&keyState{set: ks, jwks: jwks})
 	r.minter.key.Store(k)
+	if !hmac.Equal(*r.refresh.key.Load(), ks.RefreshKey) {
+		rk := ks.RefreshKey
+		r.refresh.key.Store(&rk)
+		r.log.Warn("refresh key reloaded: refresh tokens issued before no longer work (docker login again)", "dir", r.dir)
+	}
 	return nil
 }
 

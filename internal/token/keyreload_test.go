@@ -341,3 +341,52 @@ func TestKeyReloadConcurrent(t *testing.T) {
 	})
 	t.Logf("%d tokens during 5 rotations", minted.Load())
 }
+
+// TestRefreshKeyReload: a signing-key rotation keeps refresh tokens valid;
+// a new refresh.key (keys rotate --refresh-key) revokes them at the next
+// reload, and new ones work.
+func TestRefreshKeyReload(t *testing.T) {
+	f := newReloadFixture(t)
+	now := f.clock.Now()
+	hash := "$2a$10$placeholderplaceholderplaceholderplaceholderplace"
+	refreshOK := func(tok string) bool {
+		c, err := f.srv.refresh.parse(tok, now)
+		return err == nil && f.srv.refresh.matches(c, hash)
+	}
+	old, err := f.srv.refresh.issue("waldi", hash, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Rotate(f.dir, now); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := f.rl.ReloadIfChanged(); !changed || err != nil {
+		t.Fatalf("reload after a rotation: %v, %v", changed, err)
+	}
+	if !refreshOK(old) {
+		t.Fatal("a signing-key rotation revoked a refresh token")
+	}
+	if strings.Contains(f.log.String(), "refresh key reloaded") {
+		t.Error("refresh key reported as reloaded after a signing-key rotation")
+	}
+
+	if err := keys.RotateRefreshKey(f.dir); err != nil {
+		t.Fatal(err)
+	}
+	if !refreshOK(old) {
+		t.Fatal("refresh token revoked before the reload")
+	}
+	if changed, err := f.rl.ReloadIfChanged(); !changed || err != nil {
+		t.Fatalf("reload after a new refresh.key: %v, %v", changed, err)
+	}
+	if refreshOK(old) {
+		t.Error("refresh token still valid after refresh.key was replaced")
+	}
+	fresh, err := f.srv.refresh.issue("waldi", hash, now)
+	if err != nil || !refreshOK(fresh) {
+		t.Errorf("refresh token issued after the reload: %v", err)
+	}
+	if !strings.Contains(f.log.String(), "refresh key reloaded") {
+		t.Errorf("no log line for the new refresh key:\n%s", f.log)
+	}
+}

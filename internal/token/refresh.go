@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,21 +30,27 @@ type refreshClaims struct {
 }
 
 type refresher struct {
-	key      []byte
-	lifetime time.Duration // 0: no expiry
+	key      atomic.Pointer[[]byte] // replaced by the KeyReloader
+	lifetime time.Duration          // 0: no expiry
+}
+
+func newRefresher(key []byte, lifetime time.Duration) *refresher {
+	r := &refresher{lifetime: lifetime}
+	r.key.Store(&key)
+	return r
 }
 
 // fingerprint binds a refresh token to one password hash without
 // revealing anything about it.
 func (r *refresher) fingerprint(passwordHash string) string {
-	m := hmac.New(sha256.New, r.key)
+	m := hmac.New(sha256.New, *r.key.Load())
 	m.Write([]byte("password-hash\x00"))
 	m.Write([]byte(passwordHash))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
 }
 
 func (r *refresher) sign(payload []byte) []byte {
-	m := hmac.New(sha256.New, r.key)
+	m := hmac.New(sha256.New, *r.key.Load())
 	m.Write([]byte("refresh-token\x00"))
 	m.Write(payload)
 	return m.Sum(nil)

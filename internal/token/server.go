@@ -129,7 +129,7 @@ func New(cfg Config, st Store, ks *keys.Set, log *slog.Logger, now func() time.T
 		metrics: ms,
 		jwks:    jwks,
 		minter:  m,
-		refresh: &refresher{key: ks.RefreshKey, lifetime: cfg.RefreshLifetime},
+		refresh: newRefresher(ks.RefreshKey, cfg.RefreshLifetime),
 		auth:    newAuthenticator(st, cfg.ReloadInterval, cfg.StoreTimeout, now),
 		rules:   &policyLoader{rules: st, interval: cfg.ReloadInterval, timeout: cfg.StoreTimeout, now: now, log: log},
 		log:     log,
