@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -93,16 +94,20 @@ func OpenStore(ctx context.Context, url string) (store.Store, error) {
 	return nil, flagErrorf("unsupported store URL scheme %q: use sqlite:///PATH/regctl.db or mongodb://HOST/DB", scheme)
 }
 
-func newLogger(f *Factory) *slog.Logger {
+func newLogger(f *Factory) *slog.Logger { return slog.New(newLogHandler(f, f.IO.ErrOut)) }
+
+// newLogHandler is the handler --log-level and --log-format ask for,
+// writing to w.
+func newLogHandler(f *Factory, w io.Writer) slog.Handler {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.Config.GetString("log-level"))); err != nil {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if f.Config.GetString("log-format") == "json" {
-		return slog.New(slog.NewJSONHandler(f.IO.ErrOut, opts))
+		return slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(f.IO.ErrOut, opts))
+	return slog.NewTextHandler(w, opts)
 }
 
 // loc returns the time zone for displayed dates.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -146,7 +147,9 @@ func tuneGC() {
 }
 
 func serveRun(ctx context.Context, f *Factory, o *ServeOptions) error {
-	log := f.Logger()
+	logs := newBufferedLog(f.IO.ErrOut)
+	defer logs.Flush()
+	log := slog.New(flushingHandler{newLogHandler(f, logs), logs})
 	tuneGC()
 	ks, err := keys.Load(o.KeysDir, f.Now())
 	if err != nil {
