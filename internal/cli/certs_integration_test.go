@@ -144,7 +144,7 @@ func TestCertsPebbleWebrootRenewTwice(t *testing.T) {
 		t.Errorf("nginx served no ACME challenge:\n%s", access)
 	}
 	first := e.load("localhost")
-	reloads := e.nginx.Reloads()
+	reloads := e.nginx.WaitReloads(1, 10*time.Second)
 	if reloads != 1 {
 		t.Errorf("nginx reloaded %d times after obtain, want 1", reloads)
 	}
@@ -155,7 +155,7 @@ func TestCertsPebbleWebrootRenewTwice(t *testing.T) {
 	if second.Meta.Serial == first.Meta.Serial || second.Meta.Challenge != "webroot" || second.Meta.Replaces == "" {
 		t.Errorf("after renew: %+v", second.Meta)
 	}
-	if got := e.nginx.Reloads(); got != reloads+1 {
+	if got := e.nginx.WaitReloads(reloads+1, 10*time.Second); got != reloads+1 {
 		t.Errorf("nginx reloads %d, want %d", got, reloads+1)
 	}
 
@@ -210,14 +210,14 @@ func TestCertsPebbleARIZeroDowntime(t *testing.T) {
 	out := e.certs(0, "renew", "--interval", "1h", "--no-random-sleep")
 	wantContains(t, out, "localhost: not due; next renewal", "(ARI window not open yet)")
 	// ...but before the next run of a 12h schedule: due now.
-	reloads := e.nginx.Reloads()
+	reloads := e.nginx.WaitReloads(2, 10*time.Second) // the obtain's and the test's
 	out = e.certs(0, "renew", "--no-random-sleep")
 	wantContains(t, out, "localhost: renewed (ARI window opens before the next run)", "nginx: configuration OK, reloaded")
 	renewed := e.load("localhost")
 	if renewed.Meta.Serial == old.Meta.Serial || renewed.Meta.Profile != certstest.ProfileShortlived {
 		t.Fatalf("after renew: %+v", renewed.Meta)
 	}
-	if got := e.nginx.Reloads(); got != reloads+1 {
+	if got := e.nginx.WaitReloads(reloads+1, 10*time.Second); got != reloads+1 {
 		t.Errorf("nginx reloads %d, want %d", got, reloads+1)
 	}
 	if err := client.waitFor(renewed.Meta.Serial, 20*time.Second); err != nil {

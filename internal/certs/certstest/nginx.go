@@ -171,5 +171,19 @@ func (n *Nginx) ErrorLog() string {
 // Reloads counts the reloads nginx logged (SIGHUP received).
 func (n *Nginx) Reloads() int { return strings.Count(n.ErrorLog(), "signal 1 (SIGHUP) received") }
 
+// WaitReloads returns the reload count once it reaches want, or after
+// timeout. `nginx -s reload` returns once the signal is sent, before the
+// master process logs it, so a count read at once may lag by one.
+func (n *Nginx) WaitReloads(want int, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		got := n.Reloads()
+		if got >= want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // String describes the instance.
 func (n *Nginx) String() string { return fmt.Sprintf("nginx -p %s", n.Prefix) }
