@@ -24,6 +24,23 @@ var ErrInvalid = errors.New("invalid record")
 // times that are already multiples of it.
 const TimePrecision = time.Millisecond
 
+// NormalizeTimes returns u with every time as a store keeps it (see
+// Truncate): what a read after the write gives back.
+func NormalizeTimes(u *User) *User {
+	if u.ExpiresAt != nil {
+		t := Truncate(*u.ExpiresAt)
+		u.ExpiresAt = &t
+	}
+	for i := range u.Grants {
+		if g := &u.Grants[i]; g.ExpiresAt != nil {
+			t := Truncate(*g.ExpiresAt)
+			g.ExpiresAt = &t
+		}
+	}
+	u.CreatedAt, u.UpdatedAt = Truncate(u.CreatedAt), Truncate(u.UpdatedAt)
+	return u
+}
+
 // Truncate returns t truncated to TimePrecision, in UTC. The zero time stays
 // zero.
 func Truncate(t time.Time) time.Time {

@@ -165,7 +165,7 @@ func TestUserRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := normalizeUser(u)
+	want := store.NormalizeTimes(u)
 	if rev.present || got.ExpiresAt.Compare(*want.ExpiresAt) != 0 || got.ExpiresAt.Location() != time.UTC ||
 		!got.CreatedAt.Equal(want.CreatedAt) || got.Grants[0].Actions == nil || got.Grants[1].Actions != nil ||
 		!got.Grants[1].ExpiresAt.Equal(*want.Grants[1].ExpiresAt) || len(got.Labels["a"]) != 2 {

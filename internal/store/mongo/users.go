@@ -169,7 +169,7 @@ func (s *Store) UpdateUser(ctx context.Context, username string, fn func(*store.
 			return nil, s.wrapErr(op, err)
 		}
 		if res.MatchedCount == 1 {
-			return normalizeUser(u), nil
+			return store.NormalizeTimes(u), nil
 		}
 		// Changed or deleted meanwhile: reload (ErrNotFound if deleted).
 	}
@@ -456,20 +456,4 @@ func decodeInt(v bson.RawValue) (int64, error) {
 
 func typeErr(v bson.RawValue, want string) error {
 	return fmt.Errorf("is a BSON %s, not %s", v.Type, want)
-}
-
-// normalizeUser returns u with its times as stored (milliseconds, UTC).
-func normalizeUser(u *store.User) *store.User {
-	if u.ExpiresAt != nil {
-		t := store.Truncate(*u.ExpiresAt)
-		u.ExpiresAt = &t
-	}
-	for i := range u.Grants {
-		if g := &u.Grants[i]; g.ExpiresAt != nil {
-			t := store.Truncate(*g.ExpiresAt)
-			g.ExpiresAt = &t
-		}
-	}
-	u.CreatedAt, u.UpdatedAt = store.Truncate(u.CreatedAt), store.Truncate(u.UpdatedAt)
-	return u
 }

@@ -142,7 +142,7 @@ func (s *Store) UpdateUser(ctx context.Context, username string, fn func(*User) 
 		} else if n != 1 {
 			return store.ErrConflict
 		}
-		result = normalizeUser(u)
+		result = store.NormalizeTimes(u)
 		return nil
 	})
 	if err != nil {
@@ -312,22 +312,6 @@ func unmarshalStrict(data string, v any) error {
 		return errors.New("trailing data after JSON value")
 	}
 	return nil
-}
-
-// normalizeUser returns u with its times as stored (milliseconds, UTC).
-func normalizeUser(u *User) *User {
-	if u.ExpiresAt != nil {
-		t := store.Truncate(*u.ExpiresAt)
-		u.ExpiresAt = &t
-	}
-	for i := range u.Grants {
-		if g := &u.Grants[i]; g.ExpiresAt != nil {
-			t := store.Truncate(*g.ExpiresAt)
-			g.ExpiresAt = &t
-		}
-	}
-	u.CreatedAt, u.UpdatedAt = store.Truncate(u.CreatedAt), store.Truncate(u.UpdatedAt)
-	return u
 }
 
 // toMS is t in Unix milliseconds, truncated like store.Truncate.
