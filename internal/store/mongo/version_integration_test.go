@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/store/storetest"
 )
 
 // testClock is a clock the test moves by hand.
@@ -45,24 +46,7 @@ func TestRulesVersionOtherPrograms(t *testing.T) {
 	acls := rawClient(t).Database(db).Collection(DefaultRulesCollection)
 	ctx := testCtx(t)
 
-	last, err := poller.RulesVersion(ctx)
-	if err != nil {
-		t.Fatalf("RulesVersion on a fresh database: %v", err)
-	}
-	check := func(what string, changed bool) {
-		t.Helper()
-		v, err := poller.RulesVersion(ctx)
-		if err != nil {
-			t.Fatalf("RulesVersion after %s: %v", what, err)
-		}
-		switch {
-		case changed && v == last:
-			t.Errorf("after %s, RulesVersion = %d, unchanged", what, v)
-		case !changed && v != last:
-			t.Errorf("after %s, RulesVersion = %d, want %d (unchanged)", what, v, last)
-		}
-		last = v
-	}
+	check := storetest.VersionCheck(t, func() (int64, error) { return poller.RulesVersion(ctx) })
 	check("nothing", false)
 
 	if err := s.AddRule(ctx, acl.Rule{Seq: 1, Actions: []string{"pull"}}); err != nil {

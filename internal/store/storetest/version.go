@@ -14,21 +14,19 @@ type rulesVersioner interface {
 	RulesVersion(ctx context.Context) (int64, error)
 }
 
-// testRulesVersion: every rule change through the store moves
-// RulesVersion (a replacement by as many rules too), and nothing else
-// does. Only equality is checked: a version need not increase.
-func testRulesVersion(t *testing.T, s store.Store) {
-	vs, ok := s.(rulesVersioner)
-	if !ok {
-		t.Skipf("%T has no RulesVersion", s)
-	}
-	last, err := vs.RulesVersion(ctx(t))
+// VersionCheck reads a rules version with poll now and returns a check
+// that reads it again after a step (what) and reports an error unless it
+// moved exactly when changed says it should. Only equality counts: a
+// version need not increase.
+func VersionCheck(t *testing.T, poll func() (int64, error)) func(what string, changed bool) {
+	t.Helper()
+	last, err := poll()
 	if err != nil {
 		t.Fatalf("RulesVersion: %v", err)
 	}
-	check := func(what string, changed bool) {
+	return func(what string, changed bool) {
 		t.Helper()
-		v, err := vs.RulesVersion(ctx(t))
+		v, err := poll()
 		if err != nil {
 			t.Fatalf("RulesVersion after %s: %v", what, err)
 		}
@@ -40,6 +38,17 @@ func testRulesVersion(t *testing.T, s store.Store) {
 		}
 		last = v
 	}
+}
+
+// testRulesVersion: every rule change through the store moves
+// RulesVersion (a replacement by as many rules too), and nothing else
+// does. Only equality is checked: a version need not increase.
+func testRulesVersion(t *testing.T, s store.Store) {
+	vs, ok := s.(rulesVersioner)
+	if !ok {
+		t.Skipf("%T has no RulesVersion", s)
+	}
+	check := VersionCheck(t, func() (int64, error) { return vs.RulesVersion(ctx(t)) })
 	must := func(what string, err error) {
 		t.Helper()
 		if err != nil {
@@ -72,7 +81,7 @@ func testRulesVersion(t *testing.T, s store.Store) {
 
 	mustCreate(t, s, fullUser("alice"))
 	check("CreateUser", false)
-	_, err = s.UpdateUser(ctx(t), "alice", func(u *store.User) error { u.Disabled = false; return nil })
+	_, err := s.UpdateUser(ctx(t), "alice", func(u *store.User) error { u.Disabled = false; return nil })
 	must("UpdateUser", err)
 	check("UpdateUser", false)
 	must("DeleteUser", s.DeleteUser(ctx(t), "alice"))
