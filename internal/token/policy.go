@@ -78,7 +78,8 @@ func (l *policyLoader) reload(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	start := l.now()
-	prev := l.state.Load()
+	last := l.state.Load()
+	prev := last
 	if prev != nil && prev.err != nil {
 		prev = nil // start afresh after a failure
 	}
@@ -90,9 +91,8 @@ func (l *policyLoader) reload(ctx context.Context) error {
 		err = l.reloadListed(ctx, prev, next)
 	}
 	if err != nil {
-		failed := l.state.Load()
 		l.state.Store(&policyState{err: err, loadedAt: start})
-		if failed == nil || failed.err == nil || failed.err.Error() != err.Error() {
+		if last == nil || last.err == nil || last.err.Error() != err.Error() {
 			l.log.Error("rules reload failed; token requests fail until it succeeds", "err", err)
 		}
 		return err
