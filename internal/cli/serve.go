@@ -78,6 +78,7 @@ with regctl audit tail.`,
 	fl.Duration("store-timeout", d.StoreTimeout, "timeout of each store query")
 	fl.StringSlice("trusted-proxy", nil, "IP or CIDR of a reverse proxy whose X-Forwarded-For is trusted (repeatable)")
 	fl.Bool("allow-anonymous", false, "decide requests without credentials by the rules (account \"\") instead of answering 401")
+	fl.Int("bcrypt-cost", d.BcryptCost, "bcrypt cost of the dummy comparison for unknown users until users have been read (then it follows their most common cost)")
 	addServeOpsFlags(fl)
 	fl.VisitAll(func(fl *pflag.Flag) { _ = f.Config.BindPFlag(fl.Name, fl) })
 	return cmd
@@ -94,6 +95,7 @@ func serveOptions(f *Factory) (*ServeOptions, error) {
 		ReloadInterval:  v.GetDuration("reload-interval"),
 		StoreTimeout:    v.GetDuration("store-timeout"),
 		AllowAnonymous:  v.GetBool("allow-anonymous"),
+		BcryptCost:      v.GetInt("bcrypt-cost"),
 	}
 	for _, p := range v.GetStringSlice("trusted-proxy") {
 		for _, s := range strings.Split(p, ",") {

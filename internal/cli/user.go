@@ -323,7 +323,7 @@ instead (from htpasswd -nB or a docker_auth users list) and stores it as is.`,
 	pw.register(cmd)
 	cmd.Flags().StringVar(&expires, "expires", "", "account expiry: RFC 3339 date or time, or a duration such as 90d")
 	cmd.Flags().StringArrayVar(&labels, "label", nil, "label KEY=VALUE (repeatable; repeat a key for several values)")
-	cmd.Flags().IntVar(&o.BcryptCost, "bcrypt-cost", 12, "bcrypt cost (10-31)")
+	cmd.Flags().IntVar(&o.BcryptCost, "bcrypt-cost", store.DefaultBcryptCost, "bcrypt cost (10-31)")
 	addDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }

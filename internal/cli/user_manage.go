@@ -58,7 +58,7 @@ stored identity tokens) stop working.`,
 		},
 	}
 	pw.register(cmd)
-	cmd.Flags().IntVar(&o.BcryptCost, "bcrypt-cost", 12, "bcrypt cost (10-31)")
+	cmd.Flags().IntVar(&o.BcryptCost, "bcrypt-cost", store.DefaultBcryptCost, "bcrypt cost (10-31)")
 	addDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }

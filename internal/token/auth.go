@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/netip"
 	"runtime"
+	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -47,12 +49,16 @@ type cachedUser struct {
 //   - users are cached for at most the reload interval, which bounds how
 //     stale a user's status, labels and grants can be;
 //   - verified credentials are cached for credTTL, keyed by user and
-//     invalidated when the stored password hash changes;
-//   - a password that differs from a cached, still-current credential is
-//     rejected without bcrypt (bcrypt only reads the first 72 bytes, and so
-//     does the HMAC), so a flood of wrong passwords against an active user
-//     costs no bcrypt and evicts nothing;
-//   - bcrypt runs at most GOMAXPROCS at a time.
+//     invalidated when the stored password hash changes.
+//
+// Only a correct password of an active user takes the fast path. Every
+// other answer costs one bcrypt comparison at the cost the store's users
+// have: a wrong password (whether or not the user has a cached
+// credential), an unknown user (compared against a dummy hash), and a
+// disabled or expired user (compared, then refused). A failed login
+// therefore takes as long whatever the reason, and response times do not
+// tell which accounts exist. bcrypt runs at most GOMAXPROCS at a time,
+// shared round-robin between clients (fairSem).
 type authenticator struct {
 	users   UserSource
 	userTTL time.Duration
@@ -61,8 +67,8 @@ type authenticator struct {
 	now     func() time.Time
 	group   singleflight.Group
 	macKey  []byte
-	bcrypt  chan struct{}
-	dummy   []byte // hash compared for unknown users, so timing does not reveal them
+	bcrypt  *fairSem[netip.Prefix]
+	dummy   *dummyHashes
 	timeout time.Duration
 	stats   authStats // for metrics (metrics.go)
 }
@@ -74,12 +80,13 @@ const (
 	bcryptMaxLen  = 72
 )
 
-func newAuthenticator(users UserSource, userTTL, timeout time.Duration, now func() time.Time) *authenticator {
+// newAuthenticator returns an authenticator; cost is the bcrypt cost the
+// dummy hash for unknown users has until users have been read.
+func newAuthenticator(users UserSource, userTTL, timeout time.Duration, cost int, now func() time.Time) *authenticator {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		panic(fmt.Sprintf("crypto/rand: %v", err)) // cannot happen on supported platforms
 	}
-	dummy, _ := bcrypt.GenerateFromPassword([]byte("regctl-dummy-password"), bcrypt.DefaultCost)
 	cache, _ := lru.New[string, cachedUser](userCacheSize)
 	creds, _ := lru.New[string, credential](credCacheSize)
 	return &authenticator{
@@ -89,10 +96,60 @@ func newAuthenticator(users UserSource, userTTL, timeout time.Duration, now func
 		creds:   creds,
 		now:     now,
 		macKey:  key,
-		bcrypt:  make(chan struct{}, runtime.GOMAXPROCS(0)),
-		dummy:   dummy,
+		bcrypt:  newFairSem[netip.Prefix](runtime.GOMAXPROCS(0)),
+		dummy:   newDummyHashes(cost),
 		timeout: timeout,
 	}
+}
+
+// dummyHashes are hashes of nobody's password, compared for unknown users.
+// Their cost follows the users read from the store: the most common cost
+// among them, or the configured default before any was read. So an
+// unknown user costs what a typical known one does.
+type dummyHashes struct {
+	mu     sync.Mutex
+	seen   [bcrypt.MaxCost + 1]uint64 // users read from the store, by cost
+	cost   int
+	hashes map[int][]byte
+}
+
+func newDummyHashes(cost int) *dummyHashes {
+	return &dummyHashes{cost: cost, hashes: make(map[int][]byte)}
+}
+
+// observe counts a user's password hash.
+func (d *dummyHashes) observe(hash string) {
+	c, err := bcrypt.Cost([]byte(hash))
+	if err != nil || c < bcrypt.MinCost || c > bcrypt.MaxCost {
+		return
+	}
+	d.mu.Lock()
+	d.seen[c]++
+	if n, m := d.seen[c], d.seen[d.cost]; n > m || (n == m && c > d.cost) {
+		d.cost = c
+	}
+	d.mu.Unlock()
+}
+
+// compare spends what comparing password with a known user's hash would:
+// it compares with the dummy hash of the current cost, or, the first time
+// that cost is needed, makes that hash, which costs the same.
+func (d *dummyHashes) compare(password []byte) {
+	d.mu.Lock()
+	c := d.cost
+	h := d.hashes[c]
+	d.mu.Unlock()
+	if h != nil {
+		_ = bcrypt.CompareHashAndPassword(h, password)
+		return
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("regctl-dummy-password"), c)
+	if err != nil {
+		return // cannot happen for a cost in range
+	}
+	d.mu.Lock()
+	d.hashes[c] = h
+	d.mu.Unlock()
 }
 
 func (a *authenticator) mac(username, password string) [sha256.Size]byte {
@@ -152,33 +209,39 @@ func (a *authenticator) fetch(ctx context.Context, username string) (*store.User
 		}
 		return nil, err
 	}
+	a.dummy.observe(u.PasswordHash)
 	a.cache.Add(username, cachedUser{user: u, fetchedAt: fetchedAt})
 	return u, nil
 }
 
-// authenticate verifies a password. It returns errBadCredentials or
-// errUnknownUser (both mean 401), or an error wrapping store.ErrUnavailable.
-func (a *authenticator) authenticate(ctx context.Context, username, password string) (*store.User, bool, error) {
+// authenticate verifies client's password for username at now. It
+// returns the user and whether the cached credential answered, or
+// errBadCredentials or errUnknownUser (both mean 401), or an error
+// wrapping store.ErrUnavailable. A disabled or expired user is returned
+// without error once the password was checked; the caller refuses it.
+func (a *authenticator) authenticate(ctx context.Context, client netip.Prefix, username, password string, now time.Time) (*store.User, bool, error) {
 	u, err := a.user(ctx, username)
 	if errors.Is(err, errUnknownUser) {
-		_ = a.compare(ctx, a.dummy, password)
+		_ = a.compare(ctx, client, nil, password)
 		return nil, false, err
 	}
 	if err != nil {
 		return nil, false, err
 	}
 	mac := a.mac(username, password)
-	if c, ok := a.creds.Get(username); ok && c.passwordHash == u.PasswordHash && a.now().Sub(c.verifiedAt) < credTTL {
-		a.stats.cacheHits.Add(1)
+	active := u.Status(now) == store.StatusActive
+	if c, ok := a.creds.Get(username); ok && active && c.passwordHash == u.PasswordHash && now.Sub(c.verifiedAt) < credTTL {
 		if hmac.Equal(c.mac[:], mac[:]) {
+			a.stats.cacheHits.Add(1)
 			return u, true, nil
 		}
-		return nil, true, errBadCredentials
 	}
-	if err := a.compare(ctx, []byte(u.PasswordHash), password); err != nil {
+	if err := a.compare(ctx, client, []byte(u.PasswordHash), password); err != nil {
 		return nil, false, err
 	}
-	a.creds.Add(username, credential{mac: mac, passwordHash: u.PasswordHash, verifiedAt: a.now()})
+	if active {
+		a.creds.Add(username, credential{mac: mac, passwordHash: u.PasswordHash, verifiedAt: now})
+	}
 	return u, false, nil
 }
 
@@ -211,19 +274,20 @@ func (a *authenticator) pruneEvery(ctx context.Context, interval time.Duration) 
 	}
 }
 
-// compare runs bcrypt with bounded concurrency.
-func (a *authenticator) compare(ctx context.Context, hash []byte, password string) error {
-	select {
-	case a.bcrypt <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+// compare runs bcrypt for client, waiting for its turn at a slot; a nil
+// hash compares with the dummy hash.
+func (a *authenticator) compare(ctx context.Context, client netip.Prefix, hash []byte, password string) error {
+	if err := a.bcrypt.acquire(ctx, client); err != nil {
+		return err
 	}
-	defer func() { <-a.bcrypt }()
+	defer a.bcrypt.release()
 	a.stats.bcrypts.Add(1)
-	if len(password) > bcryptMaxLen {
-		password = password[:bcryptMaxLen]
+	pw := []byte(password[:min(len(password), bcryptMaxLen)])
+	if hash == nil {
+		a.dummy.compare(pw)
+		return errBadCredentials
 	}
-	if err := bcrypt.CompareHashAndPassword(hash, []byte(password)); err != nil {
+	if err := bcrypt.CompareHashAndPassword(hash, pw); err != nil {
 		return errBadCredentials
 	}
 	return nil

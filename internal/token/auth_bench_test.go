@@ -60,12 +60,12 @@ func BenchmarkAuthenticate(b *testing.B) {
 	a := f.srv.auth
 	ctx := b.Context()
 	b.Run("cached", func(b *testing.B) {
-		if _, _, err := a.authenticate(ctx, "waldi", "waldi-secret"); err != nil {
+		if _, _, err := a.authenticate(ctx, netip.Prefix{}, "waldi", "waldi-secret", f.clock.Now()); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, cached, err := a.authenticate(ctx, "waldi", "waldi-secret"); err != nil || !cached {
+			if _, cached, err := a.authenticate(ctx, netip.Prefix{}, "waldi", "waldi-secret", f.clock.Now()); err != nil || !cached {
 				b.Fatalf("cached %t, %v", cached, err)
 			}
 		}
@@ -74,7 +74,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			a.creds.Remove("waldi")
-			if _, cached, err := a.authenticate(ctx, "waldi", "waldi-secret"); err != nil || cached {
+			if _, cached, err := a.authenticate(ctx, netip.Prefix{}, "waldi", "waldi-secret", f.clock.Now()); err != nil || cached {
 				b.Fatalf("cached %t, %v", cached, err)
 			}
 		}
@@ -98,7 +98,7 @@ func BenchmarkLogDecision(b *testing.B) {
 		w    io.Writer
 	}{{"file", file}, {"discard", io.Discard}} {
 		b.Run(out.name, func(b *testing.B) {
-			s := *f.srv
+			s := f.srv
 			s.log = slog.New(slog.NewTextHandler(out.w, nil))
 			ctx := b.Context()
 			b.ReportAllocs()

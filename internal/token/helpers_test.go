@@ -148,6 +148,7 @@ func newFixture(t testing.TB) *fixture {
 	cfg := Defaults()
 	cfg.Issuer, cfg.Service = "regctl-test", testService
 	cfg.ReloadInterval = time.Second
+	cfg.BcryptCost = bcrypt.MinCost // the users' cost: fast under -race
 	clk := &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
 	srv, err := New(cfg, st, testKeys(t), slog.New(slog.NewTextHandler(io.Discard, nil)), clk.Now)
 	if err != nil {

@@ -121,11 +121,9 @@ func (m *metrics) observe(d *decision) {
 	m.duration.Observe(time.Since(d.start).Seconds())
 }
 
-// finish runs after every token request: it releases the rate limiter's
-// slots and records the outcome, counts the request and writes the audit
-// line.
+// finish runs after every token request: it counts the request and
+// writes the audit line.
 func (s *Server) finish(r *http.Request, d *decision) {
-	s.limits.done(&d.adm, d.status, d.now)
 	s.metrics.observe(d)
 	if s.audit != nil {
 		s.audit.record(r, d, s.cfg.Service)
@@ -243,11 +241,11 @@ func (s *Server) Metrics(o MetricsOptions) *prometheus.Registry {
 		}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "regctl_credential_cache_hits_total",
-			Help: "Passwords checked against a cached verified credential, without bcrypt.",
+			Help: "Correct passwords of active users recognised from a cached verified credential, without bcrypt.",
 		}, func() float64 { return float64(s.auth.stats.cacheHits.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "regctl_credential_cache_misses_total",
-			Help: "Passwords checked with bcrypt (no cached credential, or an unknown user).",
+			Help: "Passwords checked with bcrypt: no cached credential, a wrong password, an inactive or an unknown user.",
 		}, func() float64 { return float64(s.auth.stats.bcrypts.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "regctl_audit_dropped_total",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -121,7 +122,7 @@ func TestPruneUserCache(t *testing.T) {
 	f := newFixture(t)
 	a := f.srv.auth
 	ctx := t.Context()
-	if _, _, err := a.authenticate(ctx, "waldi", "waldi-secret"); err != nil {
+	if _, _, err := a.authenticate(ctx, netip.Prefix{}, "waldi", "waldi-secret", f.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.user(ctx, "reader"); err != nil {
@@ -138,7 +139,7 @@ func TestPruneUserCache(t *testing.T) {
 	}
 	// Verified credentials are kept: a pruned user is fetched again and
 	// its password still checked without bcrypt.
-	if _, cached, err := a.authenticate(ctx, "waldi", "waldi-secret"); err != nil || !cached {
+	if _, cached, err := a.authenticate(ctx, netip.Prefix{}, "waldi", "waldi-secret", f.clock.Now()); err != nil || !cached {
 		t.Fatalf("after pruning: cached %t, %v", cached, err)
 	}
 }

@@ -16,8 +16,8 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Brute-force defence: token buckets of FAILED authentications, one per
-// client address and one per account name, in bounded LRUs.
+// Brute-force defence: token buckets of password attempts, one per client
+// address and one per account name, in bounded LRUs.
 //
 // Only password requests (GET with Basic auth, POST grant_type=password)
 // are limited and counted: they are what an attacker guesses with and what
@@ -25,13 +25,18 @@ import (
 // anonymous requests authenticate nothing. A limited request is answered
 // 429 with Retry-After before the store is asked and before any bcrypt.
 //
-//   - Per client (strict). Every 401 to a password request takes a token
-//     from its client's bucket; with the bucket empty every password
-//     request from that client gets 429, whatever the password: a correct
-//     answer must not be told apart from a wrong one while limited, or the
-//     limit would be an oracle that guesses at full speed. IPv6 clients are
+// An attempt takes its token when it starts, before authentication, so
+// attempts in flight count: of any number of parallel guesses from a new
+// address, at most the burst reaches bcrypt. When the attempt ends, a
+// failed authentication keeps the token spent; any other outcome gives it
+// back, so successful logins never use up a limit.
+//
+//   - Per client (strict). With the client's bucket empty every password
+//     request from it gets 429, whatever the password: a correct answer
+//     must not be told apart from a wrong one while limited, or the limit
+//     would be an oracle that guesses at full speed. IPv6 clients are
 //     keyed by their /64, which one host usually owns whole.
-//   - Per account (not a lockout). Every 401 also takes a token from the
+//   - Per account (not a lockout). An attempt also takes a token from the
 //     requested account name's bucket (existing or not, so a 429 does not
 //     reveal which accounts exist). With it empty, the account is under
 //     attack, and a password request for it is admitted only from a client
@@ -42,11 +47,9 @@ import (
 //     address per CleanAfter, while the account's owner logs in at once
 //     from anywhere it has no failures.
 //
-// Buckets refill at their rate, so no limit is permanent. The check and
-// the recording of a failure are not one atomic step, so a client's first
-// wave of concurrent requests may all reach bcrypt; after its first failure
-// each of its requests holds a slot while it runs, which bounds the rest
-// exactly.
+// Buckets refill at their rate, so no limit is permanent. A bucket that is
+// full again, with nothing in flight and no failure on record, is dropped,
+// so the tables hold only clients and accounts with recent attempts.
 type failLimiter struct {
 	ip      *bucketSet[netip.Prefix]
 	account *bucketSet[uint64]
@@ -154,13 +157,19 @@ type bucketSet[K comparable] struct {
 	cache *lru.Cache[K, *bucket]
 }
 
-// bucket counts one key's failures.
+// bucket is one key's token bucket of password attempts, kept as the
+// instant it will be full again (GCRA): whole nanoseconds, so refills do
+// not drift. Attempts are settled at the time they end, so waiting for
+// bcrypt earns no refill; a clock set back moves the bucket's times with
+// it (as golang.org/x/time/rate does), so it neither empties nor fills.
 type bucket struct {
 	mu       sync.Mutex
-	lim      *rate.Limiter
-	inflight int       // admitted requests not yet finished
+	seen     time.Time // the latest time the bucket was used at
+	full     time.Time // the bucket is full from this instant on
+	held     int       // tokens taken by attempts still in flight
 	probing  int       // requests admitted to an attacked account as a clean client
 	lastFail time.Time // zero: none
+	dead     bool      // removed from its set: get a new one
 }
 
 func newBucketSet[K comparable](l FailLimit) *bucketSet[K] {
@@ -171,50 +180,86 @@ func newBucketSet[K comparable](l FailLimit) *bucketSet[K] {
 	return &bucketSet[K]{limit: l, cache: c}
 }
 
-// peek returns the key's bucket, without creating it or changing the LRU
-// order: the hot path (no failures on record) takes a read lock only.
-func (bs *bucketSet[K]) peek(k K) *bucket {
-	if bs == nil {
-		return nil
+// lock returns the key's bucket at now, created full, with its mutex held.
+func (bs *bucketSet[K]) lock(k K, now time.Time) *bucket {
+	for {
+		b, ok := bs.cache.Get(k)
+		if !ok {
+			nb := &bucket{}
+			if prev, found, _ := bs.cache.PeekOrAdd(k, nb); found {
+				b = prev
+			} else {
+				b = nb
+			}
+		}
+		b.mu.Lock()
+		if !b.dead {
+			if now.Before(b.seen) {
+				b.full = b.full.Add(now.Sub(b.seen))
+			}
+			b.seen = now
+			return b
+		}
+		b.mu.Unlock() // dropped since we found it: it is no longer in the cache
 	}
-	b, _ := bs.cache.Peek(k)
-	return b
 }
 
-// get returns the key's bucket, creating it full.
-func (bs *bucketSet[K]) get(k K) *bucket {
-	if b, ok := bs.cache.Get(k); ok {
-		return b
+// unlock releases b, first dropping it from the set when it holds nothing
+// worth keeping: full, nothing in flight, no failure on record.
+func (bs *bucketSet[K]) unlock(k K, b *bucket, now time.Time) {
+	if !b.full.After(now) && b.held == 0 && b.probing == 0 && b.lastFail.IsZero() {
+		b.dead = true
+		bs.cache.Remove(k) // under b.mu: a getter that finds b sees dead
 	}
-	nb := &bucket{lim: rate.NewLimiter(bs.limit.Rate, bs.limit.Burst)} // full
-	if prev, ok, _ := bs.cache.PeekOrAdd(k, nb); ok {
-		return prev
-	}
-	return nb
+	b.mu.Unlock()
 }
 
-// available is what is left for new requests: the bucket's tokens less
-// the requests already admitted on them. Call with b.mu held.
-func (b *bucket) available(now time.Time) float64 {
-	return b.lim.TokensAt(now) - float64(b.inflight)
+// interval is the time one token takes to refill.
+func (l FailLimit) interval() time.Duration {
+	return max(1, time.Duration(float64(time.Second)/float64(l.Rate)))
 }
 
-// retryAfter is how long until one token is available, at least a second.
-func (b *bucket) retryAfter(now time.Time) time.Duration {
-	need := 1 - b.available(now)
-	r := float64(b.lim.Limit())
-	if need <= 0 || r <= 0 {
-		return time.Second
+// debt is how far below full b is at now, as refill time.
+func (b *bucket) debt(now time.Time) time.Duration { return max(0, b.full.Sub(now)) }
+
+// spend takes a token at now if there is one.
+func (b *bucket) spend(l FailLimit, now time.Time) bool {
+	per := l.interval()
+	debt := b.debt(now)
+	if debt > time.Duration(l.Burst-1)*per {
+		return false
 	}
-	return max(time.Second, time.Duration(need/r*float64(time.Second)))
+	b.full = now.Add(debt + per)
+	return true
 }
 
-// failed takes a token and records the failure time.
-func (b *bucket) failed(now time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.lim.AllowN(now, 1) // when empty (a race with the check) it stays empty
-	b.lastFail = now
+// take spends a token for an attempt that starts, if there is one.
+func (b *bucket) take(l FailLimit, now time.Time) bool {
+	if !b.spend(l, now) {
+		return false
+	}
+	b.held++
+	return true
+}
+
+// retryAfter is how long until a token is available, at least a second.
+func (b *bucket) retryAfter(l FailLimit, now time.Time) time.Duration {
+	return max(time.Second, b.debt(now)-time.Duration(l.Burst-1)*l.interval())
+}
+
+// end settles one attempt on b: the token it took (if taken) is given
+// back unless it failed; a failure that took none spends one if there is
+// one. Call with b.mu held.
+func (b *bucket) end(l FailLimit, taken, failed bool, now time.Time) {
+	switch {
+	case taken:
+		b.held--
+		if !failed {
+			b.full = b.full.Add(-l.interval())
+		}
+	case failed:
+		b.spend(l, now)
+	}
 }
 
 // trustKey is an account that a client authenticated as.
@@ -250,15 +295,15 @@ func clientKey(a netip.Addr) netip.Prefix {
 // 4 KiB long: a 64-bit hash with a per-process seed.
 func (l *failLimiter) accountKey(name string) uint64 { return maphash.String(l.seed, name) }
 
-// admission is what admit reserved for one request; done releases it.
+// admission is what admit took for one password attempt; settle gives it
+// back or keeps it.
 type admission struct {
-	limited  bool // a password request: failures are counted
 	client   netip.Prefix
 	account  uint64
-	ipSlot   *bucket // inflight held on the client's bucket
-	accSlot  *bucket // inflight held on the account's bucket
-	probe    *bucket // probing held on the client's bucket
-	attacked bool    // the account's bucket was empty
+	ipTaken  bool // a token of the client's bucket
+	accTaken bool // a token of the account's bucket
+	probe    bool // admitted to an attacked account as a clean client
+	suspect  bool // the account had failures on record: remember who gets in
 }
 
 // rateLimitError is a request refused by a limit: 429.
@@ -274,103 +319,94 @@ func (e *rateLimitError) Error() string {
 	return "too many failed authentications for this account"
 }
 
-// admit decides whether a password request may go on to authentication,
-// and returns why not.
-func (l *failLimiter) admit(adm *admission, g grant, username string, ip netip.Addr, now time.Time) *rateLimitError {
-	if l == nil || (g != grantBasic && g != grantPassword) {
-		return nil
-	}
-	adm.limited = true
-	adm.client = clientKey(ip)
-	ipb := l.ip.peek(adm.client)
-	if ipb != nil {
-		ipb.mu.Lock()
-		if ipb.available(now) < 1 {
-			ra := ipb.retryAfter(now)
-			ipb.mu.Unlock()
+// admit decides whether a password attempt by client for username may go
+// on to authentication, and takes its tokens; it returns why not. Every
+// admitted attempt must be settled.
+func (l *failLimiter) admit(adm *admission, client netip.Prefix, username string, now time.Time) *rateLimitError {
+	adm.client = client
+	if l.ip != nil {
+		b := l.ip.lock(client, now)
+		if !b.take(l.ip.limit, now) {
+			ra := b.retryAfter(l.ip.limit, now)
+			l.ip.unlock(client, b, now)
 			l.limitedIP.Add(1)
 			return &rateLimitError{scope: "ip", retryAfter: ra}
 		}
-		ipb.inflight++
-		ipb.mu.Unlock()
-		adm.ipSlot = ipb
+		l.ip.unlock(client, b, now)
+		adm.ipTaken = true
 	}
 	if l.account == nil {
 		return nil
 	}
 	adm.account = l.accountKey(username)
-	ab := l.account.peek(adm.account)
-	if ab == nil {
+	ab := l.account.lock(adm.account, now)
+	adm.suspect = !ab.lastFail.IsZero()
+	if ab.take(l.account.limit, now) {
+		l.account.unlock(adm.account, ab, now)
+		adm.accTaken = true
 		return nil
 	}
-	ab.mu.Lock()
-	if ab.available(now) >= 1 {
-		ab.inflight++
-		ab.mu.Unlock()
-		adm.accSlot = ab
-		return nil
-	}
-	ra := ab.retryAfter(now)
-	ab.mu.Unlock()
-	adm.attacked = true
-	if t, ok := l.trusted.Peek(trustKey{adm.account, adm.client}); ok && now.Sub(t) < TrustedPairTTL {
+	ra := ab.retryAfter(l.account.limit, now)
+	l.account.unlock(adm.account, ab, now)
+	if t, ok := l.trusted.Peek(trustKey{adm.account, client}); ok && now.Sub(t) < TrustedPairTTL {
 		return nil
 	}
 	// A clean client may probe, one request at a time.
-	if ipb == nil && l.ip != nil {
-		ipb = l.ip.get(adm.client)
-	}
-	if ipb != nil {
-		ipb.mu.Lock()
-		clean := ipb.probing == 0 && (ipb.lastFail.IsZero() || now.Sub(ipb.lastFail) >= CleanAfter)
+	if l.ip != nil {
+		b := l.ip.lock(client, now)
+		clean := b.probing == 0 && (b.lastFail.IsZero() || now.Sub(b.lastFail) >= CleanAfter)
 		if clean {
-			ipb.probing++
+			b.probing++
 		}
-		ipb.mu.Unlock()
+		l.ip.unlock(client, b, now)
 		if clean {
-			adm.probe = ipb
+			adm.probe = true
 			return nil
 		}
+	}
+	if adm.ipTaken {
+		b := l.ip.lock(client, now)
+		b.end(l.ip.limit, true, false, now)
+		l.ip.unlock(client, b, now)
+		adm.ipTaken = false
 	}
 	l.limitedAccount.Add(1)
 	return &rateLimitError{scope: "account", retryAfter: ra}
 }
 
-// done releases what admit reserved and records the outcome: a failed
-// authentication takes a token from both buckets; a success while the
-// account is on record remembers the client as trusted for it.
-func (l *failLimiter) done(adm *admission, status int, now time.Time) {
-	if l == nil || !adm.limited {
+// settle ends an admitted attempt at now. A failed authentication keeps
+// its tokens spent and is recorded against the client and the account;
+// any other outcome gives the tokens back, and a success for an account
+// with failures on record remembers the client as trusted for it.
+func (l *failLimiter) settle(adm *admission, failed bool, now time.Time) {
+	if adm.ipTaken || adm.probe {
+		b := l.ip.lock(adm.client, now)
+		b.end(l.ip.limit, adm.ipTaken, failed, now)
+		if adm.probe {
+			b.probing--
+		}
+		if failed {
+			b.lastFail = now
+		}
+		l.ip.unlock(adm.client, b, now)
+	}
+	if l.account == nil {
 		return
 	}
-	for _, b := range []*bucket{adm.ipSlot, adm.accSlot} {
-		if b != nil {
-			b.mu.Lock()
-			b.inflight--
-			b.mu.Unlock()
+	if adm.accTaken || failed {
+		b := l.account.lock(adm.account, now)
+		b.end(l.account.limit, adm.accTaken, failed, now)
+		if failed {
+			b.lastFail = now
 		}
+		l.account.unlock(adm.account, b, now)
 	}
-	if adm.probe != nil {
-		adm.probe.mu.Lock()
-		adm.probe.probing--
-		adm.probe.mu.Unlock()
-	}
-	switch status {
-	case http.StatusUnauthorized:
-		if l.ip != nil {
-			l.ip.get(adm.client).failed(now)
-		}
-		if l.account != nil {
-			l.account.get(adm.account).failed(now)
-		}
-	case http.StatusOK:
+	if !failed && (adm.suspect || !adm.accTaken) {
 		// Trust is recorded only for accounts with failures on record,
 		// so the hot path costs nothing here.
-		if l.account != nil && (adm.accSlot != nil || adm.attacked) {
-			k := trustKey{adm.account, adm.client}
-			if t, ok := l.trusted.Peek(k); !ok || now.Sub(t) > TrustedPairTTL/2 {
-				l.trusted.Add(k, now)
-			}
+		k := trustKey{adm.account, adm.client}
+		if t, ok := l.trusted.Peek(k); !ok || now.Sub(t) > TrustedPairTTL/2 {
+			l.trusted.Add(k, now)
 		}
 	}
 }
@@ -383,16 +419,4 @@ func writeRateLimited(w http.ResponseWriter, e *rateLimitError) {
 		"error":             "temporarily_unavailable",
 		"error_description": "too many failed authentications; retry later",
 	})
-}
-
-// limit runs the brute-force check before authentication. It answers 429
-// and returns false when the request is refused.
-func (s *Server) limit(w http.ResponseWriter, d *decision, req *tokenRequest) bool {
-	le := s.limits.admit(&d.adm, req.grant, req.username, d.ip, d.now)
-	if le == nil {
-		return true
-	}
-	d.status, d.reason = http.StatusTooManyRequests, le.Error()
-	writeRateLimited(w, le)
-	return false
 }

@@ -71,10 +71,6 @@ func TestBruteForce10000(t *testing.T) {
 func bruteForce(t *testing.T, tick time.Duration) {
 	f := newFixture(t)
 	trustProxy(f)
-	// The fixture's users have bcrypt.MinCost hashes; so does the dummy
-	// compared for unknown users here, or the race detector makes this
-	// test take minutes. The count of comparisons is what is measured.
-	f.srv.auth.dummy = []byte(hash(t, "dummy"))
 	attackers := []string{"198.51.100.1", "198.51.100.2", "198.51.100.3", "203.0.113.9", "2001:db8:1:2::%x"}
 	accounts := []string{"waldi", "reader", "nobody"}
 	const (
@@ -333,38 +329,92 @@ func TestFailLimitScope(t *testing.T) {
 	}
 }
 
-// TestFailLimitInflightBound: after a client's first failure, its
-// concurrent requests are admitted only up to its remaining tokens.
+// TestFailLimitInflightBound: attempts take their tokens when they
+// start, so a new client's first concurrent wave is admitted only up to the
+// burst, before any of them has failed; failures keep their tokens, other
+// outcomes give them back; and a failure settled late earns no refill for
+// the time it waited.
 func TestFailLimitInflightBound(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newFailLimiter(FailLimit{Rate: rate.Every(time.Minute), Burst: 5}, FailLimit{})
-	ip := netip.MustParseAddr("198.51.100.1")
-	var first admission
-	if le := l.admit(&first, grantBasic, "a", ip, now); le != nil {
-		t.Fatal(le)
+	for _, tt := range []struct {
+		name          string
+		ip, account   FailLimit
+		wantFirstWave int
+	}{
+		{"ip", FailLimit{Rate: rate.Every(time.Minute), Burst: 5}, FailLimit{}, 5},
+		{"account", FailLimit{}, FailLimit{Rate: rate.Every(time.Minute), Burst: 7}, 7},
+		{"both", FailLimit{Rate: rate.Every(time.Minute), Burst: 5}, FailLimit{Rate: rate.Every(time.Minute), Burst: 7}, 5},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newFailLimiter(tt.ip, tt.account)
+			client := clientKey(netip.MustParseAddr("198.51.100.1"))
+			var held []admission
+			for range 60 {
+				var adm admission
+				if le := l.admit(&adm, client, "a", now); le == nil {
+					held = append(held, adm)
+				}
+			}
+			if len(held) != tt.wantFirstWave {
+				t.Fatalf("first wave: %d of 60 concurrent attempts admitted, want %d", len(held), tt.wantFirstWave)
+			}
+			// Two fail, late: they settle a minute on, which refills
+			// one token, not one per attempt that waited.
+			later := now.Add(time.Minute)
+			l.settle(&held[0], true, later)
+			l.settle(&held[1], true, later)
+			for i := range held[2:] {
+				l.settle(&held[2+i], false, later) // successes give theirs back
+			}
+			admitted := 0
+			for range 60 {
+				var adm admission
+				if l.admit(&adm, client, "a", later) == nil {
+					admitted++
+				}
+			}
+			want := tt.wantFirstWave - 2 + 1 // two failures spent, one refilled
+			if admitted != want {
+				t.Fatalf("after 2 failures and a minute: %d admitted, want %d", admitted, want)
+			}
+		})
 	}
-	l.done(&first, http.StatusUnauthorized, now) // 4 tokens left
-	var held []admission
-	for range 10 {
+}
+
+// TestFailLimitDropsIdleBuckets: the tables keep only keys with something
+// to remember, so successful logins do not fill them.
+func TestFailLimitDropsIdleBuckets(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newFailLimiter(DefaultFailLimitIP, DefaultFailLimitAccount)
+	for i := range 100 {
 		var adm admission
-		if le := l.admit(&adm, grantPassword, "a", ip, now); le == nil {
-			held = append(held, adm)
+		client := clientKey(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}))
+		if le := l.admit(&adm, client, fmt.Sprintf("user%d", i), now); le != nil {
+			t.Fatal(le)
 		}
+		l.settle(&adm, false, now)
 	}
-	if len(held) != 4 {
-		t.Fatalf("%d concurrent requests admitted with 4 tokens left", len(held))
-	}
-	for i := range held {
-		l.done(&held[i], http.StatusOK, now) // successes give the slots back
+	if n, m := l.ip.cache.Len(), l.account.cache.Len(); n != 0 || m != 0 {
+		t.Fatalf("after 100 successful logins: %d client and %d account buckets kept, want 0", n, m)
 	}
 	var adm admission
-	if le := l.admit(&adm, grantBasic, "a", ip, now); le != nil {
-		t.Fatalf("after the successes: %v", le)
+	client := clientKey(netip.MustParseAddr("198.51.100.1"))
+	if le := l.admit(&adm, client, "a", now); le != nil {
+		t.Fatal(le)
 	}
-	// A refresh-token request is never limited or counted.
-	var rt admission
-	if le := l.admit(&rt, grantRefresh, "a", ip, now); le != nil || rt.limited {
-		t.Fatalf("refresh grant: %v, limited %t", le, rt.limited)
+	l.settle(&adm, true, now)
+	if n, m := l.ip.cache.Len(), l.account.cache.Len(); n != 1 || m != 1 {
+		t.Fatalf("after a failure: %d client and %d account buckets kept, want 1 and 1", n, m)
+	}
+	// Full again after the refill, but the failure is remembered for
+	// CleanAfter's sake until the LRU lets it go.
+	var again admission
+	if le := l.admit(&again, client, "a", now.Add(time.Hour)); le != nil {
+		t.Fatal(le)
+	}
+	l.settle(&again, false, now.Add(time.Hour))
+	if n := l.ip.cache.Len(); n != 1 {
+		t.Fatalf("a client with a failure on record was dropped")
 	}
 }
 

@@ -19,6 +19,9 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/singleflight"
+
 	"github.com/regctl/regctl/internal/acl"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/store"
@@ -53,6 +56,10 @@ type Config struct {
 	// authentications per client and per account (ratelimit.go); a zero
 	// FailLimit is off.
 	FailLimitIP, FailLimitAccount FailLimit
+	// BcryptCost is the cost of the dummy hash that unknown users are
+	// compared against until the server has read users from the store;
+	// from then on the dummy follows their most common cost.
+	BcryptCost int
 }
 
 // Defaults returns the documented defaults.
@@ -65,6 +72,7 @@ func Defaults() Config {
 
 		FailLimitIP:      DefaultFailLimitIP,
 		FailLimitAccount: DefaultFailLimitAccount,
+		BcryptCost:       store.DefaultBcryptCost,
 	}
 }
 
@@ -83,6 +91,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("reload interval %s out of range [100ms, 10m]", c.ReloadInterval)
 	case c.StoreTimeout <= 0:
 		return errors.New("store timeout must be positive")
+	case c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost:
+		return fmt.Errorf("bcrypt cost %d out of range [%d, %d]", c.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
 	if err := c.FailLimitIP.validate("--fail-limit-ip"); err != nil {
 		return err
@@ -102,8 +112,9 @@ type Server struct {
 	log         *slog.Logger
 	now         func() time.Time
 	limits      *failLimiter // nil when both limits are off (ratelimit.go)
-	metrics     *metrics     // metrics.go
-	audit       *AuditLog    // nil: no audit log (audit.go)
+	logins      singleflight.Group
+	metrics     *metrics  // metrics.go
+	audit       *AuditLog // nil: no audit log (audit.go)
 }
 
 // New builds a server; call Start before serving.
@@ -130,7 +141,7 @@ func New(cfg Config, st Store, ks *keys.Set, log *slog.Logger, now func() time.T
 		jwks:    jwks,
 		minter:  m,
 		refresh: newRefresher(ks.RefreshKey, cfg.RefreshLifetime),
-		auth:    newAuthenticator(st, cfg.ReloadInterval, cfg.StoreTimeout, now),
+		auth:    newAuthenticator(st, cfg.ReloadInterval, cfg.StoreTimeout, cfg.BcryptCost, now),
 		rules:   &policyLoader{rules: st, interval: cfg.ReloadInterval, timeout: cfg.StoreTimeout, now: now, log: log},
 		log:     log,
 		now:     now,
@@ -204,10 +215,9 @@ type decision struct {
 	status    int
 	reason    string
 
-	// For finish (metrics.go): latency, rate limiting and the audit log.
+	// For finish (metrics.go): latency and the audit log.
 	start  time.Time
 	now    time.Time
-	adm    admission
 	policy *acl.Policy
 	u      *store.User
 }
@@ -235,10 +245,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 
 	d.policy = policy
-	if !s.limit(w, &d, req) { // 429 before any store query or bcrypt
-		return
-	}
-	u, err := s.authenticate(r.Context(), req, now)
+	u, err := s.authenticate(r.Context(), req, d.ip, now)
 	if u != nil {
 		d.user, d.u = u.Username, u
 	}
@@ -275,9 +282,9 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticate returns the user (nil when anonymous) or an error: an
-// *authError (401), a *requestError (400) or one wrapping
-// store.ErrUnavailable (503).
-func (s *Server) authenticate(ctx context.Context, req *tokenRequest, now time.Time) (*store.User, error) {
+// *authError (401), a *rateLimitError (429), a *requestError (400) or one
+// wrapping store.ErrUnavailable (503).
+func (s *Server) authenticate(ctx context.Context, req *tokenRequest, ip netip.Addr, now time.Time) (*store.User, error) {
 	var u *store.User
 	switch req.grant {
 	case grantAnonymous:
@@ -286,16 +293,7 @@ func (s *Server) authenticate(ctx context.Context, req *tokenRequest, now time.T
 		}
 		return nil, nil
 	case grantBasic, grantPassword:
-		var err error
-		u, _, err = s.auth.authenticate(ctx, req.username, req.password)
-		switch {
-		case errors.Is(err, errUnknownUser):
-			return nil, &authError{reason: "unknown user"}
-		case errors.Is(err, errBadCredentials):
-			return nil, &authError{reason: "wrong password"}
-		case err != nil:
-			return nil, err
-		}
+		return s.passwordLogin(ctx, req, clientKey(ip), now)
 	case grantRefresh:
 		c, err := s.refresh.parse(req.refreshToken, now)
 		if err != nil {
@@ -312,10 +310,64 @@ func (s *Server) authenticate(ctx context.Context, req *tokenRequest, now time.T
 			return u, &authError{reason: "refresh token revoked by a password change"}
 		}
 	}
+	return u, activeErr(u, now)
+}
+
+// activeErr refuses a user whose account is not active at now.
+func activeErr(u *store.User, now time.Time) error {
 	if st := u.Status(now); st != store.StatusActive {
-		return u, &authError{reason: "account " + string(st)}
+		return &authError{reason: "account " + string(st)}
 	}
-	return u, nil
+	return nil
+}
+
+// loginResult is the outcome of one password login.
+type loginResult struct {
+	u   *store.User
+	err error
+}
+
+// passwordLogin authenticates a password request from client, within the
+// brute-force limits: the attempt is admitted (or refused with a
+// *rateLimitError) before the store is asked or any bcrypt runs, and
+// settled with its outcome. Identical attempts in flight at once (the same
+// client, user and password, as from a CI fleet behind one address) share
+// one admission and one bcrypt, and so count as one attempt.
+func (s *Server) passwordLogin(ctx context.Context, req *tokenRequest, client netip.Prefix, now time.Time) (*store.User, error) {
+	mac := s.auth.mac(req.username, req.password)
+	key := make([]byte, 0, 64+len(req.username))
+	key, _ = client.AppendText(key)
+	key = append(append(key, 0), req.username...)
+	key = append(append(key, 0), mac[:]...)
+	v, _, _ := s.logins.Do(string(key), func() (any, error) {
+		// The attempt is settled even if its own client gives up: others
+		// may share it.
+		ctx := context.WithoutCancel(ctx)
+		var adm admission
+		if s.limits != nil {
+			if le := s.limits.admit(&adm, client, req.username, now); le != nil {
+				return loginResult{err: le}, nil
+			}
+		}
+		u, _, err := s.auth.authenticate(ctx, client, req.username, req.password, now)
+		switch {
+		case errors.Is(err, errUnknownUser):
+			err = &authError{reason: "unknown user"}
+		case errors.Is(err, errBadCredentials):
+			err = &authError{reason: "wrong password"}
+		case err == nil:
+			err = activeErr(u, now)
+		default:
+			u = nil
+		}
+		if s.limits != nil {
+			var ae *authError
+			s.limits.settle(&adm, errors.As(err, &ae), s.now())
+		}
+		return loginResult{u, err}, nil
+	})
+	r := v.(loginResult)
+	return r.u, r.err
 }
 
 // authError means 401: the credentials do not identify an active user.
@@ -329,7 +381,11 @@ func (e *authError) Error() string { return e.reason }
 func (s *Server) fail(w http.ResponseWriter, d *decision, err error) {
 	var re *requestError
 	var ae *authError
+	var le *rateLimitError
 	switch {
+	case errors.As(err, &le):
+		d.status, d.reason = http.StatusTooManyRequests, le.Error()
+		writeRateLimited(w, le)
 	case errors.As(err, &re):
 		d.status, d.reason = http.StatusBadRequest, re.msg
 		writeJSON(w, d.status, map[string]string{"error": re.code, "error_description": re.msg})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strings"
@@ -361,30 +362,45 @@ func TestStoreOutage(t *testing.T) {
 	}
 }
 
-// The credential cache spares bcrypt for repeated logins and for wrong
-// passwords against a cached user, and notices a password change.
+// The credential cache spares bcrypt for repeated correct logins of an
+// active user, never answers a wrong password or an inactive user
+// without bcrypt, and notices a password change.
 func TestCredentialCache(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
-	if _, cached, err := f.srv.auth.authenticate(ctx, "waldi", "waldi-secret"); err != nil || cached {
-		t.Fatalf("first: cached=%v err=%v", cached, err)
+	auth := func(user, pw string) (bool, error) {
+		t.Helper()
+		_, cached, err := f.srv.auth.authenticate(ctx, netip.Prefix{}, user, pw, f.clock.Now())
+		return cached, err
 	}
-	if _, cached, err := f.srv.auth.authenticate(ctx, "waldi", "waldi-secret"); err != nil || !cached {
-		t.Fatalf("second: cached=%v err=%v", cached, err)
+	step := func(name, user, pw string, wantCached bool, wantErr error, wantBcrypts uint64) {
+		t.Helper()
+		before := bcrypts(f)
+		cached, err := auth(user, pw)
+		if cached != wantCached || err != wantErr {
+			t.Fatalf("%s: cached=%v err=%v, want cached=%v err=%v", name, cached, err, wantCached, wantErr)
+		}
+		if got := bcrypts(f) - before; got != wantBcrypts {
+			t.Fatalf("%s: %d bcrypt comparisons, want %d", name, got, wantBcrypts)
+		}
 	}
-	if _, cached, err := f.srv.auth.authenticate(ctx, "waldi", "wrong"); err != errBadCredentials || !cached {
-		t.Fatalf("wrong vs cached: cached=%v err=%v", cached, err)
-	}
+	step("first", "waldi", "waldi-secret", false, nil, 1)
+	step("second", "waldi", "waldi-secret", true, nil, 0)
+	step("wrong vs cached", "waldi", "wrong", false, errBadCredentials, 1)
+	step("unknown", "nobody", "wrong", false, errUnknownUser, 1)
+
 	u, _ := f.st.GetUser(ctx, "waldi")
-	u.PasswordHash = hash(t, "new-secret")
+	u.Disabled = true
 	f.st.setUser(*u)
 	f.srv.auth.cache.Purge() // as after the reload interval
-	if _, _, err := f.srv.auth.authenticate(ctx, "waldi", "waldi-secret"); err != errBadCredentials {
-		t.Fatalf("old password after change: %v", err)
-	}
-	if _, _, err := f.srv.auth.authenticate(ctx, "waldi", "new-secret"); err != nil {
-		t.Fatalf("new password: %v", err)
-	}
+	step("disabled, right password", "waldi", "waldi-secret", false, nil, 1)
+
+	u.Disabled = false
+	u.PasswordHash = hash(t, "new-secret")
+	f.st.setUser(*u)
+	f.srv.auth.cache.Purge()
+	step("old password after change", "waldi", "waldi-secret", false, errBadCredentials, 1)
+	step("new password", "waldi", "new-secret", false, nil, 1)
 }
 
 func TestJWKSAndHealth(t *testing.T) {
