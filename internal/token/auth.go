@@ -280,7 +280,7 @@ func (a *authenticator) compare(ctx context.Context, client netip.Prefix, hash [
 	if err := a.bcrypt.acquire(ctx, client); err != nil {
 		return err
 	}
-	defer a.bcrypt.release()
+	defer a.bcrypt.release(client)
 	a.stats.bcrypts.Add(1)
 	pw := []byte(password[:min(len(password), bcryptMaxLen)])
 	if hash == nil {

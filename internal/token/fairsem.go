@@ -5,21 +5,23 @@ import (
 	"sync"
 )
 
-// fairSem is a counting semaphore that serves its waiters round-robin by
-// key (the client): when slots are short, each client with someone waiting
-// gets the next free slot in turn, whatever the number of requests it has
-// queued. A client that floods the server with bcrypt work therefore
-// delays another client by at most one slot's release, not by its whole
-// queue. A free slot is taken at once when nobody waits (work-conserving).
+// fairSem is a counting semaphore that shares its slots fairly between
+// keys (clients): a released slot goes to the waiting key that holds the
+// fewest slots, and among those to the one whose turn it is (round-robin),
+// whatever the number of requests each has queued. A client that floods
+// the server with bcrypt work therefore delays another client by at most
+// one slot's release, not by its whole queue. A free slot is taken at once
+// when nobody waits (work-conserving).
 type fairSem[K comparable] struct {
 	mu     sync.Mutex
 	free   int
 	queues map[K][]chan struct{} // waiters by key, oldest first
-	ring   []K                   // keys with waiters, next to serve first
+	ring   []K                   // keys with waiters, in turn order
+	held   map[K]int             // slots held, by key
 }
 
 func newFairSem[K comparable](slots int) *fairSem[K] {
-	return &fairSem[K]{free: max(1, slots), queues: make(map[K][]chan struct{})}
+	return &fairSem[K]{free: max(1, slots), queues: make(map[K][]chan struct{}), held: make(map[K]int)}
 }
 
 // acquire takes a slot for key k, waiting its turn, or returns ctx's error.
@@ -27,6 +29,7 @@ func (s *fairSem[K]) acquire(ctx context.Context, k K) error {
 	s.mu.Lock()
 	if s.free > 0 && len(s.ring) == 0 {
 		s.free--
+		s.held[k]++
 		s.mu.Unlock()
 		return nil
 	}
@@ -49,7 +52,7 @@ func (s *fairSem[K]) acquire(ctx context.Context, k K) error {
 		return ctx.Err()
 	}
 	// Granted while giving up: pass the slot on.
-	s.releaseLocked()
+	s.releaseLocked(k)
 	return ctx.Err()
 }
 
@@ -78,28 +81,38 @@ func (s *fairSem[K]) dequeue(k K, ch chan struct{}) bool {
 	return false
 }
 
-// release returns a slot: to the oldest waiter of the next key in turn, or
-// to the pool.
-func (s *fairSem[K]) release() {
+// release returns the slot that key k holds: to the oldest waiter of the
+// key served next, or to the pool.
+func (s *fairSem[K]) release(k K) {
 	s.mu.Lock()
-	s.releaseLocked()
+	s.releaseLocked(k)
 	s.mu.Unlock()
 }
 
-func (s *fairSem[K]) releaseLocked() {
+func (s *fairSem[K]) releaseLocked(k K) {
+	if s.held[k]--; s.held[k] <= 0 {
+		delete(s.held, k)
+	}
 	if len(s.ring) == 0 {
 		s.free++
 		return
 	}
-	k := s.ring[0]
-	q := s.queues[k]
-	ch := q[0]
-	if len(q) > 1 {
-		s.queues[k] = q[1:]
-		s.ring = append(s.ring[1:], k) // k's next waiter goes to the back
-	} else {
-		delete(s.queues, k)
-		s.ring = s.ring[1:]
+	next := 0
+	for i, rk := range s.ring {
+		if s.held[rk] < s.held[s.ring[next]] {
+			next = i
+		}
 	}
+	n := s.ring[next]
+	q := s.queues[n]
+	ch := q[0]
+	s.ring = append(s.ring[:next], s.ring[next+1:]...)
+	if len(q) > 1 {
+		s.queues[n] = q[1:]
+		s.ring = append(s.ring, n) // n's next waiter goes to the back
+	} else {
+		delete(s.queues, n)
+	}
+	s.held[n]++
 	ch <- struct{}{} // buffered: never blocks
 }

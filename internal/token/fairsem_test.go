@@ -7,47 +7,67 @@ import (
 	"time"
 )
 
-// TestFairSemRoundRobin: with every slot taken, waiters are served one
-// key at a time in turn, not in arrival order, so one key's long queue
-// does not hold back another key.
+// TestFairSemRoundRobin: with every slot taken, a released slot goes to
+// the waiting key holding the fewest slots, then round-robin, not in
+// arrival order, so one key's long queue does not hold back another key.
 func TestFairSemRoundRobin(t *testing.T) {
-	s := newFairSem[string](1)
-	ctx := t.Context()
-	if err := s.acquire(ctx, "a"); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan string, 10)
-	enqueue := func(k string) {
-		queued := len(s.queues[k])
-		go func() {
-			if err := s.acquire(ctx, k); err != nil {
-				t.Error(err)
-				return
+	for _, tt := range []struct {
+		name  string
+		slots int
+		want  []string // served after each release, the first holder's slots released first
+	}{
+		{"one slot", 1, []string{"a", "b", "c", "a", "a", "a"}}, // all hold none: turn order
+		{"two slots", 2, []string{"b", "a", "c", "a", "a", "a"}}, // b and c first while a holds more
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newFairSem[string](tt.slots)
+			ctx := t.Context()
+			var holders []string
+			for range tt.slots {
+				if err := s.acquire(ctx, "a"); err != nil {
+					t.Fatal(err)
+				}
+				holders = append(holders, "a") // a holds every slot
 			}
-			served <- k
-		}()
-		waitFor(t, func() bool {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return len(s.queues[k]) == queued+1
+			served := make(chan string, 10)
+			enqueue := func(k string) {
+				s.mu.Lock()
+				queued := len(s.queues[k])
+				s.mu.Unlock()
+				go func() {
+					if err := s.acquire(ctx, k); err != nil {
+						t.Error(err)
+						return
+					}
+					served <- k
+				}()
+				waitFor(t, func() bool {
+					s.mu.Lock()
+					defer s.mu.Unlock()
+					return len(s.queues[k]) == queued+1
+				})
+			}
+			for range 4 {
+				enqueue("a") // a floods first
+			}
+			enqueue("b")
+			enqueue("c")
+			var order []string
+			for range 6 {
+				s.release(holders[0])
+				holders = append(holders[1:], <-served)
+				order = append(order, holders[len(holders)-1])
+			}
+			if !slices.Equal(order, tt.want) {
+				t.Fatalf("served %v, want %v", order, tt.want)
+			}
+			for _, h := range holders {
+				s.release(h)
+			}
+			if s.free != tt.slots || len(s.ring) != 0 || len(s.queues) != 0 || len(s.held) != 0 {
+				t.Fatalf("after all released: free %d, ring %v, queues %v, held %v", s.free, s.ring, s.queues, s.held)
+			}
 		})
-	}
-	for range 4 {
-		enqueue("a") // a floods first
-	}
-	enqueue("b")
-	enqueue("c")
-	var order []string
-	for range 6 {
-		s.release()
-		order = append(order, <-served)
-	}
-	if want := []string{"a", "b", "c", "a", "a", "a"}; !slices.Equal(order, want) {
-		t.Fatalf("served %v, want %v", order, want)
-	}
-	s.release()
-	if s.free != 1 || len(s.ring) != 0 || len(s.queues) != 0 {
-		t.Fatalf("after all released: free %d, ring %v, queues %v", s.free, s.ring, s.queues)
 	}
 }
 
@@ -72,14 +92,14 @@ func TestFairSemCancel(t *testing.T) {
 	s.queues["c"] = []chan struct{}{ch}
 	s.ring = []string{"c"}
 	s.mu.Unlock()
-	s.release() // grants c
+	s.release("a") // grants c
 	s.mu.Lock()
 	if s.dequeue("c", ch) {
 		t.Fatal("granted waiter still queued")
 	}
-	s.releaseLocked() // what acquire does when its context ends after the grant
+	s.releaseLocked("c") // what acquire does when its context ends after the grant
 	s.mu.Unlock()
-	if s.free != 1 {
+	if s.free != 1 || len(s.held) != 0 {
 		t.Fatalf("free %d after the cancelled grant was passed on, want 1", s.free)
 	}
 }
