@@ -16,7 +16,7 @@ func TestFairSemRoundRobin(t *testing.T) {
 		slots int
 		want  []string // served after each release, the first holder's slots released first
 	}{
-		{"one slot", 1, []string{"a", "b", "c", "a", "a", "a"}}, // all hold none: turn order
+		{"one slot", 1, []string{"a", "b", "c", "a", "a", "a"}},  // all hold none: turn order
 		{"two slots", 2, []string{"b", "a", "c", "a", "a", "a"}}, // b and c first while a holds more
 	} {
 		t.Run(tt.name, func(t *testing.T) {
