@@ -16,6 +16,7 @@ import (
 
 	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/provision"
+	"github.com/regctl/regctl/internal/redact"
 	"github.com/regctl/regctl/internal/render"
 )
 
@@ -124,7 +125,18 @@ diff and changes nothing.`,
 	return cmd
 }
 
+// initRun runs init. Everything it prints (the plan of a dry run, the
+// output of the commands it runs), and the error it returns, has the
+// configuration's secrets and the generated ones masked.
 func initRun(ctx context.Context, o *InitOptions) error {
+	secrets, ios := maskSecrets(o.IO, o.Config)
+	defer flushOutput(ios)
+	mo := *o
+	mo.IO = ios
+	return secrets.Error(initWith(ctx, &mo, secrets))
+}
+
+func initWith(ctx context.Context, o *InitOptions, secrets *redact.Set) error {
 	c := o.Config
 	var h provision.Host
 	if o.Host != nil {
@@ -133,7 +145,7 @@ func initRun(ctx context.Context, o *InitOptions) error {
 		h = provision.NewExecHost(c.Root, o.IO.ErrOut)
 	}
 	if o.DryRun {
-		h = provision.NewDryRunHost(h, o.IO.ErrOut)
+		h = provision.NewDryRunHost(h, o.IO.ErrOut, secrets)
 		fmt.Fprintf(o.IO.ErrOut, "Dry run: nothing on this host changes.\n")
 	}
 	var env render.Env
@@ -192,6 +204,10 @@ func initRun(ctx context.Context, o *InitOptions) error {
 		return flagErrorf("the first admin user %q needs a password: run on a terminal or pass --password-stdin", o.Admin)
 	}
 
+	if !o.DryRun {
+		secrets.Add(string(password))
+	}
+
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -205,6 +221,7 @@ func initRun(ctx context.Context, o *InitOptions) error {
 		AdminPassword: password,
 		Force:         o.Force,
 		DryRun:        o.DryRun,
+		Secrets:       secrets,
 		Now:           o.Now,
 		Out:           o.IO.ErrOut,
 	}
@@ -259,12 +276,14 @@ func readPasswordLine(ios *IOStreams) ([]byte, error) {
 
 func promptNewPassword(ios *IOStreams, user string) ([]byte, error) {
 	fmt.Fprintf(ios.ErrOut, "Password for the first admin user %q: ", user)
+	flushOutput(ios)
 	pw, err := ios.ReadPassword()
 	fmt.Fprintln(ios.ErrOut)
 	if err != nil {
 		return nil, fmt.Errorf("read password: %w", err)
 	}
 	fmt.Fprint(ios.ErrOut, "Again: ")
+	flushOutput(ios)
 	again, err := ios.ReadPassword()
 	fmt.Fprintln(ios.ErrOut)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/provision"
+	"github.com/regctl/regctl/internal/redact"
 	"github.com/regctl/regctl/internal/render"
 )
 
@@ -89,7 +89,17 @@ After a change, restart what reads the changed files; render prints how.`,
 	return cmd
 }
 
+// renderRun renders. Everything it prints, and the error it returns, has
+// the configuration's secrets and the generated ones masked.
 func renderRun(ctx context.Context, o *RenderOptions) error {
+	secrets, ios := maskSecrets(o.IO, o.Config)
+	defer flushOutput(ios)
+	mo := *o
+	mo.IO = ios
+	return secrets.Error(renderWith(ctx, &mo, secrets))
+}
+
+func renderWith(ctx context.Context, o *RenderOptions, secrets *redact.Set) error {
 	c := o.Config
 	env, err := o.renderEnv()
 	if err != nil {
@@ -102,20 +112,21 @@ func renderRun(ctx context.Context, o *RenderOptions) error {
 		h = provision.NewExecHost(c.Root, o.IO.ErrOut)
 	}
 	if o.Diff {
-		h = provision.NewDryRunHost(h, o.IO.ErrOut)
+		h = provision.NewDryRunHost(h, o.IO.ErrOut, secrets)
 	}
 	now := time.Now
 	if o.Now != nil {
 		now = o.Now
 	}
-	gen, err := provision.EnsureSecrets(h, c, now())
+	sf := provision.SecretFiles{Host: h, Config: c, Known: secrets}
+	gen, err := sf.Ensure(now())
 	if err != nil {
 		return err
 	}
 	for _, g := range gen {
 		fmt.Fprintf(o.IO.ErrOut, "generated %s\n", filepath.Join(c.Root, g))
 	}
-	s, err := provision.LoadSecrets(h, c)
+	s, err := sf.Load()
 	if err != nil {
 		return err
 	}
@@ -123,7 +134,7 @@ func renderRun(ctx context.Context, o *RenderOptions) error {
 	if err != nil {
 		return err
 	}
-	syncer := &provision.Syncer{Host: h, Root: c.Root, Now: now, Secrets: append(s.Values(), ConfigSecrets(c)...)}
+	syncer := &provision.Syncer{Host: h, Root: c.Root, Now: now, Secrets: secrets}
 	plan, err := syncer.Plan(files)
 	if err != nil {
 		return err
@@ -213,6 +224,7 @@ func confirmOverwrite(ios *IOStreams) func(provision.Change, string) (bool, erro
 	return func(c provision.Change, diff string) (bool, error) {
 		fmt.Fprint(ios.Out, diff)
 		fmt.Fprintf(ios.ErrOut, "%s was edited by hand since the last render. Overwrite it (a backup is kept)? [y/N] ", c.File.Path)
+		flushOutput(ios)
 		line, err := in.ReadString('\n')
 		if err != nil && line == "" {
 			return false, fmt.Errorf("read answer: %w", err)
@@ -220,21 +232,6 @@ func confirmOverwrite(ios *IOStreams) func(provision.Change, string) (bool, erro
 		a := strings.ToLower(strings.TrimSpace(line))
 		return a == "y" || a == "yes", nil
 	}
-}
-
-// ConfigSecrets are the secret values regctl.yaml itself may hold, to mask
-// in diffs.
-func ConfigSecrets(c *config.Config) []string {
-	var out []string
-	if c.Storage.S3.SecretKey != "" {
-		out = append(out, c.Storage.S3.SecretKey)
-	}
-	if u, err := url.Parse(c.Database.URL); err == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			out = append(out, pw)
-		}
-	}
-	return out
 }
 
 func (o *RenderOptions) renderEnv() (render.Env, error) {

@@ -84,8 +84,9 @@ type Database struct {
 	// sqlite (an embedded file, no database container).
 	Backend string `mapstructure:"backend"`
 	// URL is an external MongoDB (mongodb:// or mongodb+srv://). Empty
-	// means the store runs on this host, as Backend says.
-	URL string `mapstructure:"url"`
+	// means the store runs on this host, as Backend says. Its password is
+	// a secret.
+	URL string `mapstructure:"url" secret:"url"`
 }
 
 // Storage drivers.
@@ -110,11 +111,12 @@ type Filesystem struct {
 
 // S3 is distribution's s3 storage driver.
 type S3 struct {
-	Bucket    string `mapstructure:"bucket"`
-	Region    string `mapstructure:"region"`
-	Endpoint  string `mapstructure:"endpoint"` // regionendpoint, for S3-compatible services
+	Bucket   string `mapstructure:"bucket"`
+	Region   string `mapstructure:"region"`
+	Endpoint string `mapstructure:"endpoint" secret:"url"` // regionendpoint, for S3-compatible services
+	// AccessKey identifies the key; SecretKey is the secret.
 	AccessKey string `mapstructure:"access_key"`
-	SecretKey string `mapstructure:"secret_key"`
+	SecretKey string `mapstructure:"secret_key" secret:"value"`
 	// RootDirectory is a key prefix inside the bucket.
 	RootDirectory   string `mapstructure:"root_directory"`
 	ForcePathStyle  bool   `mapstructure:"force_path_style"`

@@ -20,7 +20,7 @@ type Key struct {
 // Keys lists every setting in file order.
 func Keys() []Key {
 	var out []Key
-	walk(reflect.ValueOf(Defaults()), "", func(name string, v reflect.Value) {
+	walk(reflect.ValueOf(Defaults()), "", func(name string, _ reflect.StructField, v reflect.Value) {
 		out = append(out, Key{Name: name, Env: EnvName(name), Default: v.Interface()})
 	})
 	return out
@@ -45,7 +45,9 @@ func EnvName(key string) string {
 
 var durationType = reflect.TypeFor[time.Duration]()
 
-func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
+// walk calls fn for every setting of v (a Config or a section of one): its
+// dotted name, its field and its value.
+func walk(v reflect.Value, prefix string, fn func(string, reflect.StructField, reflect.Value)) {
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -62,6 +64,6 @@ func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
 			walk(fv, name, fn)
 			continue
 		}
-		fn(name, fv)
+		fn(name, f, fv)
 	}
 }

@@ -8,25 +8,14 @@ import (
 	"unicode/utf8"
 
 	udiff "github.com/aymanbagabas/go-udiff"
+
+	"github.com/regctl/regctl/internal/redact"
 )
 
-// Masked replaces what the secrets are.
-const Masked = "<redacted>"
-
-// mask replaces every secret in b.
-func mask(b []byte, secrets []string) []byte {
-	for _, s := range secrets {
-		if len(s) >= 4 {
-			b = bytes.ReplaceAll(b, []byte(s), []byte(Masked))
-		}
-	}
-	return b
-}
-
 // Diff returns a unified diff from old to new for the file path, with
-// secrets masked. A missing old file is /dev/null; binary contents are
-// described by size and hash instead.
-func Diff(path string, old []byte, oldExists bool, new []byte, secrets []string) string {
+// secrets masked in both before they are compared. A missing old file is
+// /dev/null; binary contents are described by size and hash instead.
+func Diff(path string, old []byte, oldExists bool, new []byte, secrets *redact.Set) string {
 	if !isText(old) || !isText(new) {
 		return fmt.Sprintf("binary %s: %s -> %s\n", path, describe(old, oldExists), describe(new, true))
 	}
@@ -34,9 +23,11 @@ func Diff(path string, old []byte, oldExists bool, new []byte, secrets []string)
 	if !oldExists {
 		oldLabel = "/dev/null"
 	}
-	d := udiff.Unified(oldLabel, path, string(mask(old, secrets)), string(mask(new, secrets)))
+	d := udiff.Unified(oldLabel, path, string(secrets.Bytes(old)), string(secrets.Bytes(new)))
 	if d == "" && !bytes.Equal(old, new) {
-		return fmt.Sprintf("--- %s\n+++ %s\n (a secret value changed)\n", oldLabel, path)
+		// Only secrets changed: show the lines they are on, masked (a
+		// secret of several lines is masked line by line).
+		d = secrets.String(udiff.Unified(oldLabel, path, string(old), string(new)))
 	}
 	return d
 }

@@ -11,35 +11,35 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/regctl/regctl/internal/redact"
 )
 
 // DryRunHost prints every action, with a unified diff for each file, and
 // changes nothing. Queries and reads go to Base (the real host), so steps
 // still check before they act; what a step would have written is kept in
 // memory, so that later steps see it.
+//
+// The diffs show the files' contents with the values in Secrets masked;
+// whoever writes a secret through the host adds it there first (see
+// SecretFiles.Known and InitOptions.Secrets). Out should mask them too
+// (redact.Set.Writer), for what the diffs cannot: a command line, or a
+// secret that lies across two lines of a diff.
 type DryRunHost struct {
-	Base Host
-	Out  io.Writer
+	Base    Host
+	Out     io.Writer
+	Secrets *redact.Set
 
-	mu      sync.Mutex
-	files   map[string]memFile
-	secrets []string
+	mu    sync.Mutex
+	files map[string]memFile
 }
 
 var _ Host = (*DryRunHost)(nil)
-var _ Redactor = (*DryRunHost)(nil)
 
 // NewDryRunHost returns a dry-run host reading from base and printing to
-// out.
-func NewDryRunHost(base Host, out io.Writer) *DryRunHost {
-	return &DryRunHost{Base: base, Out: out, files: map[string]memFile{}}
-}
-
-// Redact hides secret values from the printed diffs.
-func (h *DryRunHost) Redact(secrets ...string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.secrets = append(h.secrets, secrets...)
+// out, with secrets masked in its diffs.
+func NewDryRunHost(base Host, out io.Writer, secrets *redact.Set) *DryRunHost {
+	return &DryRunHost{Base: base, Out: out, Secrets: secrets, files: map[string]memFile{}}
 }
 
 // Query runs on the base host: it only reads.
@@ -96,11 +96,10 @@ func (h *DryRunHost) WriteFile(p string, data []byte, mode fs.FileMode) error {
 		verb = "replace"
 	}
 	h.mu.Lock()
-	secrets := append([]string(nil), h.secrets...)
 	h.files[filepath.Clean(p)] = memFile{data: bytes.Clone(data), mode: mode, uid: -1, gid: -1}
 	h.mu.Unlock()
 	fmt.Fprintf(h.Out, "  would %s %s (mode %04o)\n", verb, p, mode.Perm())
-	if d := Diff(p, old, exists, data, secrets); d != "" {
+	if d := Diff(p, old, exists, data, h.Secrets); d != "" {
 		fmt.Fprint(h.Out, indent(d, "    ")+"\n")
 	}
 	return nil

@@ -37,19 +37,6 @@ type Host interface {
 	Chown(path string, uid, gid int) error
 }
 
-// Redactor is implemented by hosts that print what they write: values
-// passed to Redact never appear in their output.
-type Redactor interface {
-	Redact(secret ...string)
-}
-
-// redact registers secrets with h if it prints anything.
-func redact(h Host, secrets ...string) {
-	if r, ok := h.(Redactor); ok {
-		r.Redact(secrets...)
-	}
-}
-
 // Exists reports whether path exists on h.
 func Exists(h Host, path string) (bool, error) {
 	_, err := h.Stat(path)

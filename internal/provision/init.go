@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/regctl/regctl/internal/config"
+	"github.com/regctl/regctl/internal/redact"
 	"github.com/regctl/regctl/internal/render"
 )
 
@@ -40,6 +41,12 @@ type InitOptions struct {
 	Confirm func(c Change, diff string) (bool, error)
 	// DryRun only quiets the progress lines the host already prints.
 	DryRun bool
+	// Secrets learns the configuration's secrets and every secret init
+	// generates or reads, before it is written or shown; Init masks them
+	// in the diffs it shows. Pass the set the host and Out mask with (a
+	// DryRunHost's Secrets, redact.Set.Writer), so that they learn the
+	// generated ones in time. Nil means a set of Init's own.
+	Secrets *redact.Set
 	// ComposeTimeout bounds `docker compose up --wait`.
 	ComposeTimeout time.Duration
 	Now            func() time.Time
@@ -127,6 +134,10 @@ func Init(ctx context.Context, h Host, o InitOptions) error {
 	if o.AdminUser == "" {
 		o.AdminUser = "admin"
 	}
+	if o.Secrets == nil {
+		o.Secrets = &redact.Set{}
+	}
+	o.Secrets.Add(o.Config.Secrets()...)
 	r := &initRun{h: h, o: o, c: o.Config}
 	steps := Steps()
 	for i, st := range steps {
@@ -206,7 +217,7 @@ func (r *initRun) syncOnly(ctx context.Context, paths ...string) (bool, error) {
 }
 
 func (r *initRun) sync(ctx context.Context, files []render.File) (bool, error) {
-	s := &Syncer{Host: r.h, Root: r.c.Root, Now: r.o.Now}
+	s := &Syncer{Host: r.h, Root: r.c.Root, Now: r.o.Now, Secrets: r.o.Secrets}
 	if !r.o.DryRun {
 		s.Out = r.o.Out
 	}
@@ -363,8 +374,12 @@ func stepFail2ban(ctx context.Context, r *initRun) (bool, error) {
 
 // --- step 4 -----------------------------------------------------------
 
+func (r *initRun) secretFiles() SecretFiles {
+	return SecretFiles{Host: r.h, Config: r.c, Known: r.o.Secrets}
+}
+
 func stepSecrets(_ context.Context, r *initRun) (bool, error) {
-	gen, err := EnsureSecrets(r.h, r.c, r.o.Now())
+	gen, err := r.secretFiles().Ensure(r.o.Now())
 	if err != nil {
 		return false, err
 	}
@@ -405,7 +420,7 @@ func stepCertificates(ctx context.Context, r *initRun) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		redact(r.h, string(keyPEM))
+		r.o.Secrets.Add(string(keyPEM))
 		dir := r.abs(path.Dir(render.CertFile(name)))
 		if err := ensureDirMode(r.h, r.abs(render.LiveDir), render.ModeSecretDir, true); err != nil {
 			return false, err
@@ -442,7 +457,7 @@ func stepCertificates(ctx context.Context, r *initRun) (bool, error) {
 // --- step 6 -----------------------------------------------------------
 
 func stepRender(ctx context.Context, r *initRun) (bool, error) {
-	s, err := LoadSecrets(r.h, r.c)
+	s, err := r.secretFiles().Load()
 	if err != nil {
 		return false, err
 	}

@@ -17,8 +17,10 @@ import (
 	"io/fs"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +28,7 @@ import (
 	"time"
 
 	"github.com/regctl/regctl/internal/config"
+	"github.com/regctl/regctl/internal/redact"
 	"github.com/regctl/regctl/internal/render"
 )
 
@@ -444,9 +447,10 @@ func TestInitDryRunChangesNothing(t *testing.T) {
 	// Queries come from the fake Ubuntu; files from the real scratch root.
 	base := &splitHost{Host: NewExecHost(root, nil), queries: f.h}
 	var out bytes.Buffer
-	h := NewDryRunHost(base, &out)
+	secrets := &redact.Set{}
+	h := NewDryRunHost(base, &out, secrets)
 	o := initOptions(c, &out)
-	o.DryRun, o.Force = true, true
+	o.DryRun, o.Force, o.Secrets = true, true, secrets
 	if err := Init(context.Background(), h, o); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -475,6 +479,44 @@ func TestInitDryRunChangesNothing(t *testing.T) {
 	}
 	if len(f.h.Actions()) != 0 {
 		t.Errorf("the dry run acted: %v", f.h.Actions())
+	}
+}
+
+// TestInitDryRunMasksSecrets: a dry run masks what regctl.yaml holds (an
+// S3 secret key, the password in database.url) and what init generates,
+// in its diffs and everything else it prints, given only the set its host
+// and output share.
+func TestInitDryRunMasksSecrets(t *testing.T) {
+	const s3Secret, dbPassword = `s3-p&<>"\'%/:@?#[]+$`, `db-p&<>"\'%/:@?#[] +$`
+	root := filepath.Join(t.TempDir(), "root")
+	c := testConfig(t, func(c *config.Config) {
+		c.Root = root
+		c.Storage.Driver = config.DriverS3
+		c.Storage.S3 = config.S3{Bucket: "images", Region: "eu-central-1", AccessKey: "AKIAEXAMPLE", SecretKey: s3Secret, Secure: true}
+		c.Database.URL = "mongodb://" + url.UserPassword("regctl", dbPassword).String() + "@db.internal/regctl"
+	})
+	f := newFakeUbuntu(t, c)
+	base := &splitHost{Host: NewExecHost(root, nil), queries: f.h}
+	var out bytes.Buffer
+	secrets := &redact.Set{}
+	w := secrets.Writer(&out)
+	o := initOptions(c, nil)
+	o.Out, o.DryRun, o.Force, o.Secrets, o.SelfSigned = w, true, true, secrets, true
+	if err := Init(context.Background(), NewDryRunHost(base, w, secrets), o); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	w.Flush()
+	plan := out.String()
+	if !strings.Contains(plan, "secretkey: \""+redact.Mask+"\"") || !strings.Contains(plan, "store: \""+redact.Mask) && !strings.Contains(plan, ":"+redact.Mask+"@db.internal") {
+		t.Errorf("the plan does not show the masked settings:\n%s", plan)
+	}
+	for _, secret := range []string{s3Secret, dbPassword, `s3-p\u0026`, "db-p&%3C", "db-p\u0026%3C", "PRIVATE KEY"} {
+		if strings.Contains(plan, secret) {
+			t.Errorf("the plan shows %q", secret)
+		}
+	}
+	if m := regexp.MustCompile(`secret: "[0-9a-f]{64}"`).FindString(plan); m != "" {
+		t.Errorf("the plan shows the registry's HTTP secret: %s", m)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/regctl/regctl/internal/certs"
 	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/keys"
+	"github.com/regctl/regctl/internal/redact"
 	"github.com/regctl/regctl/internal/render"
 )
 
@@ -48,14 +49,38 @@ func FFDHE2048() []byte {
 	return b
 }
 
-// Generated is what EnsureSecrets created (paths below the root).
+// Generated is what SecretFiles.Ensure created (paths below the root).
 type Generated []string
 
-// EnsureSecrets creates, once, everything secret or unique to this host:
-// the registry's HTTP secret, the MongoDB password (managed MongoDB only),
-// the token-signing keys and the DH parameters. Existing files are never
-// regenerated; only their modes and owners are corrected.
+// SecretFiles are the generated secrets and keys of the host below
+// Config.Root.
+type SecretFiles struct {
+	Host   Host
+	Config *config.Config
+	// Known, if set, learns every secret value before it is written
+	// through Host or returned, so that whatever prints (a dry-run host,
+	// a diff, an error) can mask it.
+	Known *redact.Set
+}
+
+// EnsureSecrets is SecretFiles{Host: h, Config: c}.Ensure(now), for callers
+// that print nothing.
 func EnsureSecrets(h Host, c *config.Config, now time.Time) (Generated, error) {
+	return SecretFiles{Host: h, Config: c}.Ensure(now)
+}
+
+// LoadSecrets is SecretFiles{Host: h, Config: c}.Load(), for callers that
+// print nothing.
+func LoadSecrets(h Host, c *config.Config) (render.Secrets, error) {
+	return SecretFiles{Host: h, Config: c}.Load()
+}
+
+// Ensure creates, once, everything secret or unique to this host: the
+// registry's HTTP secret, the MongoDB password (managed MongoDB only), the
+// token-signing keys and the DH parameters. Existing files are never
+// regenerated; only their modes and owners are corrected.
+func (sf SecretFiles) Ensure(now time.Time) (Generated, error) {
+	h, c := sf.Host, sf.Config
 	var gen Generated
 	abs := func(rel string) string { return filepath.Join(c.Root, filepath.FromSlash(rel)) }
 	if err := ensureDirMode(h, c.Root, render.ModeDir, false); err != nil {
@@ -74,7 +99,7 @@ func EnsureSecrets(h Host, c *config.Config, now time.Time) (Generated, error) {
 			if err != nil {
 				return err
 			}
-			redact(h, v)
+			sf.Known.Add(v)
 			if err := h.WriteFile(p, []byte(v+"\n"), render.ModeSecret); err != nil {
 				return err
 			}
@@ -88,7 +113,7 @@ func EnsureSecrets(h Host, c *config.Config, now time.Time) (Generated, error) {
 			if err != nil {
 				return err
 			}
-			redact(h, strings.TrimSpace(string(b)))
+			sf.Known.Add(strings.TrimSpace(string(b)))
 			if err := h.WriteFile(p, b, render.ModeSecret); err != nil {
 				return err
 			}
@@ -119,7 +144,7 @@ func EnsureSecrets(h Host, c *config.Config, now time.Time) (Generated, error) {
 		return nil, err
 	}
 	if !ok {
-		if err := generateKeys(h, keysDir, c.Token.KeyAlgorithm, now); err != nil {
+		if err := generateKeys(h, sf.Known, keysDir, c.Token.KeyAlgorithm, now); err != nil {
 			return nil, err
 		}
 		gen = append(gen, render.KeysDir+"/")
@@ -168,8 +193,8 @@ func ensureDirMode(h Host, dir string, mode fs.FileMode, fix bool) error {
 
 // generateKeys runs keys.Generate in a private temporary directory and
 // copies the result through h, so a dry run shows it and a test records
-// it.
-func generateKeys(h Host, dir, alg string, now time.Time) error {
+// it. The private files' contents are added to known first.
+func generateKeys(h Host, known *redact.Set, dir, alg string, now time.Time) error {
 	a, err := keys.ParseAlgorithm(alg)
 	if err != nil {
 		return fmt.Errorf("token.key_algorithm: %w", err)
@@ -200,7 +225,7 @@ func generateKeys(h Host, dir, alg string, now time.Time) error {
 			return err
 		}
 		if fi.Mode().Perm()&0o077 == 0 {
-			redact(h, string(b))
+			known.Add(string(b))
 		}
 		if err := h.WriteFile(filepath.Join(dir, e.Name()), b, fi.Mode().Perm()); err != nil {
 			return err
@@ -209,9 +234,10 @@ func generateKeys(h Host, dir, alg string, now time.Time) error {
 	return nil
 }
 
-// LoadSecrets reads the generated secrets and the keys' public files that
-// the rendered configuration embeds or copies.
-func LoadSecrets(h Host, c *config.Config) (render.Secrets, error) {
+// Load reads the generated secrets and the keys' public files that the
+// rendered configuration embeds or copies.
+func (sf SecretFiles) Load() (render.Secrets, error) {
+	h, c := sf.Host, sf.Config
 	var s render.Secrets
 	abs := func(rel string) string { return filepath.Join(c.Root, filepath.FromSlash(rel)) }
 	read := func(rel string) ([]byte, error) {
@@ -226,11 +252,13 @@ func LoadSecrets(h Host, c *config.Config) (render.Secrets, error) {
 		return s, err
 	}
 	s.RegistryHTTPSecret = strings.TrimSpace(string(b))
+	sf.Known.Add(s.RegistryHTTPSecret)
 	if c.ManagedMongo() {
 		if b, err = read(render.MongoPasswordFile); err != nil {
 			return s, err
 		}
 		s.MongoPassword = strings.TrimSpace(string(b))
+		sf.Known.Add(s.MongoPassword)
 	}
 	if s.TokenBundle, err = read(path.Join(render.KeysDir, keys.BundleFile)); err != nil {
 		return s, err
@@ -238,7 +266,6 @@ func LoadSecrets(h Host, c *config.Config) (render.Secrets, error) {
 	if s.TokenJWKS, err = read(path.Join(render.KeysDir, keys.JWKSFile)); err != nil {
 		return s, err
 	}
-	redact(h, s.Values()...)
 	return s, nil
 }
 

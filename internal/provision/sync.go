@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regctl/regctl/internal/redact"
 	"github.com/regctl/regctl/internal/render"
 )
 
@@ -55,7 +56,7 @@ type Plan struct {
 	Root     string
 	Changes  []Change // every file, in render order
 	manifest Manifest
-	secrets  []string
+	secrets  *redact.Set
 }
 
 // Pending returns the changes that write something.
@@ -90,11 +91,14 @@ func (p *Plan) Diff(c Change) string {
 
 // Syncer writes rendered files below Root through Host.
 type Syncer struct {
-	Host    Host
-	Root    string
-	Out     io.Writer        // progress lines; nil for none
-	Now     func() time.Time // names the backup directory
-	Secrets []string         // masked in diffs
+	Host Host
+	Root string
+	Out  io.Writer        // progress lines; nil for none
+	Now  func() time.Time // names the backup directory
+	// Secrets are masked in diffs. Plan adds the secrets it finds in the
+	// files on disk (render.SecretsIn): an old version may hold values the
+	// configuration no longer does.
+	Secrets *redact.Set
 }
 
 func (s *Syncer) abs(rel string) string { return filepath.Join(s.Root, filepath.FromSlash(rel)) }
@@ -145,6 +149,7 @@ func (s *Syncer) Plan(files []render.File) (*Plan, error) {
 		if c.Old, err = s.Host.ReadFile(s.abs(f.Path)); err != nil {
 			return nil, fmt.Errorf("read %s: %w", s.abs(f.Path), err)
 		}
+		s.Secrets.Add(render.SecretsIn(f.Path, c.Old)...)
 		switch want, had := m.Files[f.Path], sum(c.Old); {
 		case bytes.Equal(c.Old, f.Data):
 			if c.OldMode != f.Mode.Perm() {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regctl/regctl/internal/redact"
 	"github.com/regctl/regctl/internal/render"
 )
 
@@ -28,7 +29,9 @@ var fixedNow = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.
 func newSyncer(t *testing.T) (*Syncer, string) {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "root")
-	return &Syncer{Host: NewExecHost(root, nil), Root: root, Now: fixedNow, Secrets: []string{"s3cr3t-value"}}, root
+	secrets := &redact.Set{}
+	secrets.Add("s3cr3t-value")
+	return &Syncer{Host: NewExecHost(root, nil), Root: root, Now: fixedNow, Secrets: secrets}, root
 }
 
 func apply(t *testing.T, s *Syncer, files []render.File, o ApplyOptions) (*Plan, *Result, error) {
@@ -196,6 +199,37 @@ func TestDiffMasksSecrets(t *testing.T) {
 		if d := p.Diff(c); strings.Contains(d, "s3cr3t-value") {
 			t.Errorf("diff shows a secret:\n%s", d)
 		}
+	}
+}
+
+// TestDiffMasksSecretsOfOldFiles: the files on disk may hold secrets the
+// configuration no longer does (an S3 key or a database password just
+// rotated); the diff that replaces them masks both the old and the new.
+func TestDiffMasksSecretsOfOldFiles(t *testing.T) {
+	s, root := newSyncer(t)
+	s.Secrets.Add("new-s3-secret", "new-db-pw")
+	writeTestFile(t, filepath.Join(root, render.RegistryConfFile),
+		"http:\n  secret: \"old-http-secret\"\nstorage:\n  s3:\n    secretkey: \"old-s3\\u0026secret\"\n", 0o600)
+	writeTestFile(t, filepath.Join(root, render.TokenConfFile), "store: \"mongodb://u:old%2Fdb-pw@db/regctl\"\n", 0o600)
+	files := []render.File{
+		{Path: render.RegistryConfFile, Data: []byte("http:\n  secret: \"old-http-secret\"\nstorage:\n  s3:\n    secretkey: \"new-s3-secret\"\n"), Mode: 0o600, UID: -1, GID: -1},
+		{Path: render.TokenConfFile, Data: []byte("store: \"mongodb://u:new-db-pw@db/regctl\"\n"), Mode: 0o600, UID: -1, GID: -1},
+	}
+	p, err := s.Plan(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var diffs string
+	for _, c := range p.Pending() {
+		diffs += p.Diff(c)
+	}
+	for _, secret := range []string{"old-http-secret", "old-s3", "new-s3-secret", "old%2Fdb-pw", "old/db-pw", "new-db-pw"} {
+		if strings.Contains(diffs, secret) {
+			t.Errorf("the diff shows %q:\n%s", secret, diffs)
+		}
+	}
+	if !strings.Contains(diffs, "-    secretkey: \""+redact.Mask) || !strings.Contains(diffs, "+    secretkey: \""+redact.Mask) {
+		t.Errorf("the diff does not show the S3 key changing:\n%s", diffs)
 	}
 }
 

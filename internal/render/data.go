@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -263,7 +264,14 @@ func StoreURL(c *config.Config, s Secrets) string {
 	case c.Database.URL != "":
 		return c.Database.URL
 	}
-	return fmt.Sprintf("mongodb://%s:%s@mongo:27017/regctl?authSource=admin", MongoUser, s.MongoPassword)
+	u := url.URL{
+		Scheme:   "mongodb",
+		User:     url.UserPassword(MongoUser, s.MongoPassword),
+		Host:     "mongo:27017",
+		Path:     "/regctl",
+		RawQuery: "authSource=admin",
+	}
+	return u.String()
 }
 
 // DockerfileData is Dockerfile.tmpl's input.

@@ -34,17 +34,6 @@ type Secrets struct {
 	TokenJWKS          []byte // keys/jwks.json
 }
 
-// Values lists the secret strings, for masking in diffs and logs.
-func (s Secrets) Values() []string {
-	var out []string
-	for _, v := range []string{s.MongoPassword, s.RegistryHTTPSecret} {
-		if v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
 // Env holds the facts about this host and this binary that the files need
 // and regctl.yaml does not say.
 type Env struct {

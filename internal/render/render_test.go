@@ -72,7 +72,9 @@ var (
 		TokenBundle:        []byte("-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n"),
 		TokenJWKS:          []byte(`{"keys":[]}` + "\n"),
 	}
-	testEnv = render.Env{
+	// secretValues are the secret strings of testSecrets and the variants.
+	secretValues = []string{testSecrets.MongoPassword, testSecrets.RegistryHTTPSecret, "db-secret-pw", "s3-secret/key+example"}
+	testEnv      = render.Env{
 		ConfigPath: "/etc/regctl/regctl.yaml",
 		BinaryPath: "/usr/local/bin/regctl",
 		Binary:     []byte("not really regctl\n"),
@@ -242,7 +244,7 @@ func TestTemplatesHoldNoSecretsOutsideSecretFiles(t *testing.T) {
 			if f.Dir || f.Mode == render.ModeSecret || f.Binary {
 				continue
 			}
-			for _, s := range append(testSecrets.Values(), "db-secret-pw", "s3-secret/key+example") {
+			for _, s := range secretValues {
 				if bytes.Contains(f.Data, []byte(s)) {
 					t.Errorf("%s/%s (mode %04o) contains a secret", v.name, f.Path, f.Mode)
 				}
