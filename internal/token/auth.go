@@ -214,6 +214,29 @@ func (a *authenticator) fetch(ctx context.Context, username string) (*store.User
 	return u, nil
 }
 
+// cached returns the user if the password is an active user's
+// recently verified one: one HMAC, no bcrypt. false means nothing was
+// decided (the slow path must run); an error wraps store.ErrUnavailable.
+func (a *authenticator) cached(ctx context.Context, username, password string, now time.Time) (*store.User, bool, error) {
+	u, err := a.user(ctx, username)
+	if errors.Is(err, errUnknownUser) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	c, ok := a.creds.Get(username)
+	if !ok || u.Status(now) != store.StatusActive || c.passwordHash != u.PasswordHash || now.Sub(c.verifiedAt) >= credTTL {
+		return nil, false, nil
+	}
+	mac := a.mac(username, password)
+	if !hmac.Equal(c.mac[:], mac[:]) {
+		return nil, false, nil
+	}
+	a.stats.cacheHits.Add(1)
+	return u, true, nil
+}
+
 // authenticate verifies client's password for username at now. It
 // returns the user and whether the cached credential answered, or
 // errBadCredentials or errUnknownUser (both mean 401), or an error
@@ -228,19 +251,14 @@ func (a *authenticator) authenticate(ctx context.Context, client netip.Prefix, u
 	if err != nil {
 		return nil, false, err
 	}
-	mac := a.mac(username, password)
-	active := u.Status(now) == store.StatusActive
-	if c, ok := a.creds.Get(username); ok && active && c.passwordHash == u.PasswordHash && now.Sub(c.verifiedAt) < credTTL {
-		if hmac.Equal(c.mac[:], mac[:]) {
-			a.stats.cacheHits.Add(1)
-			return u, true, nil
-		}
+	if cu, ok, err := a.cached(ctx, username, password, now); ok || err != nil {
+		return cu, ok, err
 	}
 	if err := a.compare(ctx, client, []byte(u.PasswordHash), password); err != nil {
 		return nil, false, err
 	}
-	if active {
-		a.creds.Add(username, credential{mac: mac, passwordHash: u.PasswordHash, verifiedAt: now})
+	if u.Status(now) == store.StatusActive {
+		a.creds.Add(username, credential{mac: a.mac(username, password), passwordHash: u.PasswordHash, verifiedAt: now})
 	}
 	return u, false, nil
 }

@@ -295,6 +295,35 @@ func clientKey(a netip.Addr) netip.Prefix {
 // 4 KiB long: a 64-bit hash with a per-process seed.
 func (l *failLimiter) accountKey(name string) uint64 { return maphash.String(l.seed, name) }
 
+// open reports whether a password attempt by client for username would be
+// admitted on the buckets' tokens alone, without taking any: the check for
+// logins that cannot reach bcrypt (a cached credential). It creates
+// nothing, so such logins leave the tables as they are.
+func (l *failLimiter) open(client netip.Prefix, username string, now time.Time) bool {
+	if l == nil {
+		return true
+	}
+	return l.ip.hasToken(client, now) && (l.account == nil || l.account.hasToken(l.accountKey(username), now))
+}
+
+// hasToken reports whether k's bucket has a token at now; a key without a
+// bucket has a full one.
+func (bs *bucketSet[K]) hasToken(k K, now time.Time) bool {
+	if bs == nil {
+		return true
+	}
+	b, ok := bs.cache.Peek(k)
+	if !ok {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Before(b.seen) {
+		now = b.seen // as lock would see it: a clock set back changes nothing
+	}
+	return b.dead || b.debt(now) <= time.Duration(bs.limit.Burst-1)*bs.limit.interval()
+}
+
 // admission is what admit took for one password attempt; settle gives it
 // back or keeps it.
 type admission struct {

@@ -497,3 +497,31 @@ func TestRateLimitedLogLine(t *testing.T) {
 		})
 	}
 }
+
+// TestCachedLoginsSkipTheLimits: a correct password answered from the
+// credential cache cannot reach bcrypt, so while its client and account
+// are not limited it takes no token: any number of parallel cached logins
+// from one address succeed, and leave the tables empty.
+func TestCachedLoginsSkipTheLimits(t *testing.T) {
+	f := newFixture(t)
+	trustProxy(f)
+	const client = "192.0.2.20"
+	if rec := viaProxy(f, client, "waldi", "waldi-secret"); rec.Code != http.StatusOK {
+		t.Fatalf("first login: %d", rec.Code)
+	}
+	n := 5 * f.srv.cfg.FailLimitIP.Burst
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { codes[i] = viaProxy(f, client, "waldi", "waldi-secret").Code })
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Fatalf("parallel cached login %d: status %d", i, c)
+		}
+	}
+	if a, b := f.srv.limits.ip.cache.Len(), f.srv.limits.account.cache.Len(); a != 0 || b != 0 {
+		t.Errorf("%d client and %d account buckets after successful logins, want none", a, b)
+	}
+}

@@ -328,12 +328,22 @@ type loginResult struct {
 }
 
 // passwordLogin authenticates a password request from client, within the
-// brute-force limits: the attempt is admitted (or refused with a
-// *rateLimitError) before the store is asked or any bcrypt runs, and
-// settled with its outcome. Identical attempts in flight at once (the same
-// client, user and password, as from a CI fleet behind one address) share
-// one admission and one bcrypt, and so count as one attempt.
+// brute-force limits.
+//
+// While neither the client's nor the account's bucket is empty, a cached
+// credential answers a correct password at once, without touching the
+// limits (it cannot reach bcrypt). Every other attempt is admitted (or
+// refused with a *rateLimitError) before the store is asked or any bcrypt
+// runs, and settled with its outcome. Identical attempts in flight at once
+// (the same client, user and password, as from a CI fleet behind one
+// address) share one admission and one bcrypt, and so count as one.
 func (s *Server) passwordLogin(ctx context.Context, req *tokenRequest, client netip.Prefix, now time.Time) (*store.User, error) {
+	if s.limits.open(client, req.username, now) {
+		u, ok, err := s.auth.cached(ctx, req.username, req.password, now)
+		if ok || err != nil {
+			return u, err
+		}
+	}
 	mac := s.auth.mac(req.username, req.password)
 	key := make([]byte, 0, 64+len(req.username))
 	key, _ = client.AppendText(key)
