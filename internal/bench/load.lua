@@ -1,9 +1,10 @@
 -- wrk script of regctl-bench (internal/bench). Each line of the file
 -- named by BENCH_REQUESTS is one request, tab-separated:
 --
---   METHOD  PATH  AUTHORIZATION  BODY      ("-" for none)
+--   METHOD  PATH  AUTHORIZATION  BODY  CLIENT      ("-" for none)
 --
--- A BODY is sent as application/x-www-form-urlencoded. Of BENCH_THREADS
+-- A BODY is sent as application/x-www-form-urlencoded; CLIENT as
+-- X-Forwarded-For (regctl serve trusts it from 127.0.0.1 here). Of BENCH_THREADS
 -- threads, thread t sends lines t+1, t+1+T, t+1+2T, ... and starts over
 -- at the end. Every request is formatted once, in init, so that the load
 -- generator spends as little CPU as possible: it shares the machine with
@@ -23,10 +24,13 @@ function init(args)
 	reqs = {}
 	for line in io.lines(os.getenv("BENCH_REQUESTS")) do
 		if n % nthreads == tid then
-			local method, path, auth, body = line:match("^([^\t]+)\t([^\t]+)\t([^\t]+)\t([^\t]+)$")
+			local method, path, auth, body, client = line:match("^([^\t]+)\t([^\t]+)\t([^\t]+)\t([^\t]+)\t([^\t]+)$")
 			local headers = {}
 			if auth ~= "-" then
 				headers["Authorization"] = auth
+			end
+			if client ~= "-" then
+				headers["X-Forwarded-For"] = client
 			end
 			if body == "-" then
 				body = nil

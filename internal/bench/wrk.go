@@ -23,6 +23,9 @@ type request struct {
 	Path   string
 	Auth   string // the Authorization header value, "" for none
 	Body   string // a form body, "" for none
+	// Client is the X-Forwarded-For address, "" for none: the client
+	// nginx would report, for requests that stand for many clients.
+	Client string
 }
 
 func (r request) line() string {
@@ -32,14 +35,14 @@ func (r request) line() string {
 		}
 		return s
 	}
-	return r.Method + "\t" + r.Path + "\t" + dash(r.Auth) + "\t" + dash(r.Body) + "\n"
+	return r.Method + "\t" + r.Path + "\t" + dash(r.Auth) + "\t" + dash(r.Body) + "\t" + dash(r.Client) + "\n"
 }
 
 // writeRequests writes reqs as a request file for load.lua.
 func writeRequests(path string, reqs []request) error {
 	var b strings.Builder
 	for _, r := range reqs {
-		for _, s := range []string{r.Method, r.Path, r.Auth, r.Body} {
+		for _, s := range []string{r.Method, r.Path, r.Auth, r.Body, r.Client} {
 			if strings.ContainsAny(s, "\t\n") {
 				return fmt.Errorf("request field %q contains a tab or newline", s)
 			}
