@@ -58,7 +58,9 @@ type cachedUser struct {
 // disabled or expired user (compared, then refused). A failed login
 // therefore takes as long whatever the reason, and response times do not
 // tell which accounts exist. bcrypt runs at most GOMAXPROCS at a time,
-// shared round-robin between clients (fairSem).
+// and one client address at most GOMAXPROCS-1 of them (at least one), so
+// a client that floods the server always leaves a core for the others
+// (fairSem).
 type authenticator struct {
 	users   UserSource
 	userTTL time.Duration
@@ -96,7 +98,7 @@ func newAuthenticator(users UserSource, userTTL, timeout time.Duration, cost int
 		creds:   creds,
 		now:     now,
 		macKey:  key,
-		bcrypt:  newFairSem[netip.Prefix](runtime.GOMAXPROCS(0)),
+		bcrypt:  newFairSem[netip.Prefix](runtime.GOMAXPROCS(0), max(1, runtime.GOMAXPROCS(0)-1)),
 		dummy:   newDummyHashes(cost),
 		timeout: timeout,
 	}

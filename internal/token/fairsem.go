@@ -6,28 +6,33 @@ import (
 )
 
 // fairSem is a counting semaphore that shares its slots fairly between
-// keys (clients): a released slot goes to the waiting key that holds the
-// fewest slots, and among those to the one whose turn it is (round-robin),
-// whatever the number of requests each has queued. A client that floods
-// the server with bcrypt work therefore delays another client by at most
-// one slot's release, not by its whole queue. A free slot is taken at once
-// when nobody waits (work-conserving).
+// keys (clients). One key holds at most perKey slots at once, so with
+// perKey below the number of slots a single client flooding the server
+// with bcrypt work always leaves a slot for the others. A released slot
+// goes to the waiting key that holds the fewest slots, and among those to
+// the one whose turn it is (round-robin), whatever the number of requests
+// each has queued: many flooding clients delay another by at most one
+// slot's release, not by their whole queues.
 type fairSem[K comparable] struct {
 	mu     sync.Mutex
 	free   int
+	perKey int
 	queues map[K][]chan struct{} // waiters by key, oldest first
 	ring   []K                   // keys with waiters, in turn order
 	held   map[K]int             // slots held, by key
 }
 
-func newFairSem[K comparable](slots int) *fairSem[K] {
-	return &fairSem[K]{free: max(1, slots), queues: make(map[K][]chan struct{}), held: make(map[K]int)}
+// newFairSem returns a semaphore of slots slots, at most perKey of them
+// held by one key (both at least 1).
+func newFairSem[K comparable](slots, perKey int) *fairSem[K] {
+	return &fairSem[K]{free: max(1, slots), perKey: max(1, perKey), queues: make(map[K][]chan struct{}), held: make(map[K]int)}
 }
 
 // acquire takes a slot for key k, waiting its turn, or returns ctx's error.
 func (s *fairSem[K]) acquire(ctx context.Context, k K) error {
 	s.mu.Lock()
-	if s.free > 0 && len(s.ring) == 0 {
+	// A free slot means that every waiter's key holds its share.
+	if s.free > 0 && s.held[k] < s.perKey {
 		s.free--
 		s.held[k]++
 		s.mu.Unlock()
@@ -93,15 +98,15 @@ func (s *fairSem[K]) releaseLocked(k K) {
 	if s.held[k]--; s.held[k] <= 0 {
 		delete(s.held, k)
 	}
-	if len(s.ring) == 0 {
-		s.free++
-		return
-	}
-	next := 0
+	next := -1
 	for i, rk := range s.ring {
-		if s.held[rk] < s.held[s.ring[next]] {
+		if h := s.held[rk]; h < s.perKey && (next < 0 || h < s.held[s.ring[next]]) {
 			next = i
 		}
+	}
+	if next < 0 {
+		s.free++
+		return
 	}
 	n := s.ring[next]
 	q := s.queues[n]

@@ -20,7 +20,7 @@ func TestFairSemRoundRobin(t *testing.T) {
 		{"two slots", 2, []string{"b", "a", "c", "a", "a", "a"}}, // b and c first while a holds more
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newFairSem[string](tt.slots)
+			s := newFairSem[string](tt.slots, tt.slots)
 			ctx := t.Context()
 			var holders []string
 			for range tt.slots {
@@ -71,10 +71,49 @@ func TestFairSemRoundRobin(t *testing.T) {
 	}
 }
 
+// TestFairSemPerKey: one key never holds more than its share, so another
+// key finds a free slot at once while the first one floods.
+func TestFairSemPerKey(t *testing.T) {
+	s := newFairSem[string](2, 1)
+	ctx := t.Context()
+	if err := s.acquire(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		if err := s.acquire(ctx, "a"); err == nil {
+			got <- "a"
+		}
+	}()
+	waitFor(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.queues["a"]) == 1
+	})
+	if s.free != 1 {
+		t.Fatalf("a's second request took the last slot (free %d)", s.free)
+	}
+	if err := s.acquire(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	s.release("b") // a is at its share: the slot goes back to the pool
+	if s.free != 1 {
+		t.Fatalf("free %d after b's release, want 1", s.free)
+	}
+	s.release("a") // now a's waiter gets a slot
+	if k := <-got; k != "a" {
+		t.Fatal(k)
+	}
+	s.release("a")
+	if s.free != 2 || len(s.held) != 0 || len(s.ring) != 0 {
+		t.Fatalf("after all released: free %d, held %v, ring %v", s.free, s.held, s.ring)
+	}
+}
+
 // TestFairSemCancel: a waiter that gives up leaves the queue, and a slot
 // granted to it as it gives up is passed on, not lost.
 func TestFairSemCancel(t *testing.T) {
-	s := newFairSem[string](1)
+	s := newFairSem[string](1, 1)
 	if err := s.acquire(t.Context(), "a"); err != nil {
 		t.Fatal(err)
 	}
