@@ -25,6 +25,7 @@ type Config struct {
 	Storage   Storage   `mapstructure:"storage"`
 	SSH       SSH       `mapstructure:"ssh"`
 	Upstreams Upstreams `mapstructure:"upstreams"`
+	Network   Network   `mapstructure:"network"`
 	Images    Images    `mapstructure:"images"`
 }
 
@@ -137,6 +138,14 @@ type Upstreams struct {
 	Token    string `mapstructure:"token"`
 }
 
+// Network is the compose network the containers share.
+type Network struct {
+	// Subnet is its IPv4 prefix: private, /16 to /28. nginx gets a fixed
+	// address on it, the only one regctl serve believes X-Forwarded-For
+	// from (see render.NewNetworkData).
+	Subnet string `mapstructure:"subnet"`
+}
+
 // Images are the container images compose runs.
 type Images struct {
 	Nginx    string `mapstructure:"nginx"`
@@ -163,6 +172,11 @@ func Defaults() Config {
 		Storage:   Storage{Driver: DriverFilesystem, S3: S3{Secure: true}},
 		SSH:       SSH{Port: 22},
 		Upstreams: Upstreams{Registry: "registry:5000", Token: "regctl:5001"},
+		// The last /24 of 172.16.0.0/12. Docker takes /16s of that range
+		// for its own networks from 172.17.0.0/16 upwards, so it reaches
+		// 172.31.0.0/16 only with the fifteenth network on a host; the /20s
+		// of an AWS default VPC (172.31.0.0/16) do not reach it either.
+		Network: Network{Subnet: "172.31.255.0/24"},
 		Images: Images{
 			Nginx:    "nginx:1.28-alpine",
 			Registry: "registry:3.0.0",

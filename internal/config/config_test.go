@@ -90,6 +90,17 @@ func TestValidateRejects(t *testing.T) {
 		{"upstream", func(c *Config) { c.Upstreams.Registry = "registry" }, "upstreams.registry"},
 		{"upstream port", func(c *Config) { c.Upstreams.Token = "regctl:0" }, "upstreams.token"},
 		{"image", func(c *Config) { c.Images.Nginx = "nginx latest" }, "images.nginx"},
+		{"subnet empty", func(c *Config) { c.Network.Subnet = "" }, "network.subnet"},
+		{"subnet address", func(c *Config) { c.Network.Subnet = "172.31.255.2" }, "network.subnet"},
+		{"subnet ipv6", func(c *Config) { c.Network.Subnet = "fd00:1::/64" }, "network.subnet"},
+		{"subnet ipv4-mapped", func(c *Config) { c.Network.Subnet = "::ffff:172.31.255.0/120" }, "network.subnet"},
+		{"subnet public", func(c *Config) { c.Network.Subnet = "203.0.113.0/24" }, "network.subnet"},
+		{"subnet carrier-grade NAT", func(c *Config) { c.Network.Subnet = "100.64.0.0/24" }, "network.subnet"},
+		{"subnet loopback", func(c *Config) { c.Network.Subnet = "127.0.0.0/24" }, "network.subnet"},
+		{"subnet too large", func(c *Config) { c.Network.Subnet = "10.0.0.0/8" }, "network.subnet"},
+		{"subnet too small", func(c *Config) { c.Network.Subnet = "192.168.7.0/29" }, "network.subnet"},
+		{"subnet host bits", func(c *Config) { c.Network.Subnet = "172.31.255.1/24" }, "network.subnet"},
+		{"subnet injection", func(c *Config) { c.Network.Subnet = "172.31.255.0/24\n    ip_range: 0.0.0.0/0" }, "network.subnet"},
 
 		// Injection: every value that lands in a template (nginx.conf,
 		// compose.yaml, the registry's and token server's YAML, the
@@ -178,6 +189,12 @@ func TestValidateAccepts(t *testing.T) {
 	c.Upstreams = Upstreams{Registry: "127.0.0.1:15000", Token: "[::1]:15001"}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	for _, subnet := range []string{"10.0.0.0/16", "10.210.7.0/24", "172.16.0.0/16", "172.31.255.240/28", "192.168.99.0/24"} {
+		c.Network.Subnet = subnet
+		if err := c.Validate(); err != nil {
+			t.Errorf("network.subnet %s: %v", subnet, err)
+		}
 	}
 }
 

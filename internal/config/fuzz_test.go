@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"fmt"
+	"net/netip"
 	"reflect"
 	"regexp"
 	"slices"
@@ -112,6 +113,8 @@ func FuzzConfig(f *testing.F) {
 		"domains: {registry: a.example}\nproject: \"x\\nservices:\"\n",
 		"domains: {registry: a.example}\ntoken: {lifetime: forever}\n",
 		"domains: {registry: a.example}\ntls: {ciphers: ALL}\n",
+		"domains: {registry: a.example}\nnetwork: {subnet: 10.1.2.16/28}\n",
+		"domains: {registry: a.example}\nnetwork: {subnet: \"172.31.255.0/24\\n    ip_range: 0.0.0.0/0\"}\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -144,6 +147,7 @@ func FuzzConfig(f *testing.F) {
 		checkRegistry(t, &c, get(render.RegistryConfFile))
 		checkToken(t, &c, get(render.TokenConfFile))
 		checkCompose(t, &c, get(render.ComposeFile))
+		checkTrustedProxy(t, &c, get(render.ComposeFile), get(render.TokenConfFile))
 		checkCron(t, &c, get(render.RenewCronFile))
 	})
 }
@@ -227,6 +231,49 @@ func checkCompose(t *testing.T, c *config.Config, conf string) {
 	}
 	if img := cf.Services["nginx"]["image"]; img != c.Images.Nginx {
 		t.Fatalf("nginx image %v, want %q", img, c.Images.Nginx)
+	}
+}
+
+// checkTrustedProxy: the token server trusts nginx's fixed address alone,
+// and it lies in network.subnet.
+func checkTrustedProxy(t *testing.T, c *config.Config, compose, token string) {
+	var cf struct {
+		Services struct {
+			Nginx struct {
+				Networks struct {
+					Default struct {
+						IPv4Address string `yaml:"ipv4_address"`
+					}
+				}
+			}
+		}
+		Networks struct {
+			Default struct {
+				IPAM struct {
+					Config []struct{ Subnet string }
+				}
+			}
+		}
+	}
+	var tok struct {
+		TrustedProxy []string `yaml:"trusted-proxy"`
+	}
+	if err := yaml.Unmarshal([]byte(compose), &cf); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(token), &tok); err != nil {
+		t.Fatal(err)
+	}
+	nginx, err := netip.ParseAddr(cf.Services.Nginx.Networks.Default.IPv4Address)
+	subnet := netip.MustParsePrefix(c.Network.Subnet)
+	if err != nil || !subnet.Contains(nginx) {
+		t.Fatalf("nginx's ipv4_address %q is not in network.subnet %s", cf.Services.Nginx.Networks.Default.IPv4Address, subnet)
+	}
+	if pools := cf.Networks.Default.IPAM.Config; len(pools) != 1 || pools[0].Subnet != c.Network.Subnet {
+		t.Fatalf("compose network subnets %+v, want %s", pools, c.Network.Subnet)
+	}
+	if want := []string{nginx.String() + "/32"}; !slices.Equal(tok.TrustedProxy, want) {
+		t.Fatalf("trusted-proxy %q, want %q", tok.TrustedProxy, want)
 	}
 }
 

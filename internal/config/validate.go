@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"path"
 	"regexp"
@@ -123,6 +124,7 @@ func (c *Config) Validate() error {
 	check("ssh.port", CheckPort(c.SSH.Port))
 	check("upstreams.registry", CheckHostPort(c.Upstreams.Registry))
 	check("upstreams.token", CheckHostPort(c.Upstreams.Token))
+	check("network.subnet", CheckSubnet(c.Network.Subnet))
 	check("images.nginx", checkImage(c.Images.Nginx))
 	check("images.registry", checkImage(c.Images.Registry))
 	if c.ManagedMongo() {
@@ -259,6 +261,24 @@ func CheckHostPort(s string) error {
 		return fmt.Errorf("%q: port %q is not a number", s, port)
 	}
 	return CheckPort(n)
+}
+
+// CheckSubnet accepts a private IPv4 prefix of /16 to /28, written
+// without host bits: at least 16 addresses, for the gateway, nginx and a
+// range for the other containers.
+func CheckSubnet(s string) error {
+	p, err := netip.ParsePrefix(s)
+	switch {
+	case err != nil || !p.Addr().Is4():
+		return fmt.Errorf("%q: want an IPv4 prefix such as 172.31.255.0/24", s)
+	case p.Bits() < 16 || p.Bits() > 28:
+		return fmt.Errorf("%q: want a prefix of /16 to /28", s)
+	case p.Masked() != p:
+		return fmt.Errorf("%q has host bits set: write %s", s, p.Masked())
+	case !p.Addr().IsPrivate():
+		return fmt.Errorf("%q is not private: use part of 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16", s)
+	}
+	return nil
 }
 
 func checkURL(s string, schemes ...string) error {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"path"
 	"path/filepath"
 	"slices"
@@ -578,9 +579,24 @@ func stepCompose(ctx context.Context, r *initRun) (bool, error) {
 		}
 		changed, r.rebuilt = true, true
 	}
+	// docker compose recreates a network whose settings changed only from
+	// version 2.31 on; an older one keeps the network, and nginx's address
+	// is not on it. Removing the containers and the network first works
+	// with any version (the data is in bind mounts).
+	recreate := false
+	if subnet, ok := r.networkSubnet(ctx); ok && subnet != render.NewNetworkData(r.c).Subnet {
+		r.printf("      the compose network has subnet %s, not %s: removing the containers and the network to recreate them\n", subnet, r.c.Network.Subnet)
+		if err := r.run(ctx, r.compose("down")); err != nil {
+			return false, err
+		}
+		changed, recreate = true, true
+	}
 	existing, healthy, err := r.composeState(ctx)
 	if err != nil {
 		return false, err
+	}
+	if recreate {
+		existing, healthy = map[string]bool{}, false
 	}
 	wait := []string{"up", "-d", "--wait", "--wait-timeout", fmt.Sprint(int(r.o.ComposeTimeout.Seconds()))}
 	if !healthy || r.rebuilt {
@@ -618,6 +634,22 @@ func stepCompose(ctx context.Context, r *initRun) (bool, error) {
 		changed = true
 	}
 	return changed, nil
+}
+
+// networkSubnet returns the IPv4 subnets of the project's default network
+// (one, normally), if the network exists.
+func (r *initRun) networkSubnet(ctx context.Context) (string, bool) {
+	out, err := r.query(ctx, []string{"docker", "network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", r.c.Project + "_default"})
+	if err != nil {
+		return "", false
+	}
+	var v4 []string
+	for _, f := range strings.Fields(string(out)) {
+		if p, err := netip.ParsePrefix(f); err == nil && p.Addr().Is4() {
+			v4 = append(v4, f)
+		}
+	}
+	return strings.Join(v4, " "), true
 }
 
 func appendUnique(s []string, v string) []string {

@@ -64,6 +64,7 @@ type fakeUbuntu struct {
 	jail      bool
 	image     string
 	up        bool
+	subnet    string // of the compose network; "" when there is none
 	timer     bool
 	seeded    []string
 }
@@ -120,6 +121,10 @@ To                         Action      From
 		if f.jail {
 			return []byte("Status for the jail: regctl-auth\n"), nil
 		}
+	case cmd[0] == "docker" && cmd[1] == "network" && cmd[2] == "inspect":
+		if f.subnet != "" {
+			return []byte(f.subnet + " \n"), nil
+		}
 	case cmd[0] == "docker" && cmd[1] == "image" && cmd[2] == "inspect":
 		if f.image != "" {
 			return []byte(f.image + "\n"), nil
@@ -166,7 +171,12 @@ func (f *fakeUbuntu) onRun(cmd []string, stdin []byte) error {
 		sum := sha256.Sum256(testBinary)
 		f.image = hex.EncodeToString(sum[:])
 	case slices.Contains(cmd, "up"):
+		if f.subnet == "" {
+			f.subnet = f.c.Network.Subnet
+		}
 		f.up = true
+	case slices.Contains(cmd, "down"):
+		f.up, f.subnet = false, ""
 	case line == "systemctl enable --now regctl-renew.timer":
 		f.timer = true
 	case slices.Contains(cmd, "obtain"):
@@ -375,6 +385,53 @@ func TestInitRerendersAndRestarts(t *testing.T) {
 	}
 	if !slices.Equal(writes, want) {
 		t.Errorf("actions:\n%s\nwant:\n%s", strings.Join(writes, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestInitRecreatesTheNetwork: a deployment whose compose network has
+// another subnet (rendered before network.subnet existed, or with another
+// one) gets its containers and network removed and created again, so that
+// nginx gets its address with any version of docker compose.
+func TestInitRecreatesTheNetwork(t *testing.T) {
+	c := testConfig(t)
+	f := newFakeUbuntu(t, c)
+	var out bytes.Buffer
+	if err := Init(context.Background(), f.h, initOptions(c, &out)); err != nil {
+		t.Fatal(err)
+	}
+	f.h.Reset()
+	f.subnet = "172.18.0.0/16"
+	out.Reset()
+	if err := Init(context.Background(), f.h, initOptions(c, &out)); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	compose := "run docker compose -f /opt/regctl/compose.yaml -p regctl "
+	want := []string{compose + "down", compose + "up -d --wait --wait-timeout 600"}
+	if got := f.h.Actions(); !slices.Equal(got, want) {
+		t.Errorf("actions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(out.String(), "subnet 172.18.0.0/16, not 172.31.255.0/24") {
+		t.Errorf("init does not say why it recreates the containers:\n%s", out.String())
+	}
+	if f.subnet != c.Network.Subnet {
+		t.Errorf("network subnet %q after init", f.subnet)
+	}
+
+	// Once the subnet is right, a re-run leaves the containers alone.
+	f.h.Reset()
+	if err := Init(context.Background(), f.h, initOptions(c, &out)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.h.Actions(); len(got) != 0 {
+		t.Errorf("a re-run acted: %v", got)
+	}
+	// An IPv6 pool besides is not a change of subnet.
+	f.subnet = c.Network.Subnet + " fd00:1::/64"
+	if err := Init(context.Background(), f.h, initOptions(c, &out)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.h.Actions(); len(got) != 0 {
+		t.Errorf("with an IPv6 pool besides, a re-run acted: %v", got)
 	}
 }
 

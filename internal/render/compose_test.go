@@ -3,8 +3,10 @@ package render_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -220,6 +222,83 @@ func TestTokenServerOps(t *testing.T) {
 			}
 			if want := "regctl audit tail --file ROOT/" + render.AuditLogFile; !bytes.Contains(render.Find(files, render.TokenConfFile).Data, []byte(want)) {
 				t.Errorf("token-server.yaml does not say where the audit log is on the host (%s)", want)
+			}
+		})
+	}
+}
+
+// TestTrustedProxyIsNginx reads both rendered files: token-server.yaml
+// trusts exactly one address, /32, and it is nginx's fixed ipv4_address in
+// compose.yaml, on the network's pinned subnet. No other container can get
+// that address: Docker assigns theirs from ip_range, which neither nginx's
+// address nor the gateway is in. So no other container, and not the host
+// through the gateway, can set X-Forwarded-For.
+func TestTrustedProxyIsNginx(t *testing.T) {
+	small := variant{"subnet-28", func(c *config.Config) { c.Network.Subnet = "10.210.7.16/28" }}
+	for _, v := range append(slices.Clone(variants), small) {
+		t.Run(v.name, func(t *testing.T) {
+			c := v.config(t)
+			files := renderVariant(t, v)
+			var tok struct {
+				TrustedProxy []string `yaml:"trusted-proxy"`
+			}
+			if err := yaml.Unmarshal(render.Find(files, render.TokenConfFile).Data, &tok); err != nil {
+				t.Fatal(err)
+			}
+			p, _ := loadCompose(t, files)
+
+			net, ok := p.Networks["default"]
+			if !ok || len(net.Ipam.Config) != 1 {
+				t.Fatalf("compose.yaml pins no subnet for the default network: %+v", p.Networks)
+			}
+			pool := net.Ipam.Config[0]
+			subnet, err1 := netip.ParsePrefix(pool.Subnet)
+			ipRange, err2 := netip.ParsePrefix(pool.IPRange)
+			gateway, err3 := netip.ParseAddr(pool.Gateway)
+			if err := errors.Join(err1, err2, err3); err != nil {
+				t.Fatalf("ipam config %+v: %v", pool, err)
+			}
+			if subnet.String() != c.Network.Subnet {
+				t.Errorf("subnet %s, want network.subnet %s", subnet, c.Network.Subnet)
+			}
+			if net.EnableIPv6 == nil || *net.EnableIPv6 {
+				t.Error("the network may have IPv6 addresses, which the token server does not trust")
+			}
+			if !subnet.Contains(ipRange.Addr()) || ipRange.Bits() <= subnet.Bits() {
+				t.Errorf("ip_range %s is not inside subnet %s", ipRange, subnet)
+			}
+			if !subnet.Contains(gateway) || ipRange.Contains(gateway) {
+				t.Errorf("gateway %s: want it in %s, outside ip_range %s", gateway, subnet, ipRange)
+			}
+
+			var nginx netip.Addr
+			for name, s := range p.Services {
+				if len(s.Networks) != 1 {
+					t.Errorf("service %s is on networks %v, want the default one only", name, s.Networks)
+				}
+				sn, ok := s.Networks["default"]
+				addr := ""
+				if ok && sn != nil {
+					addr = sn.Ipv4Address
+				}
+				switch {
+				case name == "nginx":
+					nginx, _ = netip.ParseAddr(addr)
+				case addr != "":
+					t.Errorf("service %s has the fixed address %s: only nginx may", name, addr)
+				}
+			}
+			switch {
+			case !nginx.IsValid():
+				t.Fatalf("nginx has no fixed ipv4_address: %+v", p.Services["nginx"].Networks)
+			case !subnet.Contains(nginx) || nginx == subnet.Addr() || nginx == gateway:
+				t.Errorf("nginx's address %s: want a host address in %s other than the gateway %s", nginx, subnet, gateway)
+			case ipRange.Contains(nginx):
+				t.Errorf("nginx's address %s is in ip_range %s: another container may take it first", nginx, ipRange)
+			}
+
+			if want := []string{netip.PrefixFrom(nginx, 32).String()}; !slices.Equal(tok.TrustedProxy, want) {
+				t.Errorf("token-server.yaml trusted-proxy %q, want nginx's address alone %q", tok.TrustedProxy, want)
 			}
 		})
 	}

@@ -2,10 +2,12 @@ package render
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"net"
+	"net/netip"
 	"net/url"
 	"path"
 	"strconv"
@@ -118,6 +120,7 @@ type ComposeData struct {
 	TokenHealthURL          string
 	RegistryPort, TokenPort string
 	MetricsPort             string // regctl serve's /metrics, on the compose network only
+	Network                 NetworkData
 }
 
 // MongoUser is the root user of the managed MongoDB.
@@ -146,6 +149,7 @@ func NewComposeData(c *config.Config) ComposeData {
 		RegistryPort:      port(c.Upstreams.Registry),
 		TokenPort:         port(c.Upstreams.Token),
 		MetricsPort:       metricsPort(c),
+		Network:           NewNetworkData(c),
 		NginxHealthURL:    "http://127.0.0.1:8080/healthz",
 		RegistryHealthURL: "http://" + registryDebugAddr(c) + "/debug/health",
 		TokenHealthURL:    "http://127.0.0.1:" + port(c.Upstreams.Token) + "/readyz",
@@ -158,6 +162,38 @@ func NewComposeData(c *config.Config) ComposeData {
 		d.StorageTarget = ContainerRegistryData
 	}
 	return d
+}
+
+// NetworkData is the addressing of the compose network, derived from
+// network.subnet: the gateway is the first address after the network's
+// own, nginx the second. Docker gives the other containers addresses from
+// IPRange, the upper half of the subnet, so none of them can take nginx's
+// address before nginx starts (it starts last).
+type NetworkData struct {
+	Subnet  string
+	IPRange string
+	Gateway string
+	Nginx   string // nginx's ipv4_address, the token server's one trusted proxy
+}
+
+// NewNetworkData returns the compose network's addresses. c must have
+// passed Validate (config.CheckSubnet): a private IPv4 /16 to /28.
+func NewNetworkData(c *config.Config) NetworkData {
+	p, err := netip.ParsePrefix(c.Network.Subnet)
+	if err != nil || !p.Addr().Is4() || p.Bits() > 30 {
+		return NetworkData{}
+	}
+	p = p.Masked()
+	a := p.Addr().As4()
+	half := binary.BigEndian.Uint32(a[:]) + 1<<(31-p.Bits())
+	binary.BigEndian.PutUint32(a[:], half)
+	gateway := p.Addr().Next()
+	return NetworkData{
+		Subnet:  p.String(),
+		IPRange: netip.PrefixFrom(netip.AddrFrom4(a), p.Bits()+1).String(),
+		Gateway: gateway.String(),
+		Nginx:   gateway.Next().String(),
+	}
 }
 
 // RegistryData is registry.yml.tmpl's input (distribution's config.yml).
@@ -213,8 +249,9 @@ type TokenData struct {
 	Store           string
 	TokenLifetime   string
 	RefreshLifetime string
-	TrustedProxies  []string
-	LogFormat       string
+	// TrustedProxies may set X-Forwarded-For: nginx's address alone.
+	TrustedProxies []string
+	LogFormat      string
 	// MetricsListen is the Prometheus listener (/metrics, /livez,
 	// /readyz): every interface of the container, so that a scraper on
 	// the compose network reaches it. compose.yaml publishes no port for
@@ -239,7 +276,7 @@ func NewTokenData(c *config.Config, s Secrets) TokenData {
 		Store:           StoreURL(c, s),
 		TokenLifetime:   c.Token.Lifetime.String(),
 		RefreshLifetime: c.Token.RefreshLifetime.String(),
-		TrustedProxies:  []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"},
+		TrustedProxies:  []string{NewNetworkData(c).Nginx + "/32"},
 		LogFormat:       c.Token.LogFormat,
 		MetricsListen:   ":" + metricsPort(c),
 		AuditLog:        path.Join(ContainerTokenLogDir, path.Base(AuditLogFile)),

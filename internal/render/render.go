@@ -124,6 +124,12 @@ func Files(c *config.Config, s Secrets, env Env) ([]File, error) {
 			return nil, fmt.Errorf("regctl executable: %w (install it as /usr/local/bin/regctl)", err)
 		}
 	}
+	// nginx's address, the token server's one trusted proxy, comes from
+	// the subnet: without it, compose.yaml and token-server.yaml would not
+	// agree on it.
+	if err := config.CheckSubnet(c.Network.Subnet); err != nil {
+		return nil, fmt.Errorf("network.subnet: %w", err)
+	}
 	var files []File
 	var errs []error
 	add := func(p, tmplName string, mode fs.FileMode, data any) {
