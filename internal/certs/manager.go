@@ -173,6 +173,15 @@ func (m *Manager) Obtain(ctx context.Context, o ObtainOptions) (*ObtainResult, e
 		if o.Force {
 			return nil, cur, nil
 		}
+		if !cur.HasMeta || cur.Meta.Directory != m.Directory {
+			// A certificate regctl did not obtain from this CA (a
+			// self-signed one from `init --self-signed`, one copied in
+			// by hand, one from the CA configured before) is replaced,
+			// however long it is still valid.
+			log.Info("the certificate is not from the configured CA; obtaining a new one",
+				"issuer", IssuerName(cur.Leaf), "from", cur.Meta.Directory, "configured", m.Directory)
+			return nil, cur, nil
+		}
 		if !sameNames(cur.Meta.Domains, names) {
 			log.Info("the names changed; obtaining a new certificate", "old", strings.Join(cur.Meta.Domains, ","), "new", strings.Join(names, ","))
 			return nil, cur, nil

@@ -2,10 +2,16 @@ package certs_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"github.com/regctl/regctl/internal/certs"
 	"github.com/regctl/regctl/internal/certs/certstest"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -476,4 +482,83 @@ func TestManagerObtainReloadFailure(t *testing.T) {
 	if err != nil || !res.Obtained || res.Reloaded || !errors.Is(res.ReloadErr, errBoom) {
 		t.Fatalf("dns: res %+v, err %v", res, err)
 	}
+}
+
+// TestManagerObtainReplacesOtherIssuers: a valid certificate that regctl
+// did not obtain from the configured CA is replaced, not kept: the
+// self-signed one `regctl init --self-signed` writes (no metadata), and
+// one obtained from another CA before.
+func TestManagerObtainReplacesOtherIssuers(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name  string
+		setup func(t *testing.T, m *certs.Manager)
+	}{
+		{"self-signed, no metadata", func(t *testing.T, m *certs.Manager) {
+			dir := m.Layout.CertDir("registry.example.com")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			certPEM, keyPEM := selfSigned(t, "registry.example.com")
+			for file, data := range map[string][]byte{certs.FullchainFile: certPEM, certs.PrivkeyFile: keyPEM} {
+				if err := os.WriteFile(filepath.Join(dir, file), data, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"another CA", func(t *testing.T, m *certs.Manager) {
+			m.Directory = "https://other-ca.example/directory"
+			if _, err := m.Obtain(ctx, certs.ObtainOptions{Names: []string{"registry.example.com"}}); err != nil {
+				t.Fatal(err)
+			}
+			m.Directory = testDirectory
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, iss, _, _ := newTestManager(t)
+			tt.setup(t, m)
+			before := len(iss.Calls())
+			res, err := m.Obtain(ctx, certs.ObtainOptions{Names: []string{"registry.example.com"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Obtained || len(iss.Calls()) != before+1 {
+				t.Fatalf("the certificate was kept: %+v", res)
+			}
+			if res.Cert.Meta.Directory != testDirectory || res.Cert.Meta.Issuer != "Fake Test CA" {
+				t.Errorf("new certificate: %+v", res.Cert.Meta)
+			}
+			// Now it is the configured CA's: kept.
+			res, err = m.Obtain(ctx, certs.ObtainOptions{Names: []string{"registry.example.com"}})
+			if err != nil || res.Obtained {
+				t.Fatalf("second obtain: %+v, %v", res, err)
+			}
+		})
+	}
+}
+
+// selfSigned returns a self-signed certificate for name, valid for a year,
+// and its key, as PEM.
+func selfSigned(t *testing.T, name string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }
