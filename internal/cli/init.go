@@ -50,7 +50,7 @@ func NewCmdInit(f *Factory, runF func(context.Context, *InitOptions) error) *cob
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Turn a fresh Ubuntu host into a locked-down private registry",
-		Long: `Provision this host (Ubuntu 22.04 or 24.04) from regctl.yaml, in order:
+		Long: `Provision this host (Ubuntu 22.04 or 24.04, Debian 12 or 13) from regctl.yaml, in order:
 
    1. install ufw, fail2ban, logrotate and docker with the compose plugin (apt)
    2. firewall: allow SSH first, then 80 and 443; deny other incoming traffic
@@ -212,8 +212,10 @@ func initWith(ctx context.Context, o *InitOptions, secrets *redact.Set) error {
 	if err != nil {
 		return err
 	}
+	distro, _ := o.System.Distro() // unreadable: step 1 says it knows no packages
 	opts := provision.InitOptions{
 		Config:        c,
+		Distro:        distro,
 		Render:        env,
 		Self:          self,
 		SelfSigned:    o.SelfSigned,

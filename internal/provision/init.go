@@ -29,6 +29,8 @@ type InitOptions struct {
 	Render render.Env
 	// Self is the path of the running regctl, for `regctl certs obtain`.
 	Self string
+	// Distro is the system, which names the packages step 1 installs.
+	Distro Distro
 	// SelfSigned makes step 5 create self-signed certificates instead of
 	// asking the CA (and skips the renewal schedule).
 	SelfSigned bool
@@ -177,11 +179,11 @@ func stepPackages(ctx context.Context, r *initRun) (bool, error) {
 		}
 	}
 	if _, err := r.query(ctx, []string{"docker", "compose", "version"}); err != nil {
-		if installed["docker-ce"] {
-			missing = append(missing, "docker-compose-plugin")
-		} else {
-			missing = append(missing, "docker.io", "docker-compose-v2")
+		pkgs, err := r.o.Distro.DockerPackages(installed["docker-ce"])
+		if err != nil {
+			return false, err
 		}
+		missing = append(missing, pkgs...)
 	}
 	changed := false
 	if len(missing) > 0 {

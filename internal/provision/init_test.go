@@ -95,7 +95,7 @@ func (f *fakeUbuntu) respond(cmd []string) ([]byte, error) {
 		}
 		return []byte(b.String()), nil
 	case line == "docker compose version":
-		if f.installed["docker-compose-v2"] {
+		if f.installed["docker-compose-v2"] || f.installed["docker-compose"] {
 			return []byte("Docker Compose version 2.24.6\n"), nil
 		}
 	case line == "systemctl is-active docker":
@@ -221,6 +221,7 @@ func initOptions(c *config.Config, out *bytes.Buffer) InitOptions {
 		Config:        c,
 		Render:        render.Env{ConfigPath: "/etc/regctl/regctl.yaml", BinaryPath: "/usr/local/bin/regctl", Binary: testBinary},
 		Self:          "/usr/local/bin/regctl",
+		Distro:        ParseOSRelease([]byte("ID=ubuntu\nVERSION_ID=\"24.04\"\nPRETTY_NAME=\"Ubuntu 24.04.1 LTS\"\n")),
 		AdminUser:     "admin",
 		AdminPassword: []byte("s3cret-pw"),
 		Now:           fixedNow,
@@ -684,12 +685,20 @@ func TestPreflight(t *testing.T) {
 		wantMsg string
 	}{
 		{"not root", func(s *System) { s.EUID = func() int { return 1000 } }, PreflightOptions{}, true, "sudo"},
-		{"debian", func(s *System) {
+		{"debian 13", func(s *System) {
 			s.OSRelease = func() ([]byte, error) {
-				return []byte("ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12\"\n"), nil
+				return []byte("ID=debian\nVERSION_ID=\"13\"\nPRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\n"), nil
 			}
-		}, PreflightOptions{}, true, "Debian GNU/Linux 12"},
-		{"debian skipped", func(s *System) { s.OSRelease = func() ([]byte, error) { return []byte("ID=debian\n"), nil } }, PreflightOptions{Skip: []string{CheckOS}}, false, ""},
+		}, PreflightOptions{}, false, ""},
+		{"centos", func(s *System) {
+			s.OSRelease = func() ([]byte, error) {
+				return []byte("ID=\"centos\"\nVERSION_ID=\"9\"\nPRETTY_NAME=\"CentOS Stream 9\"\n"), nil
+			}
+		}, PreflightOptions{}, true, "unsupported system CentOS Stream 9"},
+		{"ubuntu 20.04", func(s *System) {
+			s.OSRelease = func() ([]byte, error) { return []byte("ID=ubuntu\nVERSION_ID=\"20.04\"\n"), nil }
+		}, PreflightOptions{}, true, "Ubuntu 22.04 and 24.04, Debian 12 and 13"},
+		{"unknown skipped", func(s *System) { s.OSRelease = func() ([]byte, error) { return []byte("ID=arch\n"), nil } }, PreflightOptions{Skip: []string{CheckOS}}, false, ""},
 		{"port busy", func(s *System) {
 			s.PortFree = func(p int) error {
 				if p == 80 {
@@ -756,5 +765,52 @@ func TestParseComposePS(t *testing.T) {
 		if err != nil || len(s) == 0 || s[0].Service != "nginx" {
 			t.Errorf("%q: %+v %v", in, s, err)
 		}
+	}
+}
+
+// TestDockerPackages: each supported system gets docker, its CLI and the
+// Compose v2 plugin under the names its own archive uses.
+func TestDockerPackages(t *testing.T) {
+	for _, tt := range []struct {
+		osRelease string
+		dockerCE  bool
+		want      string
+		err       string
+	}{
+		{"ID=ubuntu\nVERSION_ID=\"22.04\"\n", false, "docker.io docker-compose-v2", ""},
+		{"ID=ubuntu\nVERSION_ID=\"24.04\"\n", false, "docker.io docker-compose-v2", ""},
+		{"ID=debian\nVERSION_ID=\"13\"\n", false, "docker.io docker-cli docker-compose", ""},
+		{"ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n", false, "", "Debian GNU/Linux 12 (bookworm) has no package of Docker Compose v2"},
+		{"ID=debian\nVERSION_ID=\"12\"\n", true, "docker-compose-plugin", ""},
+		{"ID=ubuntu\nVERSION_ID=\"24.04\"\n", true, "docker-compose-plugin", ""},
+		{"ID=fedora\nVERSION_ID=41\n", false, "", "no known Docker packages"},
+	} {
+		d := ParseOSRelease([]byte(tt.osRelease))
+		got, err := d.DockerPackages(tt.dockerCE)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%s %s: err %v, want %q", d.ID, d.VersionID, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || strings.Join(got, " ") != tt.want {
+			t.Errorf("%s %s (docker-ce %t): %v %v, want %s", d.ID, d.VersionID, tt.dockerCE, got, err, tt.want)
+		}
+	}
+}
+
+// TestInitDebianPackages: on Debian 13 step 1 installs Debian's names.
+func TestInitDebianPackages(t *testing.T) {
+	c := testConfig(t)
+	f := newFakeUbuntu(t, c)
+	var out bytes.Buffer
+	o := initOptions(c, &out)
+	o.Distro = ParseOSRelease([]byte("PRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\nID=debian\nVERSION_ID=\"13\"\n"))
+	if err := Init(context.Background(), f.h, o); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	want := "run apt-get install -y -q --no-install-recommends ufw fail2ban logrotate docker.io docker-cli docker-compose"
+	if !slices.Contains(f.h.Actions(), want) {
+		t.Errorf("no %q in\n%s", want, strings.Join(f.h.Actions(), "\n"))
 	}
 }

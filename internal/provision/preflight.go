@@ -1,8 +1,6 @@
 package provision
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -136,7 +134,7 @@ func Preflight(ctx context.Context, sys System, c *config.Config, o PreflightOpt
 	if !skip(CheckOS) {
 		name, err := checkOS(sys)
 		if err != nil {
-			res(CheckOS, err, "regctl init supports Ubuntu 22.04 and 24.04; elsewhere use `regctl render` and install by hand, or pass --skip-check os")
+			res(CheckOS, err, "regctl init supports "+SupportedSystems+"; elsewhere use `regctl render` and install by hand, or pass --skip-check os")
 		} else {
 			out = append(out, CheckResult{Name: CheckOS, OK: true, Msg: name})
 		}
@@ -195,27 +193,24 @@ func Failed(results []CheckResult) bool {
 	return false
 }
 
-func checkOS(sys System) (string, error) {
-	b, err := sys.OSRelease()
+// Distro reads the system's /etc/os-release.
+func (s System) Distro() (Distro, error) {
+	b, err := s.OSRelease()
 	if err != nil {
-		return "", fmt.Errorf("read /etc/os-release: %w", err)
+		return Distro{}, fmt.Errorf("read %s: %w", OSReleaseFile, err)
 	}
-	kv := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if ok {
-			kv[k] = strings.Trim(v, `"'`)
-		}
+	return ParseOSRelease(b), nil
+}
+
+func checkOS(sys System) (string, error) {
+	d, err := sys.Distro()
+	if err != nil {
+		return "", err
 	}
-	pretty := kv["PRETTY_NAME"]
-	if pretty == "" {
-		pretty = kv["ID"] + " " + kv["VERSION_ID"]
+	if !d.Supported() {
+		return "", fmt.Errorf("unsupported system %s", d.Pretty)
 	}
-	if kv["ID"] == "ubuntu" && (kv["VERSION_ID"] == "22.04" || kv["VERSION_ID"] == "24.04") {
-		return pretty, nil
-	}
-	return "", fmt.Errorf("unsupported system %s", pretty)
+	return d.Pretty, nil
 }
 
 func checkDNS(ctx context.Context, sys System, names []string) []CheckResult {
