@@ -331,7 +331,7 @@ func TestInitDryRun(t *testing.T) {
 	for _, want := range []string{
 		"Preflight:", "ok   os", "Dry run: nothing on this host changes.",
 		"[1/9] install packages", "would run: apt-get install",
-		"would create " + root + "/nginx/nginx.conf", "+        listen 443 ssl http2;",
+		"would create " + root + "/nginx/nginx.conf", "+        listen 443 ssl;", "+        http2 on;",
 		"would run: docker compose -f " + root + "/compose.yaml -p regctl up -d --wait",
 		"Dry run complete: nothing was changed.",
 	} {

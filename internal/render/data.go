@@ -33,6 +33,10 @@ type NginxData struct {
 	Ciphers      string   // ssl_ciphers; empty for TLS 1.3 only
 	DHParam      string   // ssl_dhparam; empty unless a DHE cipher is allowed
 	HSTS         string   // Strict-Transport-Security value; empty for none
+	// HTTP2On turns HTTP/2 on with the `http2 on;` directive of nginx
+	// 1.25.1 and later (which warns about `listen … http2`); false
+	// writes `listen … ssl http2`, the only form before 1.25.1.
+	HTTP2On bool
 
 	RegistryUpstream string // HOST:PORT of the registry
 	TokenUpstream    string // HOST:PORT of regctl serve
@@ -71,6 +75,7 @@ func NewNginxData(c *config.Config) NginxData {
 		Protocols:        "TLSv1.3",
 		RegistryUpstream: c.Upstreams.Registry,
 		TokenUpstream:    c.Upstreams.Token,
+		HTTP2On:          NginxHasHTTP2Directive(NginxImageVersion(c.Images.Nginx)),
 	}
 	if c.TLS.Profile == config.ProfileIntermediate {
 		d.Protocols = "TLSv1.2 TLSv1.3"
@@ -93,6 +98,45 @@ func NewNginxData(c *config.Config) NginxData {
 		})
 	}
 	return d
+}
+
+// NginxImageVersion is the nginx version an image reference's tag names
+// ("1.28" for nginx:1.28-alpine, "1.22.1" for nginx:1.22.1), or "" when
+// the tag names none (latest, mainline, a distribution's name, a digest).
+func NginxImageVersion(image string) string {
+	ref, _, _ := strings.Cut(image, "@")
+	i := strings.LastIndexByte(ref, ':')
+	if i < 0 || strings.Contains(ref[i:], "/") {
+		return "" // no tag, or the colon was a registry port
+	}
+	tag := ref[i+1:]
+	end := 0
+	for end < len(tag) && (tag[end] == '.' || tag[end] >= '0' && tag[end] <= '9') {
+		end++
+	}
+	v := strings.Trim(tag[:end], ".")
+	if !strings.Contains(v, ".") {
+		return "" // "1" alone, or a date-like tag, says too little
+	}
+	return v
+}
+
+// NginxHasHTTP2Directive reports whether nginx version v (as
+// NginxImageVersion returns it) has the `http2` directive, new in 1.25.1.
+// An unknown version is taken to be a current nginx.
+func NginxHasHTTP2Directive(v string) bool {
+	if v == "" {
+		return true
+	}
+	var parts [3]int
+	for i, f := range strings.SplitN(v, ".", 3) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return true
+		}
+		parts[i] = n
+	}
+	return parts[0]*1_000_000+parts[1]*1_000+parts[2] >= 1_025_001
 }
 
 // ComposeData is compose.yaml.tmpl's input.

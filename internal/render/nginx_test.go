@@ -58,6 +58,7 @@ func newNginxSite(t *testing.T, c *config.Config, registry, token string) *nginx
 	d.HTTPSListen = []string{fmt.Sprintf("127.0.0.1:%d", s.https)}
 	d.HealthListen = fmt.Sprintf("127.0.0.1:%d", s.probe)
 	d.RegistryUpstream, d.TokenUpstream = registry, token
+	d.HTTP2On = render.NginxHasHTTP2Directive(localNginxVersion(t))
 	if d.DHParam != "" {
 		d.DHParam = filepath.Join(dir, "dhparams.pem")
 		writeFile(t, d.DHParam, provision.FFDHE2048(), 0o644)
@@ -101,6 +102,18 @@ func writeFile(t testing.TB, p string, data []byte, mode os.FileMode) {
 func nginxBinary(t *testing.T) string {
 	t.Helper()
 	return testenv.RequireBinary(t, "", "nginx", "Debian's nginx (apt-get install -y nginx-light)")
+}
+
+// localNginxVersion is the version of the nginx on PATH ("1.22.1").
+func localNginxVersion(t *testing.T) string {
+	t.Helper()
+	r := testenv.MustRun(t, nil, "", nginxBinary(t), "-v")
+	_, v, ok := strings.Cut(strings.TrimSpace(r.Stderr), "nginx/")
+	if !ok {
+		t.Fatalf("nginx -v printed %q", r.Stderr)
+	}
+	v, _, _ = strings.Cut(v, " ")
+	return v
 }
 
 // nginxArgs keeps nginx away from /etc/nginx and /var/log/nginx.
@@ -260,5 +273,43 @@ func TestNginxServes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNginxHTTP2Directive: the HTTP/2 syntax follows the nginx version the
+// image's tag names, so neither an old nginx fails on `http2 on;` nor a
+// new one warns about `listen … http2` at every start.
+func TestNginxHTTP2Directive(t *testing.T) {
+	for _, tt := range []struct {
+		image, version string
+		on             bool
+	}{
+		{"nginx:1.28-alpine", "1.28", true},
+		{"nginx:1.25.1", "1.25.1", true},
+		{"nginx:1.25.0-bookworm", "1.25.0", false},
+		{"nginx:1.22", "1.22", false},
+		{"docker.io/library/nginx:1.24.0@sha256:0123", "1.24.0", false},
+		{"registry.local:5000/nginx", "", true},
+		{"registry.local:5000/nginx:1.26", "1.26", true},
+		{"nginx:mainline", "", true},
+		{"regctl-test/nginx:trixie", "", true},
+		{"nginx", "", true},
+	} {
+		v := render.NginxImageVersion(tt.image)
+		if v != tt.version || render.NginxHasHTTP2Directive(v) != tt.on {
+			t.Errorf("%s: version %q (on %t), want %q (on %t)", tt.image, v, render.NginxHasHTTP2Directive(v), tt.version, tt.on)
+		}
+		c := config.Defaults()
+		c.Images.Nginx = tt.image
+		d := render.NewNginxData(&c)
+		d.Servers = []render.NginxServer{{Name: "registry.example.com", Registry: true}}
+		conf, err := render.Execute("nginx.conf.tmpl", d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hasOn, hasListen := strings.Contains(string(conf), "http2 on;"), strings.Contains(string(conf), "ssl http2")
+		if hasOn != tt.on || hasListen == tt.on {
+			t.Errorf("%s: `http2 on;` %t, `listen … ssl http2` %t", tt.image, hasOn, hasListen)
+		}
 	}
 }

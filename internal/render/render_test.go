@@ -263,7 +263,7 @@ func TestNginxRules(t *testing.T) {
 					t.Errorf("nginx.conf contains %q", bad)
 				}
 			}
-			for _, good := range []string{"listen 443 ssl http2;", "client_max_body_size 0;", "proxy_http_version 1.1;",
+			for _, good := range []string{"listen 443 ssl;", "http2 on;", "client_max_body_size 0;", "proxy_http_version 1.1;",
 				"proxy_request_buffering off;", "proxy_read_timeout 900s;", "proxy_set_header Host $http_host;",
 				"X-Forwarded-For", "X-Forwarded-Proto", "return 301 https://$host$request_uri;", "/.well-known/acme-challenge/"} {
 				if !strings.Contains(conf, good) {
