@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -160,5 +161,104 @@ func TestBenchScenario(t *testing.T) {
 		if !slices.Equal(got, want[bs.name]) {
 			t.Errorf("%s: got %q, want %q", bs.name, got, want[bs.name])
 		}
+	}
+}
+
+// worstCase is a rule set, a subject and a name length for
+// BenchmarkAuthorizeWorstCase.
+type worstCase struct {
+	name    string
+	rules   []Rule
+	sub     Subject
+	nameLen int
+}
+
+// worstCases are the costliest requests found for rule sets that Compile
+// accepts, each with MaxScopes scopes of names of nameLen bytes that no
+// rule matches, so that every candidate rule is tried; plus, first, the
+// rules of the security finding that led to ScopeBudget (which Compile
+// now refuses).
+func worstCases() []worstCase {
+	long := strings.Repeat("x", 128)
+	// unindexed returns n rules that every scope tries and none matches.
+	unindexed := func(n int) []Rule {
+		var rules []Rule
+		for i := range n {
+			rules = append(rules, Rule{Seq: int64(i), Match: Match{Type: sp(TypeRegistry), Name: sp(fmt.Sprintf("*z%d", i))}, Actions: []string{"pull"}})
+		}
+		return rules
+	}
+	// costly returns n distinct unindexed rules from format, after those
+	// of unindexed, that no scope can afford all of.
+	costly := func(n int, field func(*Match, *string), format string) []Rule {
+		var rules []Rule
+		for i := range n {
+			r := Rule{Seq: int64(100000 + i), Actions: []string{"pull"}}
+			field(&r.Match, sp(fmt.Sprintf(format, i)))
+			rules = append(rules, r)
+		}
+		return rules
+	}
+	name := func(m *Match, s *string) { m.Name = s }
+	account := func(m *Match, s *string) { m.Account = s }
+	// The slowest regular expression per charged step found: loops over
+	// large Unicode classes.
+	const slowRegex = `/(?i)(?:.*[\p{L}\p{N}\p{M}]){4}z%d/`
+	return []worstCase{
+		{name: "finding", nameLen: 253, sub: Subject{Account: long}, rules: []Rule{
+			{Seq: 1, Match: Match{Name: sp("/(x?){1000}/")}, Actions: []string{"pull"}},
+			{Seq: 2, Match: Match{Account: sp("/(x?){1000}/")}, Actions: []string{"pull"}},
+			{Seq: 3, Match: Match{Name: sp("/(?i)[a-z]{1,1000}q/")}, Actions: []string{"pull"}},
+		}},
+		{name: "regex", nameLen: MaxNameLength, sub: Subject{Account: long}, rules: costly(100, name, slowRegex)},
+		{name: "account-regex", nameLen: MaxNameLength, sub: Subject{Account: long}, rules: costly(100, account, slowRegex)},
+		{name: "glob", nameLen: MaxNameLength, sub: Subject{Account: long}, rules: costly(100, name, "*"+strings.Repeat("x", 20)+"z%d")},
+		// A regex using ${name} is compiled for every scope name; names
+		// longer than this cannot pay for it and fail closed at once.
+		{name: "compile", nameLen: 100, sub: Subject{Account: long}, rules: costly(100, account, `/${name}z%d/`)},
+		// 10,000 rules tried, then the budget's rest spent on regexes.
+		{name: "10k-rules", nameLen: MaxNameLength, sub: Subject{Account: long},
+			rules: append(unindexed(10000), costly(100, name, slowRegex)...)},
+		// More rules than a scope can try.
+		{name: "20k-rules", nameLen: MaxNameLength, sub: Subject{Account: long}, rules: unindexed(20000)},
+	}
+}
+
+// BenchmarkAuthorizeWorstCase decides the requests of worstCases. Every
+// iteration uses new names, so that no cache helps. steps/scope is what
+// each scope was charged (at most ScopeBudget); cpu-ns/op is the process's
+// CPU time per request (garbage collection included), which, unlike
+// ns/op, other processes' load hardly changes.
+func BenchmarkAuthorizeWorstCase(b *testing.B) {
+	for _, wc := range worstCases() {
+		b.Run(wc.name, func(b *testing.B) {
+			p, err := Compile(wc.rules)
+			if err != nil {
+				b.Skipf("Compile refuses the rules: %.200v", err)
+			}
+			iter := 0
+			scopes := func() []Scope {
+				out := make([]Scope, MaxScopes)
+				for i := range out {
+					iter++
+					n := fmt.Sprintf("%08d", iter)
+					out[i] = Scope{Type: TypeRepository, Name: strings.Repeat("x", wc.nameLen-len(n)) + n, Actions: []string{ActionPull}}
+				}
+				return out
+			}
+			spentSteps, _ := spent(p, wc.sub, "", scopes()[0])
+			b.ReportAllocs()
+			var cpu time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				sc := scopes()
+				b.StartTimer()
+				c0 := processCPU()
+				p.Authorize(wc.sub, "", sc, now0)
+				cpu += processCPU() - c0
+			}
+			b.ReportMetric(float64(spentSteps), "steps/scope")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
 	}
 }

@@ -7,11 +7,14 @@ import (
 
 // Decider names what decided one scope: the first matching rule, if any
 // (Rule is its seq when HasRule), and the patterns of the matching grants.
-// Neither means nothing matched and the scope got nothing.
+// Neither means nothing matched and the scope got nothing. OverBudget
+// means the scope's pattern budget ran out before a rule decided (see
+// ScopeBudget), so the rules allowed nothing.
 type Decider struct {
-	Rule    int64
-	HasRule bool
-	Grants  []string
+	Rule       int64
+	HasRule    bool
+	Grants     []string
+	OverBudget bool
 }
 
 // DecidedBy returns what decided scope for sub, finding the deciding rule
@@ -32,10 +35,11 @@ func (p *Policy) DecidedBy(sub Subject, service string, scope Scope, now time.Ti
 		}
 	}
 	if p != nil && len(p.rules) > 0 {
-		ec := evalCtx{account: sub.Account, labels: sub.Labels, ip: sub.IP, service: service, scope: &scope, cache: p.cache}
+		ec := newEvalCtx(&sub, service, &scope, p.cache)
 		if cr := p.firstMatchIndexed(&ec, now); cr != nil {
 			d.Rule, d.HasRule = cr.seq, true
 		}
+		d.OverBudget = ec.over
 	}
 	return d
 }

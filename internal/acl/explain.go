@@ -18,6 +18,10 @@ const (
 	OutcomeMatched = "matched"
 	OutcomeNoMatch = "no match"
 	OutcomeExpired = "expired"
+	// OutcomeOverBudget: matching the rule's patterns would have taken
+	// the scope past ScopeBudget; the search stops and the rules allow
+	// nothing.
+	OutcomeOverBudget = "over budget"
 )
 
 // Explanation is a decision with the reasoning behind it.
@@ -37,7 +41,8 @@ type Step struct {
 	// "field=pattern" pairs with variables expanded for this request, e.g.
 	// "name=test/* | socke* (from ${labels:full-access})".
 	Pattern string
-	// Outcome is OutcomeMatched, OutcomeNoMatch or OutcomeExpired.
+	// Outcome is OutcomeMatched, OutcomeNoMatch, OutcomeExpired or
+	// OutcomeOverBudget.
 	Outcome string
 	// Reason says why, e.g. `account "bob" != "alice"`.
 	Reason string
@@ -51,7 +56,9 @@ type Step struct {
 // no match or expired), then every rule in Seq order up to and including
 // the first matching one: expired rules it skipped and, for each earlier
 // rule, the condition that failed. Rules after the deciding one are not
-// listed. Explain is slower than Authorize (it does not use the rule
+// listed. When the scope's pattern budget runs out (see ScopeBudget) the
+// last step is the rule whose match it could not pay for, with
+// OutcomeOverBudget. Explain is slower than Authorize (it does not use the rule
 // index); use it for diagnostics only.
 func (p *Policy) Explain(sub Subject, service string, scope Scope, now time.Time) Explanation {
 	tr := &trace{requested: scope.Actions, steps: []Step{}}
@@ -109,6 +116,14 @@ func (tr *trace) ruleExpired(cr *compiledRule, ec *evalCtx) {
 	}
 	tr.steps = append(tr.steps, Step{Kind: StepRule, Seq: cr.seq, Pattern: renderRule(cr, ec),
 		Outcome: OutcomeExpired, Reason: "expired " + formatTime(*cr.expiry())})
+}
+
+func (tr *trace) ruleOverBudget(cr *compiledRule, ec *evalCtx) {
+	if tr == nil {
+		return
+	}
+	tr.steps = append(tr.steps, Step{Kind: StepRule, Seq: cr.seq, Pattern: renderRule(cr, ec), Outcome: OutcomeOverBudget,
+		Reason: fmt.Sprintf("deciding this scope would take more than %d steps of pattern matching; fails closed: the rules allow nothing", ScopeBudget)})
 }
 
 func (tr *trace) rule(cr *compiledRule, ec *evalCtx, ok bool, why []string) {

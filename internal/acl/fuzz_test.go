@@ -106,6 +106,9 @@ func FuzzCompile(f *testing.F) {
 			got := p.Authorize(sub, labelVal, []Scope{sc}, now0)[0].Actions
 			ex := p.Explain(sub, labelVal, sc, now0)
 			want := oracleAuthorize(rules, sub, labelVal, sc, now0)
+			if overBudget(ex) {
+				want = subsetOf(got, want)
+			}
 			if !reflect.DeepEqual(got, ex.Granted) || !reflect.DeepEqual(got, want) {
 				t.Fatalf("Authorize %q, Explain %q, oracle %q\nsteps:\n%s", got, ex.Granted, want, formatSteps(ex.Steps))
 			}

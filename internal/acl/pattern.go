@@ -64,17 +64,38 @@ type pattern struct {
 	kind patKind
 	src  string    // the pattern as written
 	tmpl *template // templated kinds
+	glob globCost  // patGlob: what matching it costs
 	// re is a patRegex's program, built on first use (see program): a
 	// compiled regexp costs 1 to 4 KiB, more when anchoring makes it
 	// one-pass, and many of a large rule set's never run between two
 	// reloads, since the candidate index skips rules that cannot match.
-	re atomic.Pointer[regexp.Regexp]
+	re atomic.Pointer[regexProgram]
+}
+
+// regexProgram is a compiled regular expression and what matching it
+// costs.
+type regexProgram struct {
+	re   *regexp.Regexp
+	cost regexCost
 }
 
 // template is a templated pattern split into literal text and variables.
 type template struct {
 	segs   []segment
 	labels []string // distinct label keys used, in order of first use
+	// scoped: a regex using ${name}, compiled anew for every scope name
+	// and charged for it. size1 is the size of its program with every
+	// value one byte long, and growth how many instructions each further
+	// byte of the longest value may add (see predictSize).
+	scoped        bool
+	size1, growth int
+}
+
+// predictSize bounds the size of a scoped template's program when the
+// longest substituted value is n bytes long: a quoted value is a literal,
+// which compiles to one instruction per rune at each place it ends up.
+func (t *template) predictSize(n int) int {
+	return t.size1 + t.growth*max(n-1, 0)
 }
 
 var errUnterminatedVar = errors.New("unterminated variable (missing '}')")
@@ -168,27 +189,37 @@ func compilePattern(src string) (*pattern, error) {
 
 	switch {
 	case regex && !templated:
-		if err := validateAnchored(p.anchored()); err != nil {
+		prog, err := validateAnchored(p.anchored())
+		if err != nil {
 			return nil, fmt.Errorf("invalid regular expression %s: %w", clip(src), err)
+		}
+		c := analyzeProgram(prog)
+		if n := c.steps(checkLength); n > ScopeBudget {
+			return nil, errTooCostly(fmt.Sprintf("regular expression %s (%d instructions)", clip(src), len(prog.Inst)), n)
 		}
 		p.kind = patRegex
 	case regex:
 		// Check the shape with every variable replaced by a literal
 		// group, which is what substitution produces.
-		var b strings.Builder
-		b.WriteString("^(?:")
-		for _, s := range segs {
-			if s.kind == segLiteral {
-				b.WriteString(s.text)
-			} else {
-				b.WriteString("(?:x)")
-			}
-		}
-		b.WriteString(")$")
-		if err := validateAnchored(b.String()); err != nil {
+		prog, err := validateAnchored(templateSource(segs, "x"))
+		if err != nil {
 			return nil, fmt.Errorf("invalid regular expression %s: %w", clip(src), err)
 		}
-		p.kind, p.tmpl = patTmplRegex, &template{segs, labels}
+		t := &template{segs: segs, labels: labels}
+		n := analyzeProgram(prog).steps(checkLength)
+		for _, s := range segs {
+			t.scoped = t.scoped || s.kind == segName
+		}
+		if t.scoped {
+			if t.size1, t.growth, err = templateGrowth(segs); err != nil {
+				return nil, fmt.Errorf("invalid regular expression %s: %w", clip(src), err)
+			}
+			n += compileSteps(t.size1)
+		}
+		if n > ScopeBudget {
+			return nil, errTooCostly(fmt.Sprintf("regular expression %s (with one-character values)", clip(src)), n)
+		}
+		p.kind, p.tmpl = patTmplRegex, t
 	case !templated:
 		if !hasGlobMeta(src) {
 			p.kind = patLiteral
@@ -196,6 +227,10 @@ func compilePattern(src string) (*pattern, error) {
 		}
 		if _, err := path.Match(src, ""); err != nil {
 			return nil, fmt.Errorf("malformed glob %q: %w", clip(src), err)
+		}
+		p.glob = newGlobCost(src)
+		if n := p.glob.steps(checkLength); n > ScopeBudget {
+			return nil, errTooCostly(fmt.Sprintf("glob %q", clip(src)), n)
 		}
 		p.kind = patGlob
 	default:
@@ -210,7 +245,10 @@ func compilePattern(src string) (*pattern, error) {
 		if _, err := path.Match(b.String(), ""); err != nil {
 			return nil, fmt.Errorf("malformed glob %q: %w", clip(src), err)
 		}
-		p.kind, p.tmpl = patTmplGlob, &template{segs, labels}
+		if n := newGlobCost(b.String()).steps(checkLength); n > ScopeBudget {
+			return nil, errTooCostly(fmt.Sprintf("glob %q (with one-character values)", clip(src)), n)
+		}
+		p.kind, p.tmpl = patTmplGlob, &template{segs: segs, labels: labels}
 	}
 	return p, nil
 }
@@ -221,10 +259,58 @@ func (p *pattern) anchored() string {
 	return "^(?:" + p.src[1:len(p.src)-1] + ")$"
 }
 
+// templateSource builds the anchored source of a templated regex with
+// every variable replaced by the literal group (?:v).
+func templateSource(segs []segment, v string) string {
+	var b strings.Builder
+	b.WriteString("^(?:")
+	for _, s := range segs {
+		if s.kind == segLiteral {
+			b.WriteString(s.text)
+		} else {
+			b.WriteString("(?:" + v + ")")
+		}
+	}
+	b.WriteString(")$")
+	return b.String()
+}
+
+// templateGrowth measures a templated regex's program with every value
+// one and two runes long. Each variable gets runes of its own (from a
+// private use plane), so that no two values merge or share a prefix
+// with each other or with the pattern's text, which would hide growth.
+func templateGrowth(segs []segment) (size1, growth int, err error) {
+	size := func(n int) (int, error) {
+		var b strings.Builder
+		b.WriteString("^(?:")
+		for i, s := range segs {
+			if s.kind == segLiteral {
+				b.WriteString(s.text)
+			} else {
+				b.WriteString("(?:" + strings.Repeat(string(rune(0xF0000+i)), n) + ")")
+			}
+		}
+		b.WriteString(")$")
+		prog, err := validateAnchored(b.String())
+		if err != nil {
+			return 0, err
+		}
+		return len(prog.Inst), nil
+	}
+	if size1, err = size(1); err != nil {
+		return 0, 0, err
+	}
+	size2, err := size(2)
+	if err != nil {
+		return 0, 0, err
+	}
+	return size1, size2 - size1, nil
+}
+
 // program returns a patRegex's program, compiling it on first use.
-func (p *pattern) program() *regexp.Regexp {
-	if re := p.re.Load(); re != nil {
-		return re
+func (p *pattern) program() *regexProgram {
+	if rp := p.re.Load(); rp != nil {
+		return rp
 	}
 	return p.compileRegexp()
 }
@@ -232,15 +318,18 @@ func (p *pattern) program() *regexp.Regexp {
 // compileRegexp is program's slow path. Goroutines that race on first use
 // may each compile the program, but all of them then use the one that was
 // stored first.
-func (p *pattern) compileRegexp() *regexp.Regexp {
+func (p *pattern) compileRegexp() *regexProgram {
 	// compilePattern validated the expression with validateAnchored, which
 	// parses and compiles it exactly as regexp.Compile does, so this
 	// cannot fail.
-	re := regexp.MustCompile(p.anchored())
-	if !p.re.CompareAndSwap(nil, re) {
-		re = p.re.Load()
+	rp, err := compileAnchored(p.anchored())
+	if err != nil {
+		panic(fmt.Sprintf("acl: validated regular expression %s does not compile: %v", p.src, err))
 	}
-	return re
+	if !p.re.CompareAndSwap(nil, rp) {
+		rp = p.re.Load()
+	}
+	return rp
 }
 
 // prefix returns literal text every value the pattern matches starts with
@@ -263,44 +352,48 @@ func (p *pattern) prefix() string {
 }
 
 // MaxRegexInstructions bounds the compiled size of a regular expression
-// (in regexp/syntax instructions), and so the cost of matching it:
-// matching takes time proportional to program size times value length, and
-// a short pattern such as /(x?){1000}/ compiles to thousands of
-// instructions. A templated regex that grows past the bound after
-// substitution matches nothing.
+// (in regexp/syntax instructions), and so the memory and the time
+// compiling it takes; ScopeBudget bounds the time matching takes. A
+// templated regex that grows past the bound after substitution matches
+// nothing.
 const MaxRegexInstructions = 4096
 
 // compileAnchored compiles "^(?:inner)$" after validateAnchored accepts
 // it.
-func compileAnchored(wrapped string) (*regexp.Regexp, error) {
-	if err := validateAnchored(wrapped); err != nil {
+func compileAnchored(wrapped string) (*regexProgram, error) {
+	prog, err := validateAnchored(wrapped)
+	if err != nil {
 		return nil, err
 	}
-	return regexp.Compile(wrapped)
+	re, err := regexp.Compile(wrapped)
+	if err != nil {
+		return nil, err
+	}
+	return &regexProgram{re: re, cost: analyzeProgram(prog)}, nil
 }
 
 // validateAnchored checks "^(?:inner)$": that inner parses on its own, so
 // that an unbalanced inner ")" cannot break the anchoring, that the whole
 // parses and compiles, and that the program stays within
 // MaxRegexInstructions. These are the steps of regexp.Compile, which then
-// cannot fail.
-func validateAnchored(wrapped string) error {
+// cannot fail. It returns the program.
+func validateAnchored(wrapped string) (*syntax.Prog, error) {
 	inner := wrapped[len("^(?:") : len(wrapped)-len(")$")]
 	if _, err := syntax.Parse(inner, syntax.Perl); err != nil {
-		return err
+		return nil, err
 	}
 	re, err := syntax.Parse(wrapped, syntax.Perl)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	prog, err := syntax.Compile(re.Simplify())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if n := len(prog.Inst); n > MaxRegexInstructions {
-		return fmt.Errorf("too complex: compiles to %d instructions (max %d)", n, MaxRegexInstructions)
+		return nil, fmt.Errorf("too complex: compiles to %d instructions (max %d)", n, MaxRegexInstructions)
 	}
-	return nil
+	return prog, nil
 }
 
 const globMeta = `*?[\`
@@ -390,7 +483,8 @@ func utf8RunesLen(rs []rune) int {
 	return n
 }
 
-// evalCtx is what variables expand to for one scope.
+// evalCtx is what variables expand to for one scope, and what deciding
+// the scope has spent so far (see ScopeBudget).
 // It copies what it needs from the Subject rather than pointing to it, so
 // that the caller's Subject can stay on the stack.
 type evalCtx struct {
@@ -400,6 +494,73 @@ type evalCtx struct {
 	service string
 	scope   *Scope
 	cache   *regexCache
+
+	budget int  // steps left; newEvalCtx starts it at ScopeBudget
+	over   bool // a charge needed more than was left: the rules decide nothing
+	// free: Explain is looking at a rule the index skips, which cannot
+	// match; its matches are neither charged nor remembered, so that
+	// Explain spends exactly what Authorize spends.
+	free bool
+	memo matchMemo
+}
+
+func newEvalCtx(sub *Subject, service string, sc *Scope, cache *regexCache) evalCtx {
+	return evalCtx{account: sub.Account, labels: sub.Labels, ip: sub.IP, service: service, scope: sc, cache: cache, budget: ScopeBudget}
+}
+
+// charge takes steps from the scope's budget, and reports whether they
+// were there. Once a charge fails every later one fails too.
+func (ec *evalCtx) charge(steps int) bool {
+	switch {
+	case ec.free:
+		return true
+	case ec.over || steps > ec.budget:
+		ec.over = true
+		return false
+	}
+	ec.budget -= steps
+	return true
+}
+
+// matchMemo remembers, for one scope, whether a value matched a pattern,
+// so that a pattern many rules share (interned, see interner) is matched
+// and charged once per value.
+type matchMemo struct {
+	few  [8]memoEntry
+	n    int
+	more map[memoKey]bool
+}
+
+type memoKey struct {
+	p *pattern
+	v string
+}
+
+type memoEntry struct {
+	memoKey
+	ok bool
+}
+
+func (m *matchMemo) get(p *pattern, v string) (ok, found bool) {
+	for i := range m.few[:m.n] {
+		if e := &m.few[i]; e.p == p && e.v == v {
+			return e.ok, true
+		}
+	}
+	ok, found = m.more[memoKey{p, v}]
+	return ok, found
+}
+
+func (m *matchMemo) put(p *pattern, v string, ok bool) {
+	if m.n < len(m.few) {
+		m.few[m.n] = memoEntry{memoKey{p, v}, ok}
+		m.n++
+		return
+	}
+	if m.more == nil {
+		m.more = map[memoKey]bool{}
+	}
+	m.more[memoKey{p, v}] = ok
 }
 
 func (ec *evalCtx) value(k segKind) string {
@@ -425,11 +586,12 @@ const (
 	expandTooMany               // more than MaxExpansions combinations
 )
 
-// expand calls fn with each expansion of a templated pattern until fn
-// returns true. For a glob the expansion is the glob itself; for a regex
-// it is the anchored source "^(?:...)$". It reports whether fn returned
-// true, and otherwise why it stopped; key names the label without values.
-func (p *pattern) expand(ec *evalCtx, fn func(string) bool) (found bool, st expandStatus, key string) {
+// expand calls fn with each expansion of a templated pattern, and the
+// length of the longest value substituted in it, until fn returns true.
+// For a glob the expansion is the glob itself; for a regex it is the
+// anchored source "^(?:...)$". It reports whether fn returned true, and
+// otherwise why it stopped; key names the label without values.
+func (p *pattern) expand(ec *evalCtx, fn func(s string, longest int) bool) (found bool, st expandStatus, key string) {
 	var vbuf [4][]string
 	vals := vbuf[:0]
 	total := 1
@@ -467,18 +629,22 @@ func (p *pattern) expand(ec *evalCtx, fn func(string) bool) (found bool, st expa
 	}
 }
 
-// build substitutes one combination of label values. In a glob, label
-// values go in raw (they are globs themselves) and the other values with
-// their metacharacters escaped. In a regex every value goes in quoted with
+// build substitutes one combination of label values, and returns the
+// length of the longest value it substituted. In a glob, label values go
+// in raw (they are globs themselves) and the other values with their
+// metacharacters escaped. In a regex every value goes in quoted with
 // regexp.QuoteMeta and wrapped in a non-capturing group.
-func (p *pattern) build(ec *evalCtx, vals [][]string, idx []int) string {
+func (p *pattern) build(ec *evalCtx, vals [][]string, idx []int) (string, int) {
 	if p.kind == patTmplGlob && len(p.tmpl.segs) == 1 {
 		s := p.tmpl.segs[0]
 		if s.kind == segLabel {
-			return vals[s.label][idx[s.label]]
+			v := vals[s.label][idx[s.label]]
+			return v, len(v)
 		}
-		return escapeGlob(ec.value(s.kind))
+		v := ec.value(s.kind)
+		return escapeGlob(v), len(v)
 	}
+	longest := 0
 	var b strings.Builder
 	b.Grow(len(p.src) + 32)
 	regex := p.kind == patTmplRegex
@@ -496,6 +662,7 @@ func (p *pattern) build(ec *evalCtx, vals [][]string, idx []int) string {
 		default:
 			v = ec.value(s.kind)
 		}
+		longest = max(longest, len(v))
 		switch {
 		case regex:
 			b.WriteString("(?:")
@@ -510,7 +677,7 @@ func (p *pattern) build(ec *evalCtx, vals [][]string, idx []int) string {
 	if regex {
 		b.WriteString(")$")
 	}
-	return b.String()
+	return b.String(), longest
 }
 
 // fieldTrace collects what matching one value against a pattern did, for
@@ -522,28 +689,67 @@ type fieldTrace struct {
 	key    string
 }
 
-// matchValue reports whether v matches the pattern. ft is nil on the hot
-// path.
+// matchValue reports whether v matches the pattern, charging the match
+// to ec's budget; a match the budget cannot pay for reports false and
+// sets ec.over. ft is nil on the hot path.
 func (p *pattern) matchValue(v string, ec *evalCtx, ft *fieldTrace) bool {
-	switch p.kind {
-	case patLiteral:
+	if p.kind == patLiteral {
 		return v == p.src
+	}
+	if ec.free {
+		return p.match(v, ec, ft)
+	}
+	if ok, found := ec.memo.get(p, v); found {
+		if ft != nil {
+			// Matched and charged before: match again for the
+			// explanation only.
+			ec.free = true
+			p.match(v, ec, ft)
+			ec.free = false
+		}
+		return ok
+	}
+	ok := p.match(v, ec, ft)
+	if !ec.over {
+		ec.memo.put(p, v, ok)
+	}
+	return ok
+}
+
+// match is matchValue without the memo.
+func (p *pattern) match(v string, ec *evalCtx, ft *fieldTrace) bool {
+	switch p.kind {
 	case patGlob:
+		if !ec.charge(p.glob.steps(len(v))) {
+			return false
+		}
 		ok, _ := path.Match(p.src, v)
 		return ok
 	case patRegex:
-		return p.program().MatchString(v)
+		rp := p.program()
+		return ec.charge(rp.cost.steps(len(v))) && rp.re.MatchString(v)
 	}
 	regex := p.kind == patTmplRegex
-	found, st, key := p.expand(ec, func(s string) bool {
+	found, st, key := p.expand(ec, func(s string, longest int) bool {
 		var ok bool
 		var err error
 		if regex {
-			var re *regexp.Regexp
-			if re, err = ec.cache.get(s); err == nil {
-				ok = re.MatchString(v)
+			// A scoped expansion is new for every scope name, so it is
+			// charged for compiling, whether or not the cache holds it.
+			if p.tmpl.scoped && !ec.charge(compileSteps(min(p.tmpl.predictSize(longest), MaxRegexInstructions))) {
+				return true
+			}
+			var rp *regexProgram
+			if rp, err = ec.cache.get(s); err == nil {
+				if !ec.charge(rp.cost.steps(len(v))) {
+					return true
+				}
+				ok = rp.re.MatchString(v)
 			}
 		} else {
+			if !ec.charge(newGlobCost(s).steps(len(v))) {
+				return true
+			}
 			ok, err = path.Match(s, v)
 		}
 		if ft != nil {
@@ -558,7 +764,7 @@ func (p *pattern) matchValue(v string, ec *evalCtx, ft *fieldTrace) bool {
 	if ft != nil {
 		ft.status, ft.key = st, key
 	}
-	return found
+	return found && !ec.over
 }
 
 // display turns an expansion into the form a user writes.
@@ -572,7 +778,7 @@ func (p *pattern) display(s string) string {
 // expansions lists every expansion of a templated pattern, for Explain.
 func (p *pattern) expansions(ec *evalCtx) ([]string, expandStatus, string) {
 	var out []string
-	_, st, key := p.expand(ec, func(s string) bool {
+	_, st, key := p.expand(ec, func(s string, _ int) bool {
 		out = append(out, p.display(s))
 		return false
 	})
@@ -589,17 +795,17 @@ type regexCache struct {
 }
 
 type regexEntry struct {
-	re  *regexp.Regexp
+	rp  *regexProgram
 	err error
 }
 
-func (c *regexCache) get(src string) (*regexp.Regexp, error) {
+func (c *regexCache) get(src string) (*regexProgram, error) {
 	if v, ok := c.m.Load(src); ok {
 		e := v.(*regexEntry)
-		return e.re, e.err
+		return e.rp, e.err
 	}
 	e := &regexEntry{}
-	e.re, e.err = compileAnchored(src)
+	e.rp, e.err = compileAnchored(src)
 	if len(src) <= 2*MaxPatternLength {
 		if c.n.Add(1) > regexCacheMax {
 			c.m.Clear()
@@ -607,5 +813,5 @@ func (c *regexCache) get(src string) (*regexp.Regexp, error) {
 		}
 		c.m.Store(src, e)
 	}
-	return e.re, e.err
+	return e.rp, e.err
 }

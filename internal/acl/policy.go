@@ -27,6 +27,15 @@ import (
 // rule with Actions [] is an explicit deny: it matches, stops the search,
 // and allows nothing — but it never takes away a user's own grants.
 // Expired rules and grants (see Expired) are treated as absent.
+//
+// Deciding one scope may cost at most ScopeBudget steps: each candidate
+// rule tried and each glob or regular expression matched is charged
+// before it runs. A scope whose decision would cost more fails closed:
+// the search stops, the rules allow nothing, and the grants still apply.
+// Rules that share a pattern share its match within a scope, and each
+// pattern on its own fits the budget (Compile refuses the others), so
+// only a scope that has to try very many rules or costly patterns is cut
+// short; Explain shows where.
 type Policy struct {
 	rules []compiledRule // sorted by seq
 
@@ -73,9 +82,15 @@ type window struct{ off, n int32 }
 //     for a key the pattern matches nothing. A pattern with more than
 //     MaxExpansions combinations matches nothing, and so does an expansion
 //     that is not a valid glob or regex (fail closed).
-//   - A regular expression may compile to at most MaxRegexInstructions
-//     instructions, which bounds the cost of matching it; a pattern may be
-//     at most MaxPatternLength characters.
+//   - A pattern may be at most MaxPatternLength characters, and a regular
+//     expression compile to at most MaxRegexInstructions instructions. A
+//     pattern that may take more than ScopeBudget steps to match a value
+//     as long as the longest repository name is refused (a templated one
+//     with every variable one character long), and so is a rule set with
+//     such a pattern: a stored rule set that Compile refuses leaves the
+//     token server without a policy, failing closed.
+//   - Deciding one scope may cost at most ScopeBudget steps; past that,
+//     the rules allow the scope nothing (see Policy).
 //   - match.ip is an IP address or CIDR prefix; a subject without a valid
 //     IP never matches a rule that sets ip. IPv4-mapped IPv6 addresses are
 //     unmapped and zones dropped before the test.
@@ -293,7 +308,7 @@ func (p *Policy) evaluate(dst []string, sub *Subject, service string, sc *Scope,
 		tr.grant(g, sc, ok, err)
 	}
 	if p != nil && len(p.rules) > 0 {
-		ec := evalCtx{account: sub.Account, labels: sub.Labels, ip: sub.IP, service: service, scope: sc, cache: p.cache}
+		ec := newEvalCtx(sub, service, sc, p.cache)
 		var cr *compiledRule
 		if tr != nil || linear {
 			cr = p.firstMatchLinear(&ec, now, tr)
@@ -307,22 +322,42 @@ func (p *Policy) evaluate(dst []string, sub *Subject, service string, sc *Scope,
 	return intersectInto(dst, sc.Actions, allowed)
 }
 
-// firstMatchLinear tries every rule in order.
+// firstMatchLinear tries every rule in order. It charges the budget only
+// for the rules firstMatchIndexed would try, the others being unable to
+// match, so that both stop, and fail closed, at the same rule. It returns
+// nil when no rule matches or the budget ran out (ec.over).
 func (p *Policy) firstMatchLinear(ec *evalCtx, now time.Time, tr *trace) *compiledRule {
+	cand := make([]bool, len(p.rules))
+	var lbuf [16][]int32
+	for _, l := range p.candidateLists(ec, lbuf[:0]) {
+		for _, pos := range l {
+			cand[pos] = true
+		}
+	}
 	for i := range p.rules {
 		cr := &p.rules[i]
+		ec.free = !cand[i]
+		if !ec.charge(visitSteps) {
+			tr.ruleOverBudget(cr, ec)
+			return nil
+		}
 		if Expired(cr.expiry(), now) {
+			ec.free = false
 			tr.ruleExpired(cr, ec)
 			continue
 		}
-		if tr == nil {
-			if cr.matches(ec, nil) {
-				return cr
-			}
-			continue
-		}
 		var why []string
-		ok := cr.matches(ec, &why)
+		var ok bool
+		if tr == nil {
+			ok = cr.matches(ec, nil)
+		} else {
+			ok = cr.matches(ec, &why)
+		}
+		ec.free = false
+		if ec.over {
+			tr.ruleOverBudget(cr, ec)
+			return nil
+		}
 		tr.rule(cr, ec, ok, why)
 		if ok {
 			return cr
@@ -331,13 +366,11 @@ func (p *Policy) firstMatchLinear(ec *evalCtx, now time.Time, tr *trace) *compil
 	return nil
 }
 
-// firstMatchIndexed tries, in Seq order, only the rules the index says
-// can match: those under the subject's account, under a prefix of the
-// scope name, under a label the subject has values for, and the
-// unindexed ones.
-func (p *Policy) firstMatchIndexed(ec *evalCtx, now time.Time) *compiledRule {
-	var lbuf [16][]int32
-	lists := lbuf[:0]
+// candidateLists appends to lists the rule positions the index says can
+// match, one ascending list per key: those under the subject's account,
+// under a prefix of the scope name, under a label the subject has values
+// for, and the unindexed ones.
+func (p *Policy) candidateLists(ec *evalCtx, lists [][]int32) [][]int32 {
 	if w := p.byAccount[ec.account]; w.n > 0 {
 		lists = append(lists, p.candidates(w))
 	}
@@ -363,6 +396,15 @@ func (p *Policy) firstMatchIndexed(ec *evalCtx, now time.Time) *compiledRule {
 	if len(p.unindexed) > 0 {
 		lists = append(lists, p.unindexed)
 	}
+	return lists
+}
+
+// firstMatchIndexed tries, in Seq order, only the rules the index says
+// can match (see candidateLists). It returns nil when no rule matches or
+// the budget ran out (ec.over).
+func (p *Policy) firstMatchIndexed(ec *evalCtx, now time.Time) *compiledRule {
+	var lbuf [16][]int32
+	lists := p.candidateLists(ec, lbuf[:0])
 	for {
 		best := -1
 		var pos int32
@@ -376,8 +418,17 @@ func (p *Policy) firstMatchIndexed(ec *evalCtx, now time.Time) *compiledRule {
 		}
 		lists[best] = lists[best][1:]
 		cr := &p.rules[pos]
-		if !Expired(cr.expiry(), now) && cr.matches(ec, nil) {
+		if !ec.charge(visitSteps) {
+			return nil
+		}
+		if Expired(cr.expiry(), now) {
+			continue
+		}
+		if cr.matches(ec, nil) {
 			return cr
+		}
+		if ec.over {
+			return nil
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"math/rand/v2"
 	"reflect"
-	"regexp"
 	"slices"
 	"sync"
 	"testing"
@@ -73,7 +72,7 @@ func TestLazyRegexpConcurrentFirstUse(t *testing.T) {
 	}
 	p := mustCompile(t, rules)
 	var wg sync.WaitGroup
-	progs := make([][]*regexp.Regexp, 8)
+	progs := make([][]*regexProgram, 8)
 	for g := range progs {
 		wg.Go(func() {
 			for i := range rules {

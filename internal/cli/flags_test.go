@@ -324,6 +324,10 @@ func TestNewCmdACLAdd(t *testing.T) {
 		{name: "no actions", args: []string{"--name", "x"}, wantErr: "--actions is required (pull, push, delete or *, comma separated), or --deny"},
 		{name: "bad regex", args: []string{"--name", "/[/", "--actions", "pull"}, wantErr: "rule: match.name: invalid regular expression"},
 		{name: "bad ip", args: []string{"--seq", "5", "--ip", "10.0.0.0/33", "--actions", "pull"}, wantErr: "rule seq 5: match.ip"},
+		{name: "costly regex", args: []string{"--name", "/(x?){1000}/", "--actions", "pull"},
+			wantErr: "rule: match.name: regular expression /(x?){1000}/ (4004 instructions) may take 898212 steps to match a 255-character value, more than the 16384"},
+		{name: "costly account regex", args: []string{"--seq", "7", "--account", "/(?i)[a-z]{1,1000}q/", "--actions", "pull"},
+			wantErr: "rule seq 7: match.account: regular expression /(?i)[a-z]{1,1000}q/ (2004 instructions) may take"},
 		{name: "unknown variable", args: []string{"--name", "${user}/*", "--actions", "pull"}, wantErr: "match.name"},
 		{name: "bad label", args: []string{"--label", "team", "--actions", "pull"}, wantErr: "want KEY=PATTERN"},
 		{name: "duplicate label", args: []string{"--label", "a=b", "--label", "a=c", "--actions", "pull"}, wantErr: "--label a given twice"},
@@ -369,6 +373,11 @@ func TestNewCmdACLOther(t *testing.T) {
 	os.WriteFile(typo, []byte("- seq: 10\n  match: {acount: alice}\n  actions: [\"*\"]\n"), 0o644)
 	dup := filepath.Join(dir, "dup.yaml")
 	os.WriteFile(dup, []byte("- {seq: 10, match: {}, actions: []}\n- {seq: 10, match: {name: x}, actions: [pull]}\n"), 0o644)
+	costly := filepath.Join(dir, "costly.yaml")
+	os.WriteFile(costly, []byte(`- {seq: 1, match: {name: "/(x?){1000}/"}, actions: [pull]}
+- {seq: 2, match: {account: "/(x?){1000}/"}, actions: [pull]}
+- {seq: 3, match: {name: "/(?i)[a-z]{1,1000}q/"}, actions: [pull]}
+`), 0o644)
 	testFlags(t, NewCmdACLImport, []flagCase[ACLImportOptions]{
 		{name: "file", args: []string{good}, check: func(t *testing.T, o *ACLImportOptions) {
 			if len(o.Rules) != 1 || o.Rules[0].Seq != 10 {
@@ -382,6 +391,10 @@ func TestNewCmdACLOther(t *testing.T) {
 		}},
 		{name: "unknown key", args: []string{typo}, wantErr: "field acount not found", wantCode: ExitError},
 		{name: "duplicate seq", args: []string{dup}, wantErr: "duplicate seq", wantCode: ExitError},
+		{name: "costly regexes", args: []string{costly}, wantCode: ExitError,
+			wantErr: "rule seq 1: match.name: regular expression /(x?){1000}/ (4004 instructions) may take 898212 steps to match a 255-character value, " +
+				"more than the 16384 that deciding one scope of a request (of up to 64) may take; shorten it, give it a literal prefix, or avoid counted repetition {n,m} of optional or large groups; " +
+				"rule seq 2: match.account: regular expression /(x?){1000}/ (4004 instructions) may take 898212 steps"},
 		{name: "missing file", args: []string{filepath.Join(dir, "nope")}, wantErr: "no such file", wantCode: ExitError},
 		{name: "empty", args: []string{"-"}, wantErr: "no rules found", wantCode: ExitError},
 	})
@@ -435,6 +448,8 @@ func TestNewCmdImportDockerAuth(t *testing.T) {
 		}},
 		{name: "acl problems", args: []string{bad}, wantCode: ExitError,
 			wantErr: "the acl cannot be carried over, nothing imported: acl entry 1 (seq 10): match.team is not supported by regctl; dropping it would widen the rule; acl entry 2 (seq 20): rule seq 20: match.account: invalid regular expression"},
+		{name: "costly regex", args: []string{"-"}, stdin: "acl:\n  - match: {name: \"/(x?){1000}/\"}\n    actions: [pull]\n", wantCode: ExitError,
+			wantErr: "the acl cannot be carried over, nothing imported: acl entry 1 (seq 10): rule seq 10: match.name: regular expression /.*(?:(x?){1000}).*/ (4008 instructions) may take"},
 		{name: "not a mapping", args: []string{"-"}, stdin: "- a\n- b\n", wantCode: ExitError, wantErr: "not a docker_auth config"},
 		{name: "bad yaml", args: []string{"-"}, stdin: "users: [\n", wantCode: ExitError, wantErr: "yaml:"},
 	})
