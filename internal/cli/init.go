@@ -142,7 +142,9 @@ func initWith(ctx context.Context, o *InitOptions, secrets *redact.Set) error {
 	if o.Host != nil {
 		h = o.Host(c.Root)
 	} else {
-		h = provision.NewExecHost(c.Root, o.IO.ErrOut)
+		eh := provision.NewExecHost(c.Root, nil)
+		eh.Live = &provision.Live{Out: o.IO.ErrOut, TTY: o.IO.IsStderrTTY()}
+		h = eh
 	}
 	if o.DryRun {
 		h = provision.NewDryRunHost(h, o.IO.ErrOut, secrets)

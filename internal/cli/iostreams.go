@@ -21,6 +21,7 @@ type IOStreams struct {
 
 	stdinTTY     bool
 	stdoutTTY    bool
+	stderrTTY    bool
 	colorEnabled bool
 	stdinFD      int
 	// readPassword reads one line without echo; tests replace it.
@@ -36,6 +37,7 @@ func System() *IOStreams {
 		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
 		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
 		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
+		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
 		stdinFD:   int(os.Stdin.Fd()),
 	}
 	s.colorEnabled = s.stdoutTTY && colorAllowed(os.Getenv)
@@ -52,6 +54,10 @@ func Test() (ios *IOStreams, in, out, errOut *bytes.Buffer) {
 	in, out, errOut = &bytes.Buffer{}, &bytes.Buffer{}, &bytes.Buffer{}
 	return &IOStreams{In: in, Out: out, ErrOut: errOut, stdinFD: -1}, in, out, errOut
 }
+
+// IsStderrTTY reports whether standard error (where progress goes) is a
+// terminal.
+func (s *IOStreams) IsStderrTTY() bool { return s.stderrTTY }
 
 // IsStdinTTY reports whether standard input is a terminal.
 func (s *IOStreams) IsStdinTTY() bool { return s.stdinTTY }

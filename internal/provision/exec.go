@@ -22,6 +22,9 @@ type ExecHost struct {
 	Root string
 	// Out, if set, receives the output of Run commands as they run.
 	Out io.Writer
+	// Live, if set, shows a live line for each Run command instead (see
+	// Live); the output's end is in the CmdError when it fails.
+	Live *Live
 	// Env is added to every command's environment.
 	Env []string
 }
@@ -60,7 +63,12 @@ func (h *ExecHost) RunInput(ctx context.Context, stdin []byte, name string, args
 	}
 	var out bytes.Buffer
 	var w io.Writer = &out
-	if h.Out != nil {
+	switch {
+	case h.Live != nil:
+		lc := h.Live.Command(append([]string{name}, args...))
+		defer lc.Done()
+		w = io.MultiWriter(&out, lc)
+	case h.Out != nil:
 		w = io.MultiWriter(&out, h.Out)
 	}
 	cmd.Stdout, cmd.Stderr = w, w

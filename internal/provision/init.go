@@ -148,18 +148,32 @@ func Init(ctx context.Context, h Host, o InitOptions) error {
 			return err
 		}
 		r.printf("[%d/%d] %s\n", i+1, len(steps), st.Name)
+		start := o.Now()
 		changed, err := st.Run(ctx, r)
-		if err != nil {
-			r.printf("      FAILED\n")
+		took := o.Now().Sub(start).Round(100 * time.Millisecond)
+		var skip *skipped
+		switch {
+		case errors.As(err, &skip):
+			r.printf("      skipped: %s\n", skip.reason)
+		case err != nil:
+			r.printf("      FAILED after %s\n", took)
 			return &StepError{Step: i + 1, Of: len(steps), Name: st.Name, Err: err}
-		}
-		if !changed {
-			r.printf("      already in place\n")
+		case changed:
+			r.printf("      done in %s\n", took)
+		default:
+			r.printf("      already in place (%s)\n", took)
 		}
 	}
-	r.summary()
+	if !o.DryRun {
+		r.summary()
+	}
 	return nil
 }
+
+// skipped is a step that does not apply to this run, and why.
+type skipped struct{ reason string }
+
+func (s *skipped) Error() string { return "skipped: " + s.reason }
 
 // --- step 1 -----------------------------------------------------------
 
@@ -711,8 +725,7 @@ func stepSeed(ctx context.Context, r *initRun) (bool, error) {
 
 func stepRenewal(ctx context.Context, r *initRun) (bool, error) {
 	if r.o.SelfSigned {
-		r.printf("      skipped: self-signed certificates are not renewed (run init without --self-signed to use %s)\n", r.c.ACME.CA)
-		return false, nil
+		return false, &skipped{fmt.Sprintf("self-signed certificates are not renewed (run init without --self-signed to use %s)", r.c.ACME.CA)}
 	}
 	if !r.systemd() {
 		return r.install(render.RenewCronFile, render.InstalledRenewCron)

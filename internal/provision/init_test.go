@@ -491,6 +491,15 @@ func TestInitSelfSignedSQLite(t *testing.T) {
 	if !strings.Contains(out.String(), "clients must trust") {
 		t.Errorf("summary lacks the self-signed hint:\n%s", out.String())
 	}
+	// Step 9 says it was skipped, and only that.
+	want := "[9/9] certificate renewal schedule\n      skipped: self-signed certificates are not renewed"
+	if !strings.Contains(out.String(), want) || strings.Count(out.String(), "already in place") != 0 {
+		t.Errorf("step 9's lines: want %q and nothing already in place:\n%s", want, out.String())
+	}
+	// Every other step ends with its time.
+	if n := strings.Count(out.String(), "      done in "); n != len(Steps())-1 {
+		t.Errorf("%d steps done with a time, want %d:\n%s", n, len(Steps())-1, out.String())
+	}
 }
 
 // TestInitDryRunChangesNothing runs init through a DryRunHost over a real
@@ -575,6 +584,21 @@ func TestInitDryRunMasksSecrets(t *testing.T) {
 	}
 	if m := regexp.MustCompile(`secret: "[0-9a-f]{64}"`).FindString(plan); m != "" {
 		t.Errorf("the plan shows the registry's HTTP secret: %s", m)
+	}
+}
+
+// TestInitDryRunNoSummary: a dry run does not say that regctl is running.
+func TestInitDryRunNoSummary(t *testing.T) {
+	c := testConfig(t)
+	f := newFakeUbuntu(t, c)
+	var out bytes.Buffer
+	o := initOptions(c, &out)
+	o.DryRun = true
+	if err := Init(context.Background(), NewDryRunHost(f.h, &out, nil), o); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if strings.Contains(out.String(), "regctl is running") || strings.Contains(out.String(), "Next steps") {
+		t.Errorf("the dry run printed the summary:\n%s", out.String())
 	}
 }
 
