@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/store/mongo"
 	"github.com/regctl/regctl/internal/store/sqlite"
@@ -30,8 +32,14 @@ type Factory struct {
 	// Store opens the configured store (--store, REGCTL_STORE, or the
 	// config file's store key).
 	Store func(ctx context.Context) (store.Store, error)
-	// DefaultStore is the store URL used when none is configured
-	// (DefaultStoreURL in production; tests point it at a temp dir).
+	// StorePointer is a file holding the store URL to use when none is
+	// configured: `regctl init` leaves the deployment's there
+	// (provision.StorePointer), so that commands on the host find it.
+	// Empty: none.
+	StorePointer string
+	// DefaultStore is the store URL used when none is configured and
+	// there is no StorePointer file (DefaultStoreURL in production; tests
+	// point it at a temp dir).
 	DefaultStore string
 	// Logger returns the logger configured by --log-level/--log-format.
 	Logger func() *slog.Logger
@@ -39,11 +47,11 @@ type Factory struct {
 
 // NewFactory returns the production factory.
 func NewFactory(ios *IOStreams) *Factory {
-	f := &Factory{IO: ios, Config: newViper(), Now: time.Now, DefaultStore: DefaultStoreURL()}
+	f := &Factory{IO: ios, Config: newViper(), Now: time.Now, StorePointer: provision.StorePointer, DefaultStore: DefaultStoreURL()}
 	f.Store = func(ctx context.Context) (store.Store, error) {
-		url := f.Config.GetString("store")
-		if url == "" {
-			url = f.DefaultStore
+		url, err := f.StoreURL()
+		if err != nil {
+			return nil, err
 		}
 		return OpenStore(ctx, url)
 	}
@@ -57,6 +65,27 @@ func newViper() *viper.Viper {
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
 	v.AutomaticEnv()
 	return v
+}
+
+// StoreURL is the store commands use: --store, REGCTL_STORE or the config
+// file's store key; else the one `regctl init` pointed this host at;
+// else DefaultStore.
+func (f *Factory) StoreURL() (string, error) {
+	if url := f.Config.GetString("store"); url != "" {
+		return url, nil
+	}
+	if f.StorePointer != "" {
+		b, err := os.ReadFile(f.StorePointer)
+		switch {
+		case err == nil:
+			if url := strings.TrimSpace(string(b)); url != "" {
+				return url, nil
+			}
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", fmt.Errorf("read the deployment's store from %s (left by regctl init): %w; run as root, or pass --store", f.StorePointer, err)
+		}
+	}
+	return f.DefaultStore, nil
 }
 
 // DefaultStoreURL is the embedded store used when none is configured:

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/store"
 )
 
@@ -503,6 +504,10 @@ func TestStoreErrors(t *testing.T) {
 	if !strings.HasPrefix(f.DefaultStore, "sqlite://") || !strings.HasSuffix(f.DefaultStore, "/regctl/regctl.db") {
 		t.Errorf("default store %q", f.DefaultStore)
 	}
+	if f.StorePointer != provision.StorePointer {
+		t.Errorf("store pointer %q, want %q", f.StorePointer, provision.StorePointer)
+	}
+	f.StorePointer = filepath.Join(t.TempDir(), "no-such-pointer") // not this machine's
 	def := filepath.Join(t.TempDir(), "default.db")
 	f.DefaultStore = "sqlite://" + def
 	if code := Execute(context.Background(), f, []string{"user", "list"}); code != ExitOK {
@@ -520,6 +525,53 @@ func TestStoreErrors(t *testing.T) {
 	}
 	if !strings.HasPrefix(errOut.String(), `error: unsupported store URL scheme "redis"`) {
 		t.Errorf("stderr %q", errOut)
+	}
+}
+
+// TestStorePointer: without --store, commands use the store that
+// `regctl init` pointed the host at, not the default one; --store and
+// REGCTL_STORE still win; an unreadable pointer is an error, not a silent
+// fallback to another database.
+func TestStorePointer(t *testing.T) {
+	dir := t.TempDir()
+	deployed, def, other := filepath.Join(dir, "deployed.db"), filepath.Join(dir, "default.db"), filepath.Join(dir, "other.db")
+	pointer := filepath.Join(dir, "store")
+	if err := os.WriteFile(pointer, []byte("sqlite://"+deployed+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (int, string) {
+		ios, _, out, errOut := Test()
+		f := NewFactory(ios)
+		f.StorePointer, f.DefaultStore = pointer, "sqlite://"+def
+		code := Execute(context.Background(), f, args)
+		return code, out.String() + errOut.String()
+	}
+	if code, out := run("acl", "defaults"); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	if _, err := os.Stat(deployed); err != nil {
+		t.Errorf("the pointed-at store was not used: %v", err)
+	}
+	if _, err := os.Stat(def); err == nil {
+		t.Error("the default store was used although init left a pointer")
+	}
+	if code, out := run("acl", "list", "--store", "sqlite://"+other); code != ExitOK || strings.Contains(out, "labels:full-access") {
+		t.Errorf("--store did not win over the pointer: exit %d: %s", code, out)
+	}
+	t.Setenv("REGCTL_STORE", "sqlite://"+other)
+	if code, out := run("acl", "list"); code != ExitOK || strings.Contains(out, "labels:full-access") {
+		t.Errorf("REGCTL_STORE did not win over the pointer: exit %d: %s", code, out)
+	}
+	t.Setenv("REGCTL_STORE", "")
+	// Unreadable (a directory: root reads any file whatever its mode).
+	if err := os.Remove(pointer); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(pointer, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := run("acl", "list"); code == ExitOK || !strings.Contains(out, "run as root, or pass --store") {
+		t.Errorf("unreadable pointer: exit %d: %s", code, out)
 	}
 }
 

@@ -104,7 +104,7 @@ func Steps() []Step {
 		{"TLS certificates", stepCertificates},
 		{"render the configuration", stepRender},
 		{"build and start the containers", stepCompose},
-		{"default ACL rules and the first admin user", stepSeed},
+		{"default ACL rules, the first admin user, and the store for regctl on this host", stepSeed},
 		{"certificate renewal schedule", stepRenewal},
 	}
 }
@@ -680,6 +680,32 @@ func appendUnique(s []string, v string) []string {
 // AdminMarker records that step 8 created the first admin user.
 const AdminMarker = ".regctl/admin-created"
 
+// StorePointer is where init leaves the store URL for regctl on the host
+// (render.HostStoreURL), so that `regctl user add` and the other commands
+// use the deployment's store without --store. Mode 0600: it may hold the
+// managed MongoDB's password.
+const StorePointer = "/etc/regctl/store"
+
+// writeStorePointer points regctl on the host at the deployment's store.
+func (r *initRun) writeStorePointer() (bool, error) {
+	s, err := r.secretFiles().Load()
+	if err != nil {
+		return false, err
+	}
+	want := []byte(render.HostStoreURL(r.c, s) + "\n")
+	if old, err := r.h.ReadFile(StorePointer); err == nil && bytes.Equal(old, want) {
+		return false, nil
+	}
+	if err := ensureDirMode(r.h, filepath.Dir(StorePointer), render.ModeDir, false); err != nil {
+		return false, err
+	}
+	if err := r.h.WriteFile(StorePointer, want, render.ModeSecret); err != nil {
+		return false, err
+	}
+	r.printf("      regctl on this host uses the deployment's store (%s)\n", StorePointer)
+	return true, nil
+}
+
 // NeedsAdmin reports whether init still has to create the first admin
 // user, so the CLI knows whether to ask for a password.
 func NeedsAdmin(h Host, c *config.Config) (bool, error) {
@@ -688,9 +714,13 @@ func NeedsAdmin(h Host, c *config.Config) (bool, error) {
 }
 
 func stepSeed(ctx context.Context, r *initRun) (bool, error) {
+	pointed, err := r.writeStorePointer()
+	if err != nil {
+		return false, err
+	}
 	need, err := NeedsAdmin(r.h, r.c)
 	if err != nil || !need {
-		return false, err
+		return pointed, err
 	}
 	if len(r.o.AdminPassword) == 0 {
 		return false, errors.New("no password for the first admin user: run init on a terminal or pass --password-stdin")
@@ -761,7 +791,7 @@ func (r *initRun) summary() {
 	r.printf("\nregctl is running at https://%s (token endpoint %s).\n\nNext steps:\n", reg, r.c.Realm())
 	r.printf("  docker login %s -u %s\n", reg, r.o.AdminUser)
 	r.printf("  docker tag alpine %s/test/alpine && docker push %s/test/alpine\n", reg, reg)
-	r.printf("  regctl user add NAME ...       add users (inside: docker compose -f %s exec regctl /regctl user add ...)\n", r.abs(render.ComposeFile))
+	r.printf("  regctl user add NAME ...       add users (regctl finds the store through %s)\n", StorePointer)
 	r.printf("  regctl render --diff           after editing regctl.yaml, then regctl render to apply\n")
 	if r.o.SelfSigned {
 		for _, n := range r.c.Names() {

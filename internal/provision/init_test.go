@@ -838,3 +838,42 @@ func TestInitDebianPackages(t *testing.T) {
 		t.Errorf("no %q in\n%s", want, strings.Join(f.h.Actions(), "\n"))
 	}
 }
+
+// TestInitStorePointer: init leaves the deployment's store where regctl on
+// the host looks for it, with the address the host reaches it at.
+func TestInitStorePointer(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		mutate func(*config.Config)
+		want   string
+	}{
+		{"sqlite", func(c *config.Config) { c.Database.Backend = config.BackendSQLite }, "sqlite:///opt/regctl/data/regctl/regctl.db\n"},
+		{"managed mongo", func(c *config.Config) {}, "mongodb://regctl:PASSWORD@172.31.255.3:27017/regctl?authSource=admin\n"},
+		{"external mongo", func(c *config.Config) { c.Database.URL = "mongodb://db.internal:27017/regctl" }, "mongodb://db.internal:27017/regctl\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testConfig(t, tt.mutate)
+			f := newFakeUbuntu(t, c)
+			var out bytes.Buffer
+			if err := Init(context.Background(), f.h, initOptions(c, &out)); err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			got, err := f.h.ReadFile(StorePointer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pw, err := f.h.ReadFile(filepath.Join(c.Root, render.MongoPasswordFile)); err == nil {
+				got = bytes.ReplaceAll(got, bytes.TrimSpace(pw), []byte("PASSWORD"))
+			}
+			if string(got) != tt.want {
+				t.Errorf("%s = %q, want %q", StorePointer, got, tt.want)
+			}
+			if fi, _ := f.h.Stat(StorePointer); fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s mode %04o, want 0600", StorePointer, fi.Mode().Perm())
+			}
+			if !strings.Contains(out.String(), "regctl user add NAME") || strings.Contains(out.String(), "exec regctl /regctl user add") {
+				t.Errorf("the summary does not say to run regctl user add on the host:\n%s", out.String())
+			}
+		})
+	}
+}

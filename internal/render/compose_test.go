@@ -284,8 +284,14 @@ func TestTrustedProxyIsNginx(t *testing.T) {
 				switch {
 				case name == "nginx":
 					nginx, _ = netip.ParseAddr(addr)
+				case name == "mongo":
+					// For regctl on the host: outside ip_range, not nginx's.
+					a, err := netip.ParseAddr(addr)
+					if err != nil || !subnet.Contains(a) || ipRange.Contains(a) || a == gateway || a.String() == render.NewNetworkData(c).Nginx {
+						t.Errorf("mongo's fixed address %q: want one in %s, outside ip_range %s, not the gateway's or nginx's", addr, subnet, ipRange)
+					}
 				case addr != "":
-					t.Errorf("service %s has the fixed address %s: only nginx may", name, addr)
+					t.Errorf("service %s has the fixed address %s: only nginx and mongo may", name, addr)
 				}
 			}
 			switch {

@@ -218,6 +218,9 @@ type NetworkData struct {
 	IPRange string
 	Gateway string
 	Nginx   string // nginx's ipv4_address, the token server's one trusted proxy
+	// Mongo is the managed MongoDB's ipv4_address, so that regctl on the
+	// host reaches it (HostStoreURL) without a published port.
+	Mongo string
 }
 
 // NewNetworkData returns the compose network's addresses. c must have
@@ -237,6 +240,7 @@ func NewNetworkData(c *config.Config) NetworkData {
 		IPRange: netip.PrefixFrom(netip.AddrFrom4(a), p.Bits()+1).String(),
 		Gateway: gateway.String(),
 		Nginx:   gateway.Next().String(),
+		Mongo:   gateway.Next().Next().String(),
 	}
 }
 
@@ -349,6 +353,26 @@ func StoreURL(c *config.Config, s Secrets) string {
 		Scheme:   "mongodb",
 		User:     url.UserPassword(MongoUser, s.MongoPassword),
 		Host:     "mongo:27017",
+		Path:     "/regctl",
+		RawQuery: "authSource=admin",
+	}
+	return u.String()
+}
+
+// HostStoreURL is the store as regctl on the host reaches it: the SQLite
+// file below the install root, the configured MongoDB, or the managed
+// MongoDB at its fixed address on the compose network.
+func HostStoreURL(c *config.Config, s Secrets) string {
+	switch {
+	case c.Database.Backend == config.BackendSQLite:
+		return "sqlite://" + path.Join(c.Root, SQLiteDataDir, "regctl.db")
+	case c.Database.URL != "":
+		return c.Database.URL
+	}
+	u := url.URL{
+		Scheme:   "mongodb",
+		User:     url.UserPassword(MongoUser, s.MongoPassword),
+		Host:     net.JoinHostPort(NewNetworkData(c).Mongo, "27017"),
 		Path:     "/regctl",
 		RawQuery: "authSource=admin",
 	}
