@@ -75,3 +75,7 @@ build_cached ferretdb "$FERRETDB_VERSION" build_ferretdb
 build_cached registry "$DISTRIBUTION_VERSION" go_install "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
 build_cached crane "$CRANE_VERSION" go_install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 build_cached pebble "$PEBBLE_VERSION" go_install "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION"
+
+# The fresh-host system test (internal/testenv/freshhost) boots throwaway
+# hosts with systemd-nspawn: its own script installs what that needs.
+"$(dirname "${BASH_SOURCE[0]}")/freshhost-deps.sh"

@@ -1,0 +1,199 @@
+//go:build integration
+
+package freshhost
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regctl/regctl/internal/testenv"
+)
+
+// TestFreshHostBoots is the harness's smoke test: a bare host installs
+// docker, compose, ufw and fail2ban offline from the local repository, runs
+// the cached images, publishes a port the outside namespace reaches, and
+// has no route out; a full host has docker running at boot.
+func TestFreshHostBoots(t *testing.T) {
+	a := Cache(t) // first, so the build's time is not a subtest's
+	t.Run("bare", func(t *testing.T) {
+		start := time.Now()
+		h := Boot(t, Options{Variant: Bare, MountRepo: true, Hostnames: []string{"registry.test"}})
+		t.Logf("TIMING boot (bare, volatile): %s", time.Since(start).Round(time.Millisecond))
+
+		// Fresh: nothing of what init installs is there, and apt has only
+		// the local repository.
+		if r := h.Run(t, "", "sh", "-c", "command -v docker dockerd ufw fail2ban-server"); r.Code == 0 {
+			t.Fatalf("a bare host already has %s", r.Stdout)
+		}
+		if id := strings.TrimSpace(string(h.ReadFile(t, "/etc/machine-id"))); len(id) != 32 {
+			t.Errorf("machine-id = %q, want 32 hex digits generated at boot", id)
+		}
+		h.Sh(t, "! grep -rs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d | grep -v 'file:"+RepoDir+"'")
+
+		start = time.Now()
+		h.MustExec(t, Cmd{Args: []string{"apt-get", "update", "-q"}, Env: []string{"DEBIAN_FRONTEND=noninteractive"}})
+		h.MustExec(t, Cmd{
+			Args:    []string{"apt-get", "install", "-y", "-q", "--no-install-recommends", "docker.io", "docker-cli", "docker-compose", "ufw", "fail2ban"},
+			Env:     []string{"DEBIAN_FRONTEND=noninteractive"},
+			Timeout: 10 * time.Minute,
+			Quiet:   true,
+		})
+		t.Logf("TIMING apt-get update + install from the local repository: %s", time.Since(start).Round(time.Millisecond))
+		h.MustRun(t, "", "systemctl", "is-active", "docker")
+		h.MustRun(t, "", "docker", "compose", "version")
+
+		start = time.Now()
+		h.LoadImages(t, a.Images.All()...)
+		t.Logf("TIMING docker load (3 images): %s", time.Since(start).Round(time.Millisecond))
+
+		r := h.MustRun(t, "", "docker", "run", "--rm", RegistryImage, "--version")
+		if !strings.Contains(r.Output(), "3.1.2") {
+			t.Errorf("registry --version = %q, want 3.1.2", r.Output())
+		}
+		// Compose runs the registry with only the config path.
+		h.MustRun(t, "", "docker", "run", "-d", "--name", "reg", RegistryImage, "/etc/distribution/config.yml")
+		h.MustRun(t, "", "docker", "run", "--rm", "--network", "container:reg", RegistryImage,
+			"sh", "-c", "for i in $(seq 50); do wget -q -O /dev/null http://127.0.0.1:5001/debug/health && exit 0; sleep 0.2; done; exit 1")
+		r = h.MustRun(t, "", "docker", "run", "--rm", "--entrypoint", "/ferretdb", FerretDBImage, "--version")
+		if !strings.Contains(r.Output(), "1.24.2") {
+			t.Errorf("ferretdb --version = %q, want 1.24.2", r.Output())
+		}
+
+		// nginx, published, reached from outside by name.
+		h.Sh(t, `mkdir -p /srv/www && echo hello-from-freshhost >/srv/www/index.html`)
+		// A minimal config like regctl's replaces Debian's /etc/nginx: no
+		// user directive, temp paths in /var/cache/nginx.
+		conf := `events {}
+http {
+    client_body_temp_path /var/cache/nginx/client_body;
+    proxy_temp_path /var/cache/nginx/proxy;
+    server { listen 80; root /srv/www; location /healthz { return 200 "ok\n"; } }
+}
+`
+		h.CopyIn(t, "/srv/nginx/nginx.conf", []byte(conf), 0o644)
+		h.MustRun(t, "", "docker", "run", "-d", "--name", "web", "-p", "80:80",
+			"-v", "/srv/www:/srv/www:ro", "-v", "/srv/nginx:/etc/nginx:ro", NginxImage)
+		h.MustRun(t, "", "sh", "-c", "for i in $(seq 50); do docker exec web wget -q -O /dev/null http://127.0.0.1/healthz && exit 0; sleep 0.2; done; exit 1")
+
+		// From outside: by name with wget in the outside namespace if the
+		// machine has it, and from Go.
+		client := h.HTTPClient(5 * time.Second)
+		var body string
+		err := testenv.Poll(20*time.Second, 200*time.Millisecond, func() error {
+			resp, err := client.Get("http://registry.test/")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			body = string(b)
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		})
+		if err != nil || !strings.Contains(body, "hello-from-freshhost") {
+			t.Fatalf("GET http://registry.test/ from outside: %v %q", err, body)
+		}
+		h.MustOutside(t, "", "bash", "-c", "exec 3<>/dev/tcp/registry.test/80 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q hello-from-freshhost <&3")
+		// No route out. The outside end answers (refused: nothing listens);
+		// the outside namespace has no route beyond its link, so nothing
+		// is even tried past it; and the test machine's own addresses are
+		// unreachable from the host and its containers.
+		h.Sh(t, fmt.Sprintf("timeout 5 bash -c 'exec 3<>/dev/tcp/%s/9' 2>&1 | grep -q refused", h.OuterIP))
+		if r := testenv.Run(t, nil, "", "ip", "-n", h.Netns, "route", "get", "203.0.113.1"); r.Code == 0 {
+			t.Errorf("the outside namespace has a route beyond its link: %s", r.Stdout)
+		}
+		addrs := machineAddrs(t)
+		for _, addr := range addrs {
+			r := h.Run(t, "", "timeout", "3", "bash", "-c", "exec 3<>/dev/tcp/"+addr+"/80")
+			if r.Code == 0 || strings.Contains(r.Output(), "refused") {
+				t.Errorf("the host reaches %s (exit %d): it must have no route out", addr, r.Code)
+			}
+		}
+		if len(addrs) > 0 {
+			r = h.Run(t, "", "docker", "run", "--rm", NginxImage, "timeout", "3", "bash", "-c", "exec 3<>/dev/tcp/"+addrs[0]+"/80")
+			if r.Code == 0 || strings.Contains(r.Output(), "refused") {
+				t.Errorf("a container on the host reaches %s", addrs[0])
+			}
+		}
+
+		if units := h.FailedUnits(t); len(units) > 0 {
+			t.Logf("failed units on the bare host: %v", units)
+		}
+	})
+
+	t.Run("full", func(t *testing.T) {
+		start := time.Now()
+		h := Boot(t, Options{Variant: Full})
+		t.Logf("TIMING boot (full, volatile): %s", time.Since(start).Round(time.Millisecond))
+		h.MustRun(t, "", "docker", "info")
+		h.MustRun(t, "", "docker", "compose", "version")
+		h.MustRun(t, "", "ufw", "version")
+		h.MustRun(t, "", "systemctl", "is-active", "docker", "containerd", "fail2ban")
+		if st := h.SystemState(t); st != "running" {
+			t.Errorf("full host: system state %q, failed units %v", st, h.FailedUnits(t))
+		}
+	})
+}
+
+// TestFreshHostReboot checks a persistent host keeps its state across a
+// reboot, and that the network comes back.
+func TestFreshHostReboot(t *testing.T) {
+	h := Boot(t, Options{Variant: Full, Persistent: true})
+	id := h.ReadFile(t, "/etc/machine-id")
+	h.CopyIn(t, "/root/kept", []byte("kept\n"), 0o600)
+	h.LoadImages(t, h.Artifacts.Images.Registry)
+	h.MustRun(t, "", "docker", "run", "-d", "--restart", "always", "--name", "reg", "-p", "5000:5000", RegistryImage)
+	h.Reboot(t)
+	if got := h.ReadFile(t, "/etc/machine-id"); string(got) != string(id) {
+		t.Errorf("machine-id changed across the reboot: %q, then %q", id, got)
+	}
+	if got := string(h.ReadFile(t, "/root/kept")); got != "kept\n" {
+		t.Errorf("/root/kept = %q after the reboot", got)
+	}
+	h.MustRun(t, "", "docker", "image", "inspect", RegistryImage)
+	// The restart policy brings the registry back; it answers outside.
+	client := h.HTTPClient(5 * time.Second)
+	err := testenv.Poll(60*time.Second, 500*time.Millisecond, func() error {
+		resp, err := client.Get(fmt.Sprintf("http://%s:5000/v2/", h.IP))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the registry container did not come back after the reboot: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := h.DialContext(ctx, "tcp", h.IP.String()+":5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
+
+// machineAddrs are the test machine's own IPv4 addresses outside loopback:
+// the host must not reach them.
+func machineAddrs(t *testing.T) []string {
+	r := testenv.MustRun(t, nil, "", "ip", "-4", "-o", "addr", "show", "scope", "global")
+	var addrs []string
+	for _, line := range strings.Split(r.Stdout, "\n") {
+		f := strings.Fields(line)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "inet" {
+				addrs = append(addrs, strings.Split(f[i+1], "/")[0])
+			}
+		}
+	}
+	return addrs
+}
