@@ -240,7 +240,7 @@ func TestScopeBudgetFailsClosed(t *testing.T) {
 	if !slices.Equal(ex.Granted, []string{"delete"}) || last.Seq != overAt || last.Outcome != OutcomeOverBudget || !strings.Contains(last.Reason, "fails closed") {
 		t.Fatalf("Explain granted %q, steps:\n%s", ex.Granted, formatSteps(ex.Steps))
 	}
-	if d := p.DecidedBy(sub, "", long, now0); d.HasRule || !d.OverBudget || !slices.Equal(d.Grants, []string{"x*"}) {
+	if d := p.DecidedBy(sub, "", long, now0); d.HasRule || !d.FailedClosed || !slices.Equal(d.Grants, []string{"x*"}) {
 		t.Fatalf("DecidedBy = %+v", d)
 	}
 
@@ -299,7 +299,7 @@ func TestExplainSpendsLikeAuthorize(t *testing.T) {
 		d := p.DecidedBy(Subject{}, "", sc, now0)
 		got := p.Authorize(Subject{}, "", []Scope{sc}, now0)[0].Actions
 		last := ex.Steps[len(ex.Steps)-1]
-		if !slices.Equal(got, ex.Granted) || d.OverBudget != (last.Outcome == OutcomeOverBudget) ||
+		if !slices.Equal(got, ex.Granted) || d.FailedClosed != (last.Outcome == OutcomeOverBudget) ||
 			d.HasRule != (last.Outcome == OutcomeMatched) || d.HasRule && d.Rule != last.Seq {
 			t.Errorf("name of %d: Authorize %q, DecidedBy %+v, Explain %q, steps:\n%s", n, got, d, ex.Granted, formatSteps(ex.Steps))
 		}

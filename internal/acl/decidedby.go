@@ -7,14 +7,15 @@ import (
 
 // Decider names what decided one scope: the first matching rule, if any
 // (Rule is its seq when HasRule), and the patterns of the matching grants.
-// Neither means nothing matched and the scope got nothing. OverBudget
-// means the scope's pattern budget ran out before a rule decided (see
-// ScopeBudget), so the rules allowed nothing.
+// Neither means nothing matched and the scope got nothing. FailedClosed
+// means the search stopped before a rule matched, at a rule the scope's
+// budget could not pay for or that could not be decided (see Policy), so
+// the rules allowed nothing.
 type Decider struct {
-	Rule       int64
-	HasRule    bool
-	Grants     []string
-	OverBudget bool
+	Rule         int64
+	HasRule      bool
+	Grants       []string
+	FailedClosed bool
 }
 
 // DecidedBy returns what decided scope for sub, finding the deciding rule
@@ -39,7 +40,7 @@ func (p *Policy) DecidedBy(sub Subject, service string, scope Scope, now time.Ti
 		if cr := p.firstMatchIndexed(&ec, now); cr != nil {
 			d.Rule, d.HasRule = cr.seq, true
 		}
-		d.OverBudget = ec.over
+		d.FailedClosed = ec.over || ec.undecided
 	}
 	return d
 }

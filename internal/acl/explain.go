@@ -18,10 +18,13 @@ const (
 	OutcomeMatched = "matched"
 	OutcomeNoMatch = "no match"
 	OutcomeExpired = "expired"
-	// OutcomeOverBudget: matching the rule's patterns would have taken
-	// the scope past ScopeBudget; the search stops and the rules allow
-	// nothing.
+	// OutcomeOverBudget: trying the rule would have taken the scope past
+	// ScopeBudget; the search stops and the rules allow nothing.
 	OutcomeOverBudget = "over budget"
+	// OutcomeUndecided: a limit kept regctl from telling whether the rule
+	// matches (see MaxExpansions and MaxRegexInstructions); the search
+	// stops and the rules allow nothing.
+	OutcomeUndecided = "undecided"
 )
 
 // Explanation is a decision with the reasoning behind it.
@@ -41,8 +44,8 @@ type Step struct {
 	// "field=pattern" pairs with variables expanded for this request, e.g.
 	// "name=test/* | socke* (from ${labels:full-access})".
 	Pattern string
-	// Outcome is OutcomeMatched, OutcomeNoMatch, OutcomeExpired or
-	// OutcomeOverBudget.
+	// Outcome is OutcomeMatched, OutcomeNoMatch, OutcomeExpired,
+	// OutcomeOverBudget or OutcomeUndecided.
 	Outcome string
 	// Reason says why, e.g. `account "bob" != "alice"`.
 	Reason string
@@ -56,10 +59,10 @@ type Step struct {
 // no match or expired), then every rule in Seq order up to and including
 // the first matching one: expired rules it skipped and, for each earlier
 // rule, the condition that failed. Rules after the deciding one are not
-// listed. When the scope's pattern budget runs out (see ScopeBudget) the
-// last step is the rule whose match it could not pay for, with
-// OutcomeOverBudget. Explain is slower than Authorize (it does not use the rule
-// index); use it for diagnostics only.
+// listed. The search also stops, failing closed, at a rule the scope's
+// budget cannot pay for (OutcomeOverBudget, see ScopeBudget) or cannot
+// decide (OutcomeUndecided). Explain is slower than Authorize (it does
+// not use the rule index); use it for diagnostics only.
 func (p *Policy) Explain(sub Subject, service string, scope Scope, now time.Time) Explanation {
 	tr := &trace{requested: scope.Actions, steps: []Step{}}
 	granted := p.evaluate([]string{}, &sub, service, &scope, now, tr, true)
@@ -103,7 +106,7 @@ func (tr *trace) grant(g *Grant, sc *Scope, ok bool, err error) {
 	case ok:
 		st.Outcome = OutcomeMatched
 		st.Reason = fmt.Sprintf("name %q matches %q", sc.Name, g.Pattern)
-		st.Actions = Intersect(tr.requested, g.Actions)
+		st.Actions = intersectInto([]string{}, tr.requested, g.Actions, grantAllowsAll(g.Actions))
 	default:
 		st.Reason = fmt.Sprintf("name %q does not match %q", sc.Name, g.Pattern)
 	}
@@ -126,6 +129,14 @@ func (tr *trace) ruleOverBudget(cr *compiledRule, ec *evalCtx) {
 		Reason: fmt.Sprintf("deciding this scope would take more than %d steps of pattern matching; fails closed: the rules allow nothing", ScopeBudget)})
 }
 
+func (tr *trace) ruleUndecided(cr *compiledRule, ec *evalCtx, why []string) {
+	if tr == nil {
+		return
+	}
+	tr.steps = append(tr.steps, Step{Kind: StepRule, Seq: cr.seq, Pattern: renderRule(cr, ec), Outcome: OutcomeUndecided,
+		Reason: strings.Join(why, "; ") + "; regctl cannot tell whether this rule matches: fails closed, the rules allow nothing"})
+}
+
 func (tr *trace) rule(cr *compiledRule, ec *evalCtx, ok bool, why []string) {
 	if tr == nil {
 		return
@@ -143,8 +154,11 @@ func (tr *trace) rule(cr *compiledRule, ec *evalCtx, ok bool, why []string) {
 	if st.Reason == "" {
 		st.Reason = "rule has no conditions"
 	}
-	if len(cr.allowed()) == 0 {
+	switch a := cr.allowed(); {
+	case len(a) == 0:
 		st.Reason += "; explicit deny: allows nothing and stops the search"
+	case MixesAll(a):
+		st.Reason += fmt.Sprintf("; actions %s are not exactly [\"*\"]: they allow only the actions listed, \"*\" only a requested \"*\" (as in docker_auth)", quoteAll(a, " "))
 	}
 	st.Actions = Intersect(tr.requested, cr.allowed())
 	tr.steps = append(tr.steps, st)
@@ -205,7 +219,8 @@ func quoteAll(list []string, sep string) string {
 }
 
 // describeField explains one field's result.
-func describeField(field string, p *pattern, v string, ok bool, ft *fieldTrace) string {
+func describeField(field string, p *pattern, v string, o outcome, ft *fieldTrace) string {
+	ok := o == matched
 	switch p.kind {
 	case patLiteral:
 		if ok {
@@ -218,18 +233,22 @@ func describeField(field string, p *pattern, v string, ok bool, ft *fieldTrace) 
 		}
 		return fmt.Sprintf("%s %q does not match %q", field, v, p.src)
 	}
-	return describeTemplated(field, p, v, ok, ft)
+	return describeTemplated(field, p, v, o, ft)
 }
 
-func describeTemplated(field string, p *pattern, v string, ok bool, ft *fieldTrace) string {
+func describeTemplated(field string, p *pattern, v string, o outcome, ft *fieldTrace) string {
 	var s string
 	switch {
+	case ft.prefix != "":
+		return fmt.Sprintf("%s %q does not start with %q, as every expansion of %q does", field, v, ft.prefix, p.src)
 	case ft.status == expandNoValues:
 		return fmt.Sprintf("label %s: user has no values", ft.key)
 	case ft.status == expandTooMany:
-		return fmt.Sprintf("%s pattern %q expands to more than %d combinations; fails closed", field, p.src, MaxExpansions)
-	case ok:
+		return fmt.Sprintf("%s pattern %q expands to more than %d combinations: undecided", field, p.src, MaxExpansions)
+	case o == matched:
 		s = fmt.Sprintf("%s %q matches %q (from %s)", field, v, ft.tried[len(ft.tried)-1], p.src)
+	case o == undecided:
+		s = fmt.Sprintf("%s %q: undecided: does not match %s", field, v, quoteAll(ft.tried, " or "))
 	default:
 		s = fmt.Sprintf("%s %q does not match %s", field, v, quoteAll(ft.tried, " or "))
 	}
@@ -249,16 +268,24 @@ func describeIP(pf netip.Prefix, ip netip.Addr, ok bool) string {
 	return fmt.Sprintf("ip %s not in %s", ip, prefixString(pf))
 }
 
-func describeLabel(lc *labelCond, vals []string, matched string, ok bool, ft *fieldTrace) string {
+func describeLabel(lc *labelCond, vals []string, value string, o outcome, ft *fieldTrace) string {
 	switch {
 	case len(vals) == 0:
 		return fmt.Sprintf("label %s: user has no values", lc.key)
+	case ft.prefix != "" && len(ft.tried) == 0:
+		return fmt.Sprintf("label %s: none of [%s] starts with %q, as every expansion of %q does", lc.key, quoteAll(vals, " "), ft.prefix, lc.pat.src)
 	case ft.status == expandNoValues:
 		return fmt.Sprintf("label %s: pattern %q uses label %s: user has no values", lc.key, lc.pat.src, ft.key)
 	case ft.status == expandTooMany:
-		return fmt.Sprintf("label %s: pattern %q expands to more than %d combinations; fails closed", lc.key, lc.pat.src, MaxExpansions)
-	case ok:
-		return fmt.Sprintf("label %s: %q matches %q", lc.key, matched, lc.pat.src)
+		return fmt.Sprintf("label %s: pattern %q expands to more than %d combinations: undecided", lc.key, lc.pat.src, MaxExpansions)
+	case o == matched:
+		return fmt.Sprintf("label %s: %q matches %q", lc.key, value, lc.pat.src)
+	case o == undecided:
+		s := fmt.Sprintf("label %s: undecided: none of [%s] matches %q", lc.key, quoteAll(vals, " "), lc.pat.src)
+		if len(ft.bad) > 0 {
+			s += "; invalid after substitution: " + strings.Join(ft.bad, "; ")
+		}
+		return s
 	}
 	return fmt.Sprintf("label %s: none of [%s] matches %q", lc.key, quoteAll(vals, " "), lc.pat.src)
 }

@@ -27,79 +27,129 @@ var oracleLabelVar = regexp.MustCompile(`\$\{labels:([^}]*)\}`)
 
 func oracleAuthorize(rules []Rule, sub Subject, service string, sc Scope, now time.Time) []string {
 	alive := func(exp *time.Time) bool { return exp == nil || now.Before(*exp) }
-	var allowed []string
+	granted := map[string]bool{}
 	if sc.Type == "repository" {
 		for _, g := range sub.Grants {
 			if ok, _ := path.Match(g.Pattern, sc.Name); ok && alive(g.ExpiresAt) {
-				allowed = append(allowed, g.Actions...)
+				// A grant listing "*" allows everything requested.
+				for _, a := range sc.Actions {
+					for _, b := range g.Actions {
+						if b == "*" || a == b {
+							granted[a] = true
+						}
+					}
+				}
 			}
 		}
 	}
 	sorted := append([]Rule(nil), rules...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Seq < sorted[j].Seq })
 	for _, r := range sorted {
-		if alive(r.ExpiresAt) && oracleRule(r, sub, service, sc) {
-			allowed = append(allowed, r.Actions...)
-			break
+		if !alive(r.ExpiresAt) {
+			continue
 		}
-	}
-	star := false
-	for _, a := range allowed {
-		star = star || a == "*"
+		o := oracleRule(r, sub, service, sc)
+		if o == oYes {
+			for _, a := range dockerAuthActions(sc.Actions, r.Actions) {
+				granted[a] = true
+			}
+		}
+		if o != oNo {
+			break // decided, or undecided: the rules allow nothing
+		}
 	}
 	out := []string{}
 	for _, a := range sc.Actions {
-		ok := star
-		for _, b := range allowed {
-			ok = ok || a == b
-		}
-		for _, o := range out {
-			ok = ok && o != a
-		}
-		if ok {
+		if granted[a] && !slices.Contains(out, a) {
 			out = append(out, a)
 		}
 	}
 	return out
 }
 
-func oracleRule(r Rule, sub Subject, service string, sc Scope) bool {
-	m := r.Match
-	if !oracleMatch(m.Account, sub.Account, sub, service, sc) ||
-		!oracleMatch(m.Type, sc.Type, sub, service, sc) ||
-		!oracleMatch(m.Name, sc.Name, sub, service, sc) ||
-		!oracleMatch(m.Service, service, sub, service, sc) {
-		return false
+// dockerAuthActions is what docker_auth's aclAuthorizer.Authorize returns
+// for a matching entry (auth_server/authz/acl.go):
+//
+//	if len(*e.Actions) == 1 && (*e.Actions)[0] == "*" {
+//		return ai.Actions, nil
+//	}
+//	return StringSetIntersection(ai.Actions, *e.Actions), nil
+//
+// StringSetIntersection makes sets of both and returns their intersection
+// sorted; the order does not matter here.
+func dockerAuthActions(requested, actions []string) []string {
+	if len(actions) == 1 && actions[0] == "*" {
+		return requested
 	}
-	if m.IP != nil {
-		if !sub.IP.IsValid() {
-			return false
+	set := map[string]bool{}
+	for _, a := range actions {
+		set[a] = true
+	}
+	var out []string
+	for _, a := range requested {
+		if set[a] {
+			out = append(out, a)
 		}
-		ip := net.IP(sub.IP.AsSlice())
-		if strings.Contains(*m.IP, "/") {
-			_, n, err := net.ParseCIDR(*m.IP)
-			if err != nil || !n.Contains(ip) {
-				return false
+	}
+	return out
+}
+
+// Outcomes of the oracle's matching, as in outcome: a rule or pattern
+// matches, does not, or cannot be decided within the limits; a rule with
+// a condition that does not match does not match, whatever the others.
+const (
+	oNo = iota
+	oYes
+	oUndecided
+)
+
+func oracleRule(r Rule, sub Subject, service string, sc Scope) int {
+	m := r.Match
+	res := oYes
+	and := func(o int) {
+		switch {
+		case o == oNo || res == oNo:
+			res = oNo
+		case o == oUndecided:
+			res = oUndecided
+		}
+	}
+	and(oracleMatch(m.Account, sub.Account, sub, service, sc))
+	and(oracleMatch(m.Type, sc.Type, sub, service, sc))
+	and(oracleMatch(m.Name, sc.Name, sub, service, sc))
+	and(oracleMatch(m.Service, service, sub, service, sc))
+	if m.IP != nil {
+		ok := sub.IP.IsValid()
+		if ok {
+			ip := net.IP(sub.IP.AsSlice())
+			if strings.Contains(*m.IP, "/") {
+				_, n, err := net.ParseCIDR(*m.IP)
+				ok = err == nil && n.Contains(ip)
+			} else {
+				ok = net.ParseIP(*m.IP).Equal(ip)
 			}
-		} else if !net.ParseIP(*m.IP).Equal(ip) {
-			return false
+		}
+		if !ok {
+			and(oNo)
 		}
 	}
 	for k, pat := range m.Labels {
-		found := false
+		// One value that matches is enough; else one undecided leaves
+		// the condition undecided.
+		found := oNo
 		for _, v := range sub.Labels[k] {
-			found = found || oracleMatch(&pat, v, sub, service, sc)
+			if o := oracleMatch(&pat, v, sub, service, sc); o == oYes || found == oNo {
+				found = o
+			}
 		}
-		if !found {
-			return false
-		}
+		and(found)
 	}
-	return true
+	return res
 }
 
-func oracleMatch(pp *string, value string, sub Subject, service string, sc Scope) bool {
+func oracleMatch(pp *string, value string, sub Subject, service string, sc Scope) int {
 	if pp == nil {
-		return true
+		return oYes
 	}
 	p := *pp
 	isRe := len(p) > 2 && p[0] == '/' && p[len(p)-1] == '/'
@@ -114,9 +164,25 @@ func oracleMatch(pp *string, value string, sub Subject, service string, sc Scope
 	}
 	total := 1
 	for _, k := range keys {
+		if len(sub.Labels[k]) == 0 {
+			return oNo // no expansion at all
+		}
+	}
+	if !isRe && strings.Contains(p, "${") {
+		// Every expansion of a glob starts with its text before the
+		// first variable or metacharacter.
+		lit := p[:strings.Index(p, "${")]
+		if i := strings.IndexAny(lit, `*?[\`); i >= 0 {
+			lit = lit[:i]
+		}
+		if !strings.HasPrefix(value, lit) {
+			return oNo
+		}
+	}
+	for _, k := range keys {
 		total *= len(sub.Labels[k])
-		if total > 256 || total == 0 {
-			return false
+		if total > 256 {
+			return oUndecided
 		}
 	}
 	plain := func(v string) string {
@@ -128,6 +194,7 @@ func oracleMatch(pp *string, value string, sub Subject, service string, sc Scope
 		}
 		return v
 	}
+	res := oNo
 	for i := range total {
 		pairs := []string{
 			"${account}", plain(sub.Account), "${name}", plain(sc.Name),
@@ -151,17 +218,20 @@ func oracleMatch(pp *string, value string, sub Subject, service string, sc Scope
 			full := "^(?:" + s + ")$"
 			if parsed, err := syntax.Parse(full, syntax.Perl); err != nil {
 				continue
-			} else if prog, err := syntax.Compile(parsed.Simplify()); err != nil || len(prog.Inst) > MaxRegexInstructions {
+			} else if prog, err := syntax.Compile(parsed.Simplify()); err != nil {
+				continue
+			} else if len(prog.Inst) > MaxRegexInstructions {
+				res = oUndecided // too complex to try
 				continue
 			}
 			if re, err := regexp.Compile(full); err == nil && re.MatchString(value) {
-				return true
+				return oYes
 			}
 		} else if ok, _ := path.Match(s, value); ok {
-			return true
+			return oYes
 		}
 	}
-	return false
+	return res
 }
 
 // Random inputs.
@@ -419,9 +489,15 @@ func TestAgainstOracle(t *testing.T) {
 	t.Logf("%d cases: %v", *aclCases, stats)
 }
 
-// overBudget reports whether the scope ran out of pattern budget.
+// overBudget reports whether the scope ran out of budget.
 func overBudget(ex Explanation) bool {
 	return len(ex.Steps) > 0 && ex.Steps[len(ex.Steps)-1].Outcome == OutcomeOverBudget
+}
+
+// failedClosed reports whether the scope ran out of budget or stopped at
+// an undecided rule.
+func failedClosed(ex Explanation) bool {
+	return overBudget(ex) || len(ex.Steps) > 0 && ex.Steps[len(ex.Steps)-1].Outcome == OutcomeUndecided
 }
 
 // subsetOf returns got if every action in it is in want, and want
@@ -436,8 +512,8 @@ func subsetOf(got, want []string) []string {
 }
 
 // checkSteps checks Explain's invariants: every grant is listed once, rules
-// appear in seq order, only the last rule step may be a match or run out
-// of budget, and the granted actions are what the matched steps
+// appear in seq order, only the last rule step may be a match, over budget
+// or undecided, and the granted actions are what the matched steps
 // contributed.
 func checkSteps(t *testing.T, i int, c randCase, ex Explanation) {
 	t.Helper()
@@ -462,8 +538,8 @@ func checkSteps(t *testing.T, i int, c randCase, ex Explanation) {
 			if s.Kind == StepRule && k != len(ex.Steps)-1 {
 				t.Fatalf("case %d: matched rule is not the last step", i)
 			}
-		} else if s.Outcome == OutcomeOverBudget && k != len(ex.Steps)-1 {
-			t.Fatalf("case %d: over-budget rule is not the last step", i)
+		} else if (s.Outcome == OutcomeOverBudget || s.Outcome == OutcomeUndecided) && k != len(ex.Steps)-1 {
+			t.Fatalf("case %d: %s rule is not the last step", i, s.Outcome)
 		} else if s.Actions != nil {
 			t.Fatalf("case %d: step %+v has actions without a match", i, s)
 		}
@@ -476,10 +552,18 @@ func checkSteps(t *testing.T, i int, c randCase, ex Explanation) {
 			t.Fatalf("case %d: rule steps out of order", i)
 		}
 	}
-	if got := Intersect(c.scope.Actions, contributed); !reflect.DeepEqual(got, ex.Granted) {
+	// The steps' actions are requested ones: granted is exactly what they
+	// contributed, in requested order.
+	got := []string{}
+	for _, a := range c.scope.Actions {
+		if slices.Contains(contributed, a) && !slices.Contains(got, a) {
+			got = append(got, a)
+		}
+	}
+	if !reflect.DeepEqual(got, ex.Granted) {
 		t.Fatalf("case %d: steps contributed %v, granted %v", i, got, ex.Granted)
 	}
-	decided := len(rules) > 0 && (rules[len(rules)-1].Outcome == OutcomeMatched || rules[len(rules)-1].Outcome == OutcomeOverBudget)
+	decided := len(rules) > 0 && rules[len(rules)-1].Outcome != OutcomeNoMatch && rules[len(rules)-1].Outcome != OutcomeExpired
 	if !decided && len(rules) != len(c.rules) {
 		t.Fatalf("case %d: no rule matched but only %d of %d rules listed", i, len(rules), len(c.rules))
 	}

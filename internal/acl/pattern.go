@@ -16,7 +16,8 @@ import (
 // MaxExpansions bounds how many strings one templated pattern may expand
 // to for one request (the product of the subject's value counts over the
 // distinct ${labels:KEY} variables it uses). A pattern that would expand
-// to more matches nothing: it fails closed.
+// to more is undecided (see outcome): unless another condition of its rule
+// fails, the search stops there and the rules allow the scope nothing.
 const MaxExpansions = 256
 
 // MaxPatternLength is the longest rule pattern Validate accepts.
@@ -353,9 +354,10 @@ func (p *pattern) prefix() string {
 
 // MaxRegexInstructions bounds the compiled size of a regular expression
 // (in regexp/syntax instructions), and so the memory and the time
-// compiling it takes; ScopeBudget bounds the time matching takes. A
-// templated regex that grows past the bound after substitution matches
-// nothing.
+// compiling it takes; ScopeBudget bounds the time matching takes. An
+// expansion of a templated regex that grows past the bound is undecided
+// (see outcome): unless another expansion matches, the rule fails
+// closed.
 const MaxRegexInstructions = 4096
 
 // compileAnchored compiles "^(?:inner)$" after validateAnchored accepts
@@ -391,10 +393,14 @@ func validateAnchored(wrapped string) (*syntax.Prog, error) {
 		return nil, err
 	}
 	if n := len(prog.Inst); n > MaxRegexInstructions {
-		return nil, fmt.Errorf("too complex: compiles to %d instructions (max %d)", n, MaxRegexInstructions)
+		return nil, fmt.Errorf("%w: compiles to %d instructions (max %d)", errTooComplex, n, MaxRegexInstructions)
 	}
 	return prog, nil
 }
+
+// errTooComplex reports a regular expression whose program exceeds
+// MaxRegexInstructions.
+var errTooComplex = errors.New("too complex")
 
 const globMeta = `*?[\`
 
@@ -496,7 +502,10 @@ type evalCtx struct {
 	cache   *regexCache
 
 	budget int  // steps left; newEvalCtx starts it at ScopeBudget
-	over   bool // a charge needed more than was left: the rules decide nothing
+	over   bool // a charge needed more than was left: the rules allow nothing
+	// undecided: the search stopped at an undecided rule (see outcome):
+	// the rules allow nothing.
+	undecided bool
 	// free: Explain is looking at a rule the index skips, which cannot
 	// match; its matches are neither charged nor remembered, so that
 	// Explain spends exactly what Authorize spends.
@@ -522,13 +531,28 @@ func (ec *evalCtx) charge(steps int) bool {
 	return true
 }
 
-// matchMemo remembers, for one scope, whether a value matched a pattern,
-// so that a pattern many rules share (interned, see interner) is matched
-// and charged once per value.
+// outcome is the result of matching a value, a condition or a rule.
+type outcome uint8
+
+const (
+	noMatch outcome = iota
+	matched
+	// undecided: a limit kept regctl from telling whether it matches:
+	// more than MaxExpansions combinations of label values, or an
+	// expansion that compiles to more than MaxRegexInstructions. A rule
+	// with an undecided condition and no failing one is undecided, and
+	// stops the search: the rules allow the scope nothing, which is never
+	// more than deciding without the limit would allow.
+	undecided
+)
+
+// matchMemo remembers, for one scope, how a value matched a pattern, so
+// that a pattern many rules share (interned, see interner) is matched and
+// charged once per value.
 type matchMemo struct {
 	few  [8]memoEntry
 	n    int
-	more map[memoKey]bool
+	more map[memoKey]outcome
 }
 
 type memoKey struct {
@@ -538,29 +562,29 @@ type memoKey struct {
 
 type memoEntry struct {
 	memoKey
-	ok bool
+	o outcome
 }
 
-func (m *matchMemo) get(p *pattern, v string) (ok, found bool) {
+func (m *matchMemo) get(p *pattern, v string) (o outcome, found bool) {
 	for i := range m.few[:m.n] {
 		if e := &m.few[i]; e.p == p && e.v == v {
-			return e.ok, true
+			return e.o, true
 		}
 	}
-	ok, found = m.more[memoKey{p, v}]
-	return ok, found
+	o, found = m.more[memoKey{p, v}]
+	return o, found
 }
 
-func (m *matchMemo) put(p *pattern, v string, ok bool) {
+func (m *matchMemo) put(p *pattern, v string, o outcome) {
 	if m.n < len(m.few) {
-		m.few[m.n] = memoEntry{memoKey{p, v}, ok}
+		m.few[m.n] = memoEntry{memoKey{p, v}, o}
 		m.n++
 		return
 	}
 	if m.more == nil {
-		m.more = map[memoKey]bool{}
+		m.more = map[memoKey]outcome{}
 	}
-	m.more[memoKey{p, v}] = ok
+	m.more[memoKey{p, v}] = o
 }
 
 func (ec *evalCtx) value(k segKind) string {
@@ -590,16 +614,20 @@ const (
 // length of the longest value substituted in it, until fn returns true.
 // For a glob the expansion is the glob itself; for a regex it is the
 // anchored source "^(?:...)$". It reports whether fn returned true, and
-// otherwise why it stopped; key names the label without values.
+// otherwise why it stopped; key names the label without values. A label
+// without values is reported before too many combinations: then no
+// expansion exists, and the pattern surely does not match.
 func (p *pattern) expand(ec *evalCtx, fn func(s string, longest int) bool) (found bool, st expandStatus, key string) {
 	var vbuf [4][]string
 	vals := vbuf[:0]
 	total := 1
 	for _, k := range p.tmpl.labels {
-		v := ec.labels[k]
-		if len(v) == 0 {
+		if len(ec.labels[k]) == 0 {
 			return false, expandNoValues, k
 		}
+	}
+	for _, k := range p.tmpl.labels {
+		v := ec.labels[k]
 		if len(v) > MaxExpansions/total {
 			return false, expandTooMany, ""
 		}
@@ -687,19 +715,23 @@ type fieldTrace struct {
 	bad    []string // expansions that were not valid patterns
 	status expandStatus
 	key    string
+	prefix string // not expanded: the value lacks this literal prefix
 }
 
-// matchValue reports whether v matches the pattern, charging the match
-// to ec's budget; a match the budget cannot pay for reports false and
-// sets ec.over. ft is nil on the hot path.
-func (p *pattern) matchValue(v string, ec *evalCtx, ft *fieldTrace) bool {
+// matchValue matches v against the pattern, charging the match to ec's
+// budget; a match the budget cannot pay for is noMatch and sets ec.over.
+// ft is nil on the hot path.
+func (p *pattern) matchValue(v string, ec *evalCtx, ft *fieldTrace) outcome {
 	if p.kind == patLiteral {
-		return v == p.src
+		if v == p.src {
+			return matched
+		}
+		return noMatch
 	}
 	if ec.free {
 		return p.match(v, ec, ft)
 	}
-	if ok, found := ec.memo.get(p, v); found {
+	if o, found := ec.memo.get(p, v); found {
 		if ft != nil {
 			// Matched and charged before: match again for the
 			// explanation only.
@@ -707,29 +739,44 @@ func (p *pattern) matchValue(v string, ec *evalCtx, ft *fieldTrace) bool {
 			p.match(v, ec, ft)
 			ec.free = false
 		}
-		return ok
+		return o
 	}
-	ok := p.match(v, ec, ft)
+	o := p.match(v, ec, ft)
 	if !ec.over {
-		ec.memo.put(p, v, ok)
+		ec.memo.put(p, v, o)
 	}
-	return ok
+	return o
 }
 
 // match is matchValue without the memo.
-func (p *pattern) match(v string, ec *evalCtx, ft *fieldTrace) bool {
+func (p *pattern) match(v string, ec *evalCtx, ft *fieldTrace) outcome {
+	yes := func(ok bool) outcome {
+		if ok {
+			return matched
+		}
+		return noMatch
+	}
 	switch p.kind {
 	case patGlob:
 		if !ec.charge(p.glob.steps(len(v))) {
-			return false
+			return noMatch
 		}
 		ok, _ := path.Match(p.src, v)
-		return ok
+		return yes(ok)
 	case patRegex:
 		rp := p.program()
-		return ec.charge(rp.cost.steps(len(v))) && rp.re.MatchString(v)
+		return yes(ec.charge(rp.cost.steps(len(v))) && rp.re.MatchString(v))
+	}
+	if pf := p.prefix(); !strings.HasPrefix(v, pf) {
+		// Every expansion starts with pf (the candidate index relies on
+		// it): no need to expand, and no limit to meet.
+		if ft != nil {
+			ft.status, ft.prefix = expandDone, pf
+		}
+		return noMatch
 	}
 	regex := p.kind == patTmplRegex
+	tooComplex := false
 	found, st, key := p.expand(ec, func(s string, longest int) bool {
 		var ok bool
 		var err error
@@ -745,6 +792,8 @@ func (p *pattern) match(v string, ec *evalCtx, ft *fieldTrace) bool {
 					return true
 				}
 				ok = rp.re.MatchString(v)
+			} else if errors.Is(err, errTooComplex) {
+				tooComplex = true
 			}
 		} else {
 			if !ec.charge(newGlobCost(s).steps(len(v))) {
@@ -764,7 +813,15 @@ func (p *pattern) match(v string, ec *evalCtx, ft *fieldTrace) bool {
 	if ft != nil {
 		ft.status, ft.key = st, key
 	}
-	return found && !ec.over
+	switch {
+	case ec.over:
+		return noMatch
+	case found:
+		return matched
+	case st == expandTooMany || tooComplex:
+		return undecided
+	}
+	return noMatch
 }
 
 // display turns an expansion into the form a user writes.

@@ -16,26 +16,38 @@ import (
 //
 // For each requested scope the policy computes
 //
-//	allowed = union(actions of every matching, non-expired grant,
-//	                actions of the FIRST matching, non-expired rule)
-//	granted = Intersect(requested actions, allowed)
+//	granted = union(what each matching, non-expired grant allows,
+//	                what the FIRST matching, non-expired rule allows)
 //
-// Grants (Subject.Grants) apply only to scopes of type "repository" and
-// match the scope name with path.Match. Rules are tried in Seq order and
-// the first whose every condition matches decides; later rules are not
-// consulted. A rule with Actions ["*"] allows every requested action; a
-// rule with Actions [] is an explicit deny: it matches, stops the search,
-// and allows nothing — but it never takes away a user's own grants.
-// Expired rules and grants (see Expired) are treated as absent.
+// of the requested actions. Grants (Subject.Grants) apply only to scopes
+// of type "repository" and match the scope name with path.Match; a grant
+// allows the requested actions it lists, or every requested action if it
+// lists "*". Rules are tried in Seq order and the first whose every
+// condition matches decides; later rules are not consulted. A rule allows
+// what Intersect says, as in docker_auth: Actions exactly ["*"] allow
+// every requested action, any other list only the requested actions it
+// names ("*" among others allows only a requested "*"). A rule with
+// Actions [] is an explicit deny: it matches, stops the search, and
+// allows nothing — but it never takes away a user's own grants. Expired
+// rules and grants (see Expired) are treated as absent.
 //
-// Deciding one scope may cost at most ScopeBudget steps: each candidate
-// rule tried and each glob or regular expression matched is charged
-// before it runs. A scope whose decision would cost more fails closed:
-// the search stops, the rules allow nothing, and the grants still apply.
-// Rules that share a pattern share its match within a scope, and each
-// pattern on its own fits the budget (Compile refuses the others), so
-// only a scope that has to try very many rules or costly patterns is cut
-// short; Explain shows where.
+// The search fails closed — it stops, the rules allow nothing, and the
+// grants still apply — at a rule regctl cannot decide within its limits,
+// or when the scope's budget runs out:
+//
+//   - A rule is undecided when a condition is (a pattern with more than
+//     MaxExpansions combinations of label values, or whose expansions that
+//     do not match include one past MaxRegexInstructions) and none surely
+//     fails. Whether it would have matched, the rules allow no more than
+//     deciding it without the limits would allow.
+//   - Deciding one scope may cost at most ScopeBudget steps: each
+//     candidate rule tried and each glob or regular expression matched is
+//     charged before it runs. Rules that share a pattern share its match
+//     within a scope, and each pattern on its own fits the budget (Compile
+//     refuses the others), so only a scope that has to try very many rules
+//     or costly patterns is cut short.
+//
+// Explain shows where a search stopped.
 type Policy struct {
 	rules []compiledRule // sorted by seq
 
@@ -79,9 +91,12 @@ type window struct{ off, n int32 }
 //   - ${labels:KEY} expands over each of the subject's values for KEY; a
 //     pattern using several label keys expands over every combination, and
 //     a key used twice takes the same value at both places. With no values
-//     for a key the pattern matches nothing. A pattern with more than
-//     MaxExpansions combinations matches nothing, and so does an expansion
-//     that is not a valid glob or regex (fail closed).
+//     for a key the pattern matches nothing, and so does an expansion that
+//     is not a valid glob or regex (as in docker_auth). A pattern with more
+//     than MaxExpansions combinations is undecided (see Policy).
+//   - A rule allows what Intersect says, as in docker_auth: only actions
+//     exactly ["*"] allow every requested action. Grants are regctl's own:
+//     there "*" allows every action wherever it is listed.
 //   - A pattern may be at most MaxPatternLength characters, and a regular
 //     expression compile to at most MaxRegexInstructions instructions. A
 //     pattern that may take more than ScopeBudget steps to match a value
@@ -89,8 +104,9 @@ type window struct{ off, n int32 }
 //     with every variable one character long), and so is a rule set with
 //     such a pattern: a stored rule set that Compile refuses leaves the
 //     token server without a policy, failing closed.
-//   - Deciding one scope may cost at most ScopeBudget steps; past that,
-//     the rules allow the scope nothing (see Policy).
+//   - Deciding one scope may cost at most ScopeBudget steps, and an
+//     undecided rule stops the search; either way the rules allow the
+//     scope nothing (see Policy).
 //   - match.ip is an IP address or CIDR prefix; a subject without a valid
 //     IP never matches a rule that sets ip. IPv4-mapped IPv6 addresses are
 //     unmapped and zones dropped before the test.
@@ -290,7 +306,8 @@ func (p *Policy) Authorize(sub Subject, service string, scopes []Scope, now time
 // rule before the deciding one).
 func (p *Policy) evaluate(dst []string, sub *Subject, service string, sc *Scope, now time.Time, tr *trace, linear bool) []string {
 	var abuf [8]string
-	allowed := abuf[:0]
+	allowed := abuf[:0] // what the matching grants and rule list
+	all := false        // one of them allows every requested action
 	for i := range sub.Grants {
 		g := &sub.Grants[i]
 		if Expired(g.ExpiresAt, now) {
@@ -304,6 +321,7 @@ func (p *Policy) evaluate(dst []string, sub *Subject, service string, sc *Scope,
 		ok, err := path.Match(g.Pattern, sc.Name)
 		if ok {
 			allowed = append(allowed, g.Actions...)
+			all = all || grantAllowsAll(g.Actions)
 		}
 		tr.grant(g, sc, ok, err)
 	}
@@ -317,9 +335,10 @@ func (p *Policy) evaluate(dst []string, sub *Subject, service string, sc *Scope,
 		}
 		if cr != nil {
 			allowed = append(allowed, cr.allowed()...)
+			all = all || AllowsAll(cr.allowed())
 		}
 	}
-	return intersectInto(dst, sc.Actions, allowed)
+	return intersectInto(dst, sc.Actions, allowed, all)
 }
 
 // firstMatchLinear tries every rule in order. It charges the budget only
@@ -347,19 +366,27 @@ func (p *Policy) firstMatchLinear(ec *evalCtx, now time.Time, tr *trace) *compil
 			continue
 		}
 		var why []string
-		var ok bool
+		var o outcome
 		if tr == nil {
-			ok = cr.matches(ec, nil)
+			o = cr.matches(ec, nil)
 		} else {
-			ok = cr.matches(ec, &why)
+			o = cr.matches(ec, &why)
 		}
+		free := ec.free
 		ec.free = false
-		if ec.over {
+		switch {
+		case ec.over:
 			tr.ruleOverBudget(cr, ec)
 			return nil
+		case o == undecided && !free:
+			// (A rule the index skips cannot be undecided: the condition
+			// that keeps it out of the index surely fails.)
+			ec.undecided = true
+			tr.ruleUndecided(cr, ec, why)
+			return nil
 		}
-		tr.rule(cr, ec, ok, why)
-		if ok {
+		tr.rule(cr, ec, o == matched, why)
+		if o == matched {
 			return cr
 		}
 	}
@@ -424,8 +451,12 @@ func (p *Policy) firstMatchIndexed(ec *evalCtx, now time.Time) *compiledRule {
 		if Expired(cr.expiry(), now) {
 			continue
 		}
-		if cr.matches(ec, nil) {
+		switch cr.matches(ec, nil) {
+		case matched:
 			return cr
+		case undecided:
+			ec.undecided = true
+			return nil
 		}
 		if ec.over {
 			return nil
@@ -433,45 +464,64 @@ func (p *Policy) firstMatchIndexed(ec *evalCtx, now time.Time) *compiledRule {
 	}
 }
 
-// matches reports whether every condition of the rule holds. With why
-// non-nil it appends a clause per condition checked; on failure the last
-// clause says why.
-func (cr *compiledRule) matches(ec *evalCtx, why *[]string) bool {
-	return matchField("type", cr.typ, ec.scope.Type, ec, why) &&
-		matchField("account", cr.account, ec.account, ec, why) &&
-		matchField("service", cr.service, ec.service, ec, why) &&
-		cr.matchIP(ec, why) &&
-		matchField("name", cr.name, ec.scope.Name, ec, why) &&
-		cr.matchLabels(ec, why)
+// matches reports whether every condition of the rule holds: matched if
+// all do, noMatch if one does not (or the budget ran out), and otherwise
+// undecided. A condition that is undecided does not stop the others, so
+// that one that surely fails makes the rule a noMatch whatever the
+// limits. With why non-nil it appends a clause per condition checked; on
+// noMatch the last clause says why.
+func (cr *compiledRule) matches(ec *evalCtx, why *[]string) outcome {
+	res := matched
+	next := func(o outcome) bool {
+		if o == undecided {
+			res = undecided
+		}
+		return o != noMatch && !ec.over
+	}
+	if next(matchField("type", cr.typ, ec.scope.Type, ec, why)) &&
+		next(matchField("account", cr.account, ec.account, ec, why)) &&
+		next(matchField("service", cr.service, ec.service, ec, why)) &&
+		next(cr.matchIP(ec, why)) &&
+		next(matchField("name", cr.name, ec.scope.Name, ec, why)) &&
+		next(cr.matchLabels(ec, why)) {
+		return res
+	}
+	return noMatch
 }
 
 // matchField matches v against an optional pattern (nil matches anything).
-func matchField(field string, p *pattern, v string, ec *evalCtx, why *[]string) bool {
+func matchField(field string, p *pattern, v string, ec *evalCtx, why *[]string) outcome {
 	if p == nil {
-		return true
+		return matched
 	}
 	if why == nil {
 		return p.matchValue(v, ec, nil)
 	}
 	var ft fieldTrace
-	ok := p.matchValue(v, ec, &ft)
-	*why = append(*why, describeField(field, p, v, ok, &ft))
-	return ok
+	o := p.matchValue(v, ec, &ft)
+	*why = append(*why, describeField(field, p, v, o, &ft))
+	return o
 }
 
-func (cr *compiledRule) matchIP(ec *evalCtx, why *[]string) bool {
+func (cr *compiledRule) matchIP(ec *evalCtx, why *[]string) outcome {
 	if cr.extra == nil || !cr.extra.hasIP {
-		return true
+		return matched
 	}
 	pf, ip := cr.extra.ip, ec.ip
 	ok := ip.IsValid() && pf.Contains(ip.Unmap().WithZone(""))
 	if why != nil {
 		*why = append(*why, describeIP(pf, ip, ok))
 	}
-	return ok
+	if ok {
+		return matched
+	}
+	return noMatch
 }
 
-func (cr *compiledRule) matchLabels(ec *evalCtx, why *[]string) bool {
+// matchLabels matches the rule's label conditions: each needs one of the
+// subject's values for its key to match.
+func (cr *compiledRule) matchLabels(ec *evalCtx, why *[]string) outcome {
+	res := matched
 	labels := cr.labelConds()
 	for i := range labels {
 		lc := &labels[i]
@@ -480,19 +530,27 @@ func (cr *compiledRule) matchLabels(ec *evalCtx, why *[]string) bool {
 		if why != nil {
 			ft = &fieldTrace{}
 		}
-		ok, matched := false, ""
+		o, value := noMatch, ""
 		for _, v := range vals {
-			if lc.pat.matchValue(v, ec, ft) {
-				ok, matched = true, v
+			switch lc.pat.matchValue(v, ec, ft) {
+			case matched:
+				o, value = matched, v
+			case undecided:
+				o = undecided
+			}
+			if o == matched || ec.over {
 				break
 			}
 		}
 		if why != nil {
-			*why = append(*why, describeLabel(lc, vals, matched, ok, ft))
+			*why = append(*why, describeLabel(lc, vals, value, o, ft))
 		}
-		if !ok {
-			return false
+		switch o {
+		case noMatch:
+			return noMatch
+		case undecided:
+			res = undecided
 		}
 	}
-	return true
+	return res
 }

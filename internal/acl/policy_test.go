@@ -247,6 +247,54 @@ func TestAuthorize(t *testing.T) {
 	}
 }
 
+func TestMixedStarActions(t *testing.T) {
+	// A rule whose actions list "*" among others allows what it lists,
+	// as docker_auth decides: only actions exactly ["*"] allow
+	// everything. Grants, regctl's own, keep "*" as every action.
+	rules := []Rule{
+		{Seq: 10, Match: Match{Name: sp("mixed/*")}, Actions: []string{"pull", "*"}},
+		{Seq: 20, Match: Match{Name: sp("star/*")}, Actions: []string{"*"}},
+	}
+	p := mustCompile(t, rules)
+	tests := []struct {
+		name   string
+		grants []Grant
+		scope  string
+		want   []string
+	}{
+		{name: "mixed list allows only what it lists", scope: "repository:mixed/app:pull,push,delete", want: []string{"pull"}},
+		{name: "push alone", scope: "repository:mixed/app:push", want: []string{}},
+		{name: "requested star matches the listed star", scope: "repository:mixed/app:pull,*", want: []string{"pull", "*"}},
+		{name: "exactly star allows all", scope: "repository:star/app:pull,push,delete,*", want: []string{"pull", "push", "delete", "*"}},
+		{name: "a grant adds what it lists", grants: []Grant{{Pattern: "mixed/*", Actions: []string{"push"}}},
+			scope: "repository:mixed/app:pull,push,delete", want: []string{"pull", "push"}},
+		{name: "a grant with star among others allows all", grants: []Grant{{Pattern: "mixed/*", Actions: []string{"delete", "*"}}},
+			scope: "repository:mixed/app:pull,push,delete", want: []string{"pull", "push", "delete"}},
+		{name: "the rule's star does not widen a grant", grants: []Grant{{Pattern: "mixed/*", Actions: []string{"delete"}}},
+			scope: "repository:mixed/app:pull,push,delete", want: []string{"pull", "delete"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sub := Subject{Account: "alice", Grants: tt.grants}
+			sc := mustScope(t, tt.scope)
+			if got := p.Authorize(sub, "", []Scope{sc}, now0)[0].Actions; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Authorize = %q, want %q", got, tt.want)
+			}
+			ex := p.Explain(sub, "", sc, now0)
+			if !reflect.DeepEqual(ex.Granted, tt.want) {
+				t.Errorf("Explain = %q, want %q", ex.Granted, tt.want)
+			}
+			if want := oracleAuthorize(rules, sub, "", sc, now0); !reflect.DeepEqual(want, tt.want) {
+				t.Errorf("oracle = %q, want %q", want, tt.want)
+			}
+			last := ex.Steps[len(ex.Steps)-1]
+			if mixed := strings.HasPrefix(tt.scope, "repository:mixed/"); mixed != strings.Contains(last.Reason, `are not exactly ["*"]`) {
+				t.Errorf("rule step reason %q", last.Reason)
+			}
+		})
+	}
+}
+
 func TestAuthorizeSeveralScopes(t *testing.T) {
 	p := mustCompile(t, referenceRules)
 	scopes, err := ParseScopes([]string{"repository:alice/app:pull,push repository(plugin):bob/x:pull registry:catalog:*"})
@@ -364,14 +412,47 @@ func TestExplain(t *testing.T) {
 			},
 		},
 		{
-			name:    "label bound",
-			rules:   []Rule{{Seq: 1, Match: Match{Name: sp("${labels:a}/${labels:b}")}, Actions: []string{"*"}}},
+			// Too many combinations to try: the rule might match, so the
+			// search stops there and the rules allow nothing (the later
+			// rule would have allowed everything).
+			name: "label bound",
+			rules: []Rule{{Seq: 1, Match: Match{Name: sp("${labels:a}/${labels:b}")}, Actions: []string{}},
+				{Seq: 2, Actions: []string{"*"}}},
 			sub:     Subject{Labels: map[string][]string{"a": make([]string, 20), "b": make([]string, 20)}},
 			scope:   "repository:x/y:pull",
 			granted: []string{},
 			steps: []Step{
-				{Kind: "rule", Seq: 1, Pattern: "name=${labels:a}/${labels:b} (more than 256 expansions)", Outcome: "no match",
-					Reason: `name pattern "${labels:a}/${labels:b}" expands to more than 256 combinations; fails closed`},
+				{Kind: "rule", Seq: 1, Pattern: "name=${labels:a}/${labels:b} (more than 256 expansions)", Outcome: "undecided",
+					Reason: `name pattern "${labels:a}/${labels:b}" expands to more than 256 combinations: undecided; regctl cannot tell whether this rule matches: fails closed, the rules allow nothing`},
+			},
+		},
+		{
+			// ... unless another condition surely fails.
+			name: "label bound with a failing condition",
+			rules: []Rule{{Seq: 1, Match: Match{Name: sp("${labels:a}/${labels:b}"), Account: sp("bob")}, Actions: []string{}},
+				{Seq: 2, Actions: []string{"*"}}},
+			sub:     Subject{Account: "alice", Labels: map[string][]string{"a": make([]string, 20), "b": make([]string, 20)}},
+			scope:   "repository:x/y:pull",
+			granted: []string{"pull"},
+			steps: []Step{
+				{Kind: "rule", Seq: 1, Pattern: "account=bob name=${labels:a}/${labels:b} (more than 256 expansions)", Outcome: "no match",
+					Reason: `account "alice" != "bob"`},
+				{Kind: "rule", Seq: 2, Pattern: "(any)", Outcome: "matched", Reason: "rule has no conditions", Actions: []string{"pull"}},
+			},
+		},
+		{
+			// ... or the value lacks the glob's literal prefix, which the
+			// candidate index files the rule under.
+			name: "label bound with a literal prefix",
+			rules: []Rule{{Seq: 1, Match: Match{Name: sp("foo/${labels:a}${labels:b}")}, Actions: []string{}},
+				{Seq: 2, Actions: []string{"*"}}},
+			sub:     Subject{Labels: map[string][]string{"a": make([]string, 20), "b": make([]string, 20)}},
+			scope:   "repository:x/y:pull",
+			granted: []string{"pull"},
+			steps: []Step{
+				{Kind: "rule", Seq: 1, Pattern: "name=foo/${labels:a}${labels:b} (more than 256 expansions)", Outcome: "no match",
+					Reason: `name "x/y" does not start with "foo/", as every expansion of "foo/${labels:a}${labels:b}" does`},
+				{Kind: "rule", Seq: 2, Pattern: "(any)", Outcome: "matched", Reason: "rule has no conditions", Actions: []string{"pull"}},
 			},
 		},
 		{

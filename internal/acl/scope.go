@@ -3,6 +3,7 @@ package acl
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -231,25 +232,43 @@ func (s Scope) String() string {
 	return b.String()
 }
 
-// Intersect returns the requested actions that allowed permits, in
-// requested order and without duplicates. An allowed "*" permits every
-// requested action, including a requested "*"; otherwise an action is
-// permitted only if allowed lists it literally (so a requested "*" needs an
-// allowed "*"). The result is never nil.
+// Intersect returns the requested actions that a rule's actions allow, as
+// docker_auth decides them: actions that are exactly ["*"] allow every
+// requested action; any other list allows the requested actions it names
+// literally, so ["pull", "*"] allows pull, and a requested "*" (the
+// registry's catalog scope asks for it) only where "*" is listed. The
+// result is in requested order, without duplicates, and never nil.
 func Intersect(requested, allowed []string) []string {
-	return intersectInto(make([]string, 0, len(requested)), requested, allowed)
+	return intersectInto(make([]string, 0, len(requested)), requested, allowed, AllowsAll(allowed))
 }
 
-// intersectInto appends Intersect(requested, allowed) to dst.
-func intersectInto(dst, requested, allowed []string) []string {
+// AllowsAll reports whether a rule's actions allow every requested
+// action: whether they are exactly ["*"]. A list that has "*" among other
+// actions is legal (docker_auth accepts it) but almost certainly a
+// mistake; MixesAll reports it.
+func AllowsAll(actions []string) bool {
+	return len(actions) == 1 && actions[0] == ActionAll
+}
+
+// MixesAll reports whether a rule's actions list "*" along with other
+// actions (or twice): such a rule allows what it lists literally, not
+// every action.
+func MixesAll(actions []string) bool {
+	return len(actions) > 1 && slices.Contains(actions, ActionAll)
+}
+
+// grantAllowsAll reports whether a grant's actions allow every requested
+// action: whether they include "*". Grants are regctl's own, and there
+// "*" has always meant every action wherever it is listed.
+func grantAllowsAll(actions []string) bool {
+	return slices.Contains(actions, ActionAll)
+}
+
+// intersectInto appends to dst the requested actions that allowed lists,
+// or every requested action when all is set, in requested order and
+// without duplicates.
+func intersectInto(dst, requested, allowed []string, all bool) []string {
 	start := len(dst)
-	all := false
-	for _, a := range allowed {
-		if a == ActionAll {
-			all = true
-			break
-		}
-	}
 	for _, r := range requested {
 		if (all || contains(allowed, r)) && !contains(dst[start:], r) {
 			dst = append(dst, r)

@@ -175,7 +175,14 @@ func TestIntersect(t *testing.T) {
 		want               []string
 	}{
 		{"star allows all", []string{"push", "pull"}, []string{"*"}, []string{"push", "pull"}},
-		{"star allows requested star", []string{"*"}, []string{"pull", "*"}, []string{"*"}},
+		{"star allows requested star", []string{"*"}, []string{"*"}, []string{"*"}},
+		// As in docker_auth, only actions that are exactly ["*"] allow
+		// everything: "*" among others is compared literally.
+		{"star among others is literal", []string{"pull", "push", "delete"}, []string{"pull", "*"}, []string{"pull"}},
+		{"star among others allows requested star", []string{"*"}, []string{"pull", "*"}, []string{"*"}},
+		{"star among others allows only what it lists", []string{"push"}, []string{"pull", "*"}, []string{}},
+		{"star first among others", []string{"push", "delete", "*"}, []string{"*", "delete"}, []string{"delete", "*"}},
+		{"star twice is not exactly star", []string{"pull", "*"}, []string{"*", "*"}, []string{"*"}},
 		{"literal", []string{"pull", "push", "delete"}, []string{"delete", "pull"}, []string{"pull", "delete"}},
 		{"requested star needs allowed star", []string{"*"}, []string{"pull", "push", "delete"}, []string{}},
 		{"none", []string{"push"}, []string{"pull"}, []string{}},
@@ -193,5 +200,27 @@ func TestIntersect(t *testing.T) {
 				t.Fatalf("Intersect(%q, %q) = %q, want %q", tt.requested, tt.allowed, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestAllowsAllMixesAll(t *testing.T) {
+	tests := []struct {
+		actions       []string
+		allows, mixes bool
+	}{
+		{[]string{"*"}, true, false},
+		{[]string{"pull", "*"}, false, true},
+		{[]string{"*", "*"}, false, true},
+		{[]string{"pull", "push"}, false, false},
+		{[]string{}, false, false},
+		{nil, false, false},
+	}
+	for _, tt := range tests {
+		if got := AllowsAll(tt.actions); got != tt.allows {
+			t.Errorf("AllowsAll(%q) = %v, want %v", tt.actions, got, tt.allows)
+		}
+		if got := MixesAll(tt.actions); got != tt.mixes {
+			t.Errorf("MixesAll(%q) = %v, want %v", tt.actions, got, tt.mixes)
+		}
 	}
 }

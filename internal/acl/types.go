@@ -40,9 +40,10 @@ type Match struct {
 }
 
 // Rule is a docker_auth ACL entry plus regctl's optional expiry. Rules are
-// evaluated in Seq order and the first match decides. Actions ["*"] grants
-// every requested action; an empty, non-nil Actions is an explicit deny; a
-// nil Actions is invalid.
+// evaluated in Seq order and the first match decides. Actions exactly
+// ["*"] allow every requested action; any other list only the requested
+// actions it names (see Intersect); an empty, non-nil Actions is an
+// explicit deny; a nil Actions is invalid.
 type Rule struct {
 	Seq       int64      `json:"seq" yaml:"seq" bson:"seq"`
 	Match     Match      `json:"match" yaml:"match" bson:"match"`
@@ -52,7 +53,8 @@ type Rule struct {
 }
 
 // Grant gives one user actions on repositories whose name matches Pattern
-// (a glob, '*' stops at '/'), until ExpiresAt if set.
+// (a glob, '*' stops at '/'), until ExpiresAt if set. Actions that include
+// "*" allow every requested action.
 type Grant struct {
 	Pattern   string     `json:"pattern" yaml:"pattern" bson:"pattern"`
 	Actions   []string   `json:"actions" yaml:"actions" bson:"actions"`

@@ -165,9 +165,10 @@ Patterns are globs ('*' and '?' do not cross '/') or anchored /regular
 expressions/, and may use ${account}, ${name}, ${type}, ${service} and
 ${labels:KEY}. --ip takes an address or CIDR prefix.
 
---actions lists what the rule allows ('*' for everything requested); --deny
-adds an explicit deny instead: it matches, stops the search, and allows
-nothing (it never takes away a user's own grants). Without --seq the rule
+--actions lists what the rule allows: '*' alone allows everything requested,
+while '*' among other actions allows only those and a requested '*' (as in
+docker_auth). --deny adds an explicit deny instead: it matches, stops the
+search, and allows nothing (it never takes away a user's own grants). Without --seq the rule
 goes after the last one (10 more than the highest seq). The whole rule set is
 validated before anything is written.`,
 		Example: `  regctl acl add --seq 30 --account ci-bot --name 'ci/*' --actions pull,push --comment "CI pushes its images"
@@ -278,8 +279,42 @@ func aclAddRun(ctx context.Context, f *Factory, o *ACLAddOptions) error {
 		if formatMatch(r.Match) == "(any)" {
 			fmt.Fprintln(f.IO.ErrOut, "Note: the rule has no conditions: it matches every request, so rules after it are never consulted")
 		}
+		if note := mixedActionsNote(r.Actions); note != "" {
+			fmt.Fprintf(f.IO.ErrOut, "Note: %s; to allow everything use --actions '*'\n", note)
+		}
 		return nil
 	})
+}
+
+// mixedActionsNote explains what a rule whose actions list "*" among
+// others allows, or returns "" for other rules. Such a list is legal, in
+// docker_auth too, but almost certainly meant to allow everything.
+func mixedActionsNote(actions []string) string {
+	if !acl.MixesAll(actions) {
+		return ""
+	}
+	var named []string
+	for _, a := range actions {
+		if a != acl.ActionAll && !slices.Contains(named, a) {
+			named = append(named, a)
+		}
+	}
+	allows := "only a requested *"
+	if len(named) > 0 {
+		allows = "only " + strings.Join(named, ",") + " (and a requested *)"
+	}
+	return fmt.Sprintf("actions %s allow %s, not every action: only actions that are exactly * allow everything, as in docker_auth",
+		strings.Join(actions, ","), allows)
+}
+
+// printMixedActionsNotes prints a note for each rule whose actions list
+// "*" among others.
+func printMixedActionsNotes(w io.Writer, rules []acl.Rule) {
+	for _, r := range rules {
+		if note := mixedActionsNote(r.Actions); note != "" {
+			fmt.Fprintf(w, "Note: rule seq %d: %s\n", r.Seq, note)
+		}
+	}
 }
 
 // ACLRemoveOptions are `regctl acl remove`'s settings.
@@ -518,6 +553,7 @@ func aclImportRun(ctx context.Context, f *Factory, o *ACLImportOptions) error {
 		if err != nil {
 			return storeErr(err, "rules")
 		}
+		defer printMixedActionsNotes(f.IO.ErrOut, o.Rules)
 		diff := diffRules(old, o.Rules)
 		if len(diff) == 0 {
 			fmt.Fprintf(f.IO.ErrOut, "No change: the store already holds the %d rule(s) of %s\n", len(o.Rules), o.File)

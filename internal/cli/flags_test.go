@@ -450,6 +450,13 @@ func TestNewCmdImportDockerAuth(t *testing.T) {
 			wantErr: "the acl cannot be carried over, nothing imported: acl entry 1 (seq 10): match.team is not supported by regctl; dropping it would widen the rule; acl entry 2 (seq 20): rule seq 20: match.account: invalid regular expression"},
 		{name: "costly regex", args: []string{"-"}, stdin: "acl:\n  - match: {name: \"/(x?){1000}/\"}\n    actions: [pull]\n", wantCode: ExitError,
 			wantErr: "the acl cannot be carried over, nothing imported: acl entry 1 (seq 10): rule seq 10: match.name: regular expression /.*(?:(x?){1000}).*/ (4008 instructions) may take"},
+		{name: "mixed actions", args: []string{"-"}, stdin: "acl:\n  - match: {name: x}\n    actions: [\"*\", push]\n  - match: {name: y}\n    actions: [\"*\"]\n",
+			check: func(t *testing.T, o *ImportDockerAuthOptions) {
+				want := []string{"Note: acl entry 1 (seq 10): actions *,push allow only push (and a requested *), not every action: only actions that are exactly * allow everything, as in docker_auth"}
+				if !slices.Equal(o.Config.Checks, want) || len(o.Config.Notes) != 0 || len(o.Config.Rules) != 2 {
+					t.Errorf("got %+v", o.Config)
+				}
+			}},
 		{name: "not a mapping", args: []string{"-"}, stdin: "- a\n- b\n", wantCode: ExitError, wantErr: "not a docker_auth config"},
 		{name: "bad yaml", args: []string{"-"}, stdin: "users: [\n", wantCode: ExitError, wantErr: "yaml:"},
 	})

@@ -49,7 +49,9 @@ to /.*(?:RE).*/ to keep its meaning, and reported.
 Everything else is reported on stderr instead of being dropped silently:
 other authentication and authorization backends, server and token settings
 (with the regctl serve flags that replace them), users that cannot be
-imported. A docker_auth MongoDB (mongo_auth, acl_mongo) needs no import:
+imported. An acl entry whose actions list * among other actions is imported
+as it is, and reported: as in docker_auth, only actions that are exactly *
+allow everything. A docker_auth MongoDB (mongo_auth, acl_mongo) needs no import:
 point --store at it and regctl reads its users and acl collections as they
 are.
 
@@ -94,6 +96,9 @@ type DockerAuthConfig struct {
 	// Notes say what could not be carried over ("Not carried over: ...")
 	// or was rewritten ("Rewritten: ..."), one line each, in file order.
 	Notes []string
+	// Checks point at acl entries that carry over unchanged but are
+	// probably mistakes ("Note: ..."), one line each, in file order.
+	Checks []string
 }
 
 // ParseDockerAuth reads a docker_auth auth_config.yml. It fails on YAML
@@ -306,6 +311,9 @@ func (c *DockerAuthConfig) parseACL(val *yaml.Node) error {
 			problems = append(problems, where+": no actions (docker_auth requires them)")
 		} else {
 			r.Actions = append([]string{}, *e.Actions...)
+			if note := mixedActionsNote(r.Actions); note != "" {
+				c.Checks = append(c.Checks, fmt.Sprintf("Note: %s: %s", where, note))
+			}
 		}
 		str := func(k string) *string {
 			node, ok := e.Match[k]
@@ -419,8 +427,14 @@ func importDockerAuthRun(ctx context.Context, f *Factory, o *ImportDockerAuthOpt
 		for _, n := range c.Notes {
 			fmt.Fprintln(out, n)
 		}
+		for _, n := range c.Checks {
+			fmt.Fprintln(out, n)
+		}
 		summary := fmt.Sprintf("users: %d new, %d updated, %d skipped; rules: %s; %d item(s) not carried over or rewritten (see above)",
 			created, updated, skipped, ruleMsg, len(c.Notes))
+		if len(c.Checks) > 0 {
+			summary += fmt.Sprintf("; %d rule(s) to check (see above)", len(c.Checks))
+		}
 		if o.DryRun {
 			summary = "Dry run, nothing written: " + summary
 		} else {

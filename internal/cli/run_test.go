@@ -256,6 +256,23 @@ func TestACLSession(t *testing.T) {
 	})
 }
 
+// TestMixedStarActions: a rule whose actions list "*" among others allows
+// what it lists, as in docker_auth; every command that takes rules says
+// so.
+func TestMixedStarActions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		e.f.Config.Set("service", "registry.example.com")
+		e.must(0, "", "user", "add", "alice", "--password-hash", passwordHash(t))
+		e.step("", "acl", "add", "--seq", "10", "--name", "mixed/*", "--actions", "pull,*")
+		e.step("", "acl", "explain", "alice", "pull,push,delete", "mixed/app")
+		e.step("", "acl", "explain", "alice", "push", "mixed/app")
+		e.step("- {seq: 10, match: {name: \"mixed/*\"}, actions: [pull, \"*\"]}\n- {seq: 20, match: {name: \"all/*\"}, actions: [\"*\"]}\n", "acl", "import", "-")
+		e.step("acl:\n  - match: {name: \"mixed/*\"}\n    actions: [pull, \"*\"]\n  - match: {name: \"all/*\"}\n    actions: [\"*\"]\n",
+			"import", "docker-auth", "-", "--dry-run")
+		golden(t, "acl_mixed_actions", e.transcript.String())
+	})
+}
+
 func TestACLOutputs(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		e.must(0, "", "acl", "defaults")
