@@ -110,8 +110,8 @@ type window struct{ off, n int32 }
 //   - match.ip is an IP address or CIDR prefix; a subject without a valid
 //     IP never matches a rule that sets ip. IPv4-mapped IPv6 addresses are
 //     unmapped and zones dropped before the test.
-//   - Rules are always evaluated in Seq order (docker_auth's Mongo backend
-//     does not sort them).
+//   - Rules are always evaluated in Seq order (current docker_auth sorts
+//     its MongoDB rules by seq too; older releases used storage order).
 func Compile(rules []Rule) (*Policy, error) {
 	compiled, err := compileRules(rules)
 	if err != nil {
