@@ -97,9 +97,13 @@ func (h *Host) exec(c Cmd) (testenv.Result, error) {
 	env = append(env, c.Env...)
 	// sh moves itself into the host's root cgroup and becomes nsenter,
 	// which enters the namespaces and runs env, which runs the command.
-	argv := []string{"sh", "-c", `echo $$ >"$0" && exec "$@"`, inner,
-		"nsenter", "-t", strconv.Itoa(pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w", "--",
-		"/usr/bin/env", "-i"}
+	// (While the host boots, commands stay in the test's cgroup.)
+	var argv []string
+	if inner != "" {
+		argv = []string{"sh", "-c", `echo $$ >"$0" && exec "$@"`, inner}
+	}
+	argv = append(argv, "nsenter", "-t", strconv.Itoa(pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w", "--",
+		"/usr/bin/env", "-i")
 	if c.Dir != "" {
 		argv = append(argv, "-C", c.Dir)
 	}
@@ -107,9 +111,10 @@ func (h *Host) exec(c Cmd) (testenv.Result, error) {
 	return run(argv, nil, c)
 }
 
-// Outside runs argv in the outside network namespace (through `ip netns
-// exec`, so /etc/hosts there maps Options.Hostnames to the host), as a
+// Outside runs argv in the outside network namespace, where /etc/hosts
+// maps Options.Hostnames to the host and no DNS server is configured, as a
 // process of the test machine with the test's environment; see Exec.
+// (`ip netns exec NETNS ...` gets the same view, except for /sys.)
 func (h *Host) Outside(t testing.TB, stdin string, argv ...string) testenv.Result {
 	t.Helper()
 	return h.OutsideExec(t, Cmd{Args: argv, Stdin: stringReader(stdin)})
@@ -125,8 +130,7 @@ func (h *Host) MustOutside(t testing.TB, stdin string, argv ...string) testenv.R
 func (h *Host) OutsideExec(t testing.TB, c Cmd) testenv.Result {
 	t.Helper()
 	start := time.Now()
-	argv := append([]string{"ip", "netns", "exec", h.Netns}, c.Args...)
-	r, err := run(argv, os.Environ(), c)
+	r, err := run(h.outsideArgv(c.Args), os.Environ(), c)
 	if err != nil {
 		t.Fatalf("freshhost: outside %s: run %s: %v", h.Netns, strings.Join(c.Args, " "), err)
 	}
@@ -134,10 +138,29 @@ func (h *Host) OutsideExec(t testing.TB, c Cmd) testenv.Result {
 	return r
 }
 
+// outsideArgv wraps argv to run in the outside namespace: like `ip netns
+// exec`, it mounts each entry of /etc/netns/NETNS over its namesake in
+// /etc (in a mount namespace of its own), but it leaves /sys alone, so
+// that cgroups stay visible (dockerd needs them). Every step execs the
+// next: the command keeps the PID the wrapper started with.
+func (h *Host) outsideArgv(argv []string) []string {
+	return append([]string{
+		"nsenter", "--net=" + filepath.Join("/run/netns", h.Netns), "--",
+		"unshare", "--mount", "--propagation", "private", "--",
+		"sh", "-c", `for f in "$0"/*; do
+	[ -e "$f" ] && [ -e "/etc/${f##*/}" ] && mount --bind "$f" "/etc/${f##*/}"
+done
+exec "$@"`, filepath.Join("/etc/netns", h.Netns),
+	}, argv...)
+}
+
 // run runs argv with environment env (nil: exactly the test process's
 // for os/exec's default) and c's stdin, dir (outside only) and timeout.
 func run(argv, env []string, c Cmd) (testenv.Result, error) {
-	ctx, cancel := timeoutCtx(c.Timeout)
+	if c.Timeout <= 0 {
+		c.Timeout = testenv.RunTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	if env != nil {
@@ -305,4 +328,64 @@ func (h *Host) Transport() *http.Transport {
 // HTTPClient returns a client using Transport, with a timeout.
 func (h *Host) HTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{Transport: h.Transport(), Timeout: timeout}
+}
+
+// OutsideFile writes data to path (below /etc) as commands run by Outside
+// (and OutsideDockerd) see it, without touching the test machine's /etc:
+// the file goes to /etc/netns/NETNS/..., which they see mounted over /etc
+// (as `ip netns exec` does). That replaces the whole top-level entry: writing
+// /etc/docker/certs.d/NAME/ca.crt hides the machine's /etc/docker from
+// them (and it must exist: a mount needs a target). hosts and resolv.conf
+// are the harness's own.
+func (h *Host) OutsideFile(t testing.TB, path string, data []byte, mode os.FileMode) {
+	t.Helper()
+	rel, ok := strings.CutPrefix(filepath.Clean(path), "/etc/")
+	if !ok || rel == "hosts" || rel == "resolv.conf" {
+		t.Fatalf("freshhost: OutsideFile(%q): want a path below /etc other than /etc/hosts and /etc/resolv.conf", path)
+	}
+	dst := filepath.Join("/etc/netns", h.Netns, rel)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// OutsideDockerd starts a dockerd in the outside namespace, so that docker
+// CLI commands (login, push, pull) reach the host as an outside client's
+// would, and returns its DOCKER_HOST (a unix socket: the CLI itself can
+// run anywhere). Like testenv.StartDockerd it has no networks of its own
+// and uses vfs. It trusts what OutsideFile put below /etc/docker/certs.d.
+//
+// args are added to dockerd's (--insecure-registry=NAME:PORT...).
+func (h *Host) OutsideDockerd(t testing.TB, args ...string) string {
+	t.Helper()
+	bin := testenv.RequireBinary(t, "", "dockerd", "Debian's docker.io")
+	docker := testenv.RequireBinary(t, "", "docker", "the docker CLI")
+	dir, err := os.MkdirTemp("", "fh-dockerd") // short: a socket path fits 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "docker.sock")
+	// The wrapper execs dockerd: testenv.Start's SIGTERM reaches it.
+	argv := h.outsideArgv(append([]string{bin,
+		"--iptables=false", "--ip6tables=false", "--bridge=none",
+		"--storage-driver=vfs",
+		"--data-root", filepath.Join(dir, "data"),
+		"--exec-root", filepath.Join(dir, "exec"),
+		"--pidfile", filepath.Join(dir, "docker.pid"),
+		"-H", "unix://" + sock,
+	}, args...))
+	p := testenv.Start(t, "dockerd-outside-"+h.Name, nil, argv[0], argv[1:]...)
+	host := "unix://" + sock
+	p.WaitReady(t, 60*time.Second, func() error {
+		r := testenv.Run(t, []string{"DOCKER_HOST=" + host, "DOCKER_CONFIG=" + dir}, "", docker, "info", "--format", "{{.ServerVersion}}")
+		if r.Code != 0 {
+			return fmt.Errorf("docker info: exit %d: %s", r.Code, r.Stderr)
+		}
+		return nil
+	})
+	return host
 }

@@ -3,10 +3,14 @@
 package freshhost
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,16 +38,18 @@ func TestFreshHostBoots(t *testing.T) {
 		}
 		h.Sh(t, "! grep -rs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d | grep -v 'file:"+RepoDir+"'")
 
+		// What `regctl init` installs, as it does (docker-compose-v2 is the
+		// repository's stand-in for Ubuntu's package).
 		start = time.Now()
 		h.MustExec(t, Cmd{Args: []string{"apt-get", "update", "-q"}, Env: []string{"DEBIAN_FRONTEND=noninteractive"}})
 		h.MustExec(t, Cmd{
-			Args:    []string{"apt-get", "install", "-y", "-q", "--no-install-recommends", "docker.io", "docker-cli", "docker-compose", "ufw", "fail2ban"},
+			Args:    []string{"apt-get", "install", "-y", "-q", "--no-install-recommends", "ufw", "fail2ban", "logrotate", "docker.io", "docker-compose-v2"},
 			Env:     []string{"DEBIAN_FRONTEND=noninteractive"},
 			Timeout: 10 * time.Minute,
 			Quiet:   true,
 		})
 		t.Logf("TIMING apt-get update + install from the local repository: %s", time.Since(start).Round(time.Millisecond))
-		h.MustRun(t, "", "systemctl", "is-active", "docker")
+		h.MustRun(t, "", "systemctl", "is-active", "docker", "containerd", "fail2ban")
 		h.MustRun(t, "", "docker", "compose", "version")
 
 		start = time.Now()
@@ -100,6 +106,29 @@ http {
 			t.Fatalf("GET http://registry.test/ from outside: %v %q", err, body)
 		}
 		h.MustOutside(t, "", "bash", "-c", "exec 3<>/dev/tcp/registry.test/80 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q hello-from-freshhost <&3")
+		// ufw works: a port outside docker answers until the firewall is
+		// on (a docker-published one bypasses it).
+		h.MustRun(t, "", "systemd-run", "--unit=probe", "--property=WorkingDirectory=/srv/www", "python3", "-m", "http.server", "8000")
+		reach := func(port int) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			c, err := h.DialContext(ctx, "tcp", fmt.Sprintf("registry.test:%d", port))
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}
+		if err := testenv.Poll(10*time.Second, 200*time.Millisecond, func() error { return reach(8000) }); err != nil {
+			t.Fatalf("port 8000 before ufw: %v", err)
+		}
+		h.Sh(t, "ufw allow 22/tcp && ufw default deny incoming && ufw --force enable && ufw status verbose | grep -q 'Status: active'")
+		if err := reach(8000); err == nil {
+			t.Errorf("port 8000 answers outside with ufw on")
+		}
+		if err := reach(80); err != nil {
+			t.Errorf("docker-published port 80 with ufw on: %v", err)
+		}
+
 		// No route out. The outside end answers (refused: nothing listens);
 		// the outside namespace has no route beyond its link, so nothing
 		// is even tried past it; and the test machine's own addresses are
@@ -196,4 +225,109 @@ func machineAddrs(t *testing.T) []string {
 		}
 	}
 	return addrs
+}
+
+// TestFreshHostExec checks what Exec promises (clean environment, working
+// directory, stdin, exit codes, timeouts that kill everything, the host's
+// cgroup) and that hosts booted at the same time from one rootfs are
+// separate machines.
+func TestFreshHostExec(t *testing.T) {
+	Cache(t)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	ids := make([]string, 2)
+	t.Run("hosts", func(t *testing.T) {
+		for i := range ids {
+			t.Run(fmt.Sprint(i), func(t *testing.T) {
+				t.Parallel()
+				booted := sync.OnceFunc(wg.Done)
+				defer booted()
+				h := Boot(t, Options{Hostnames: []string{"h.test"}})
+				ids[i] = strings.TrimSpace(string(h.ReadFile(t, "/etc/machine-id")))
+				h.CopyIn(t, "/root/marker", []byte(h.Name), 0o600)
+				booted()
+				wg.Wait() // both hosts are up
+
+				if got := string(h.ReadFile(t, "/root/marker")); got != h.Name {
+					t.Errorf("/root/marker = %q, want %q: hosts share their files", got, h.Name)
+				}
+				if got := strings.TrimSpace(h.MustRun(t, "", "hostname").Stdout); got != h.Name {
+					t.Errorf("hostname = %q, want %q", got, h.Name)
+				}
+				r := h.MustExec(t, Cmd{Args: []string{"env"}, Env: []string{"EXTRA=1"}})
+				var keys []string
+				for _, kv := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+					k, _, _ := strings.Cut(kv, "=")
+					keys = append(keys, k)
+				}
+				slices.Sort(keys)
+				if want := []string{"EXTRA", "HOME", "LANG", "LOGNAME", "PATH", "SHELL", "TERM", "USER"}; !slices.Equal(keys, want) {
+					t.Errorf("environment inside: %v, want %v", keys, want)
+				}
+				if got := strings.TrimSpace(h.MustExec(t, Cmd{Args: []string{"pwd"}, Dir: "/tmp"}).Stdout); got != "/tmp" {
+					t.Errorf("pwd with Dir /tmp = %q", got)
+				}
+				if got := h.MustRun(t, "piped\n", "cat").Stdout; got != "piped\n" {
+					t.Errorf("stdin: got %q", got)
+				}
+				if r := h.Run(t, "", "sh", "-c", "exit 7"); r.Code != 7 {
+					t.Errorf("exit code %d, want 7", r.Code)
+				}
+				if got := h.MustRun(t, "", "cat", "/proc/self/cgroup").Stdout; !slices.Contains(strings.Split(got, "\n"), "0::/") {
+					t.Errorf("/proc/self/cgroup = %q, want 0::/ (the host's root cgroup)", got)
+				}
+				start := time.Now()
+				r = h.Exec(t, Cmd{Args: []string{"sh", "-c", "sleep 300 & sleep 301"}, Timeout: time.Second})
+				if r.Code != -1 || time.Since(start) > 20*time.Second {
+					t.Errorf("a command past its timeout: exit %d after %s", r.Code, time.Since(start))
+				}
+				if err := testenv.Poll(5*time.Second, 100*time.Millisecond, func() error {
+					if r := h.Run(t, "", "pgrep", "-x", "sleep"); r.Code == 0 {
+						return fmt.Errorf("still running: %s", r.Stdout)
+					}
+					return nil
+				}); err != nil {
+					t.Errorf("processes of a timed-out command: %v", err)
+				}
+				data := make([]byte, 1<<16)
+				rand.Read(data)
+				h.CopyIn(t, "/opt/x/blob", data, 0o640)
+				if got := h.ReadFile(t, "/opt/x/blob"); !bytes.Equal(got, data) {
+					t.Errorf("ReadFile after CopyIn: %d bytes differ from the %d written", len(got), len(data))
+				}
+				if got := strings.TrimSpace(h.MustRun(t, "", "stat", "-c", "%a", "/opt/x/blob").Stdout); got != "640" {
+					t.Errorf("mode %s, want 640", got)
+				}
+				h.MustOutside(t, "", "sh", "-c", "getent hosts h.test | grep -qF "+h.IP.String())
+			})
+		}
+	})
+	if ids[0] == ids[1] || len(ids[0]) != 32 {
+		t.Errorf("machine IDs %q and %q: want two distinct ones", ids[0], ids[1])
+	}
+}
+
+// TestFreshHostOutsideDocker pushes an image from a dockerd in the outside
+// namespace to a registry on the host, as a client of the registry host
+// would.
+func TestFreshHostOutsideDocker(t *testing.T) {
+	h := Boot(t, Options{Variant: Full, Hostnames: []string{"registry.test"}})
+	h.LoadImages(t, h.Artifacts.Images.Registry)
+	h.MustRun(t, "", "docker", "run", "-d", "--name", "reg", "-p", "5000:5000", RegistryImage)
+
+	host := h.OutsideDockerd(t, "--insecure-registry=registry.test:5000")
+	docker := testenv.RequireBinary(t, "", "docker", "the docker CLI")
+	env := []string{"DOCKER_HOST=" + host, "DOCKER_CONFIG=" + t.TempDir()}
+	testenv.MustRun(t, env, "", docker, "load", "-i", h.Artifacts.Images.FerretDB)
+	testenv.MustRun(t, env, "", docker, "tag", FerretDBImage, "registry.test:5000/t/ferretdb:1")
+	err := testenv.Poll(30*time.Second, time.Second, func() error {
+		if r := testenv.Run(t, env, "", docker, "push", "registry.test:5000/t/ferretdb:1"); r.Code != 0 {
+			return fmt.Errorf("docker push: %s", r.Stderr)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.MustRun(t, "", "docker", "pull", "127.0.0.1:5000/t/ferretdb:1")
 }

@@ -1,7 +1,6 @@
 package freshhost
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -17,8 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/regctl/regctl/internal/testenv"
 )
 
 // Variant is which cached rootfs a host boots.
@@ -427,12 +424,8 @@ func (h *Host) start(t testing.TB) {
 	if err != nil {
 		t.Fatalf("freshhost: %s: no container init: %v\n--- console:\n%s", h.Name, err, p.log(16<<10))
 	}
-	inner, err := innerCgroup(pid)
-	if err != nil {
-		t.Fatalf("freshhost: %s: %v", h.Name, err)
-	}
 	h.mu.Lock()
-	h.pid, h.inner = pid, inner
+	h.pid, h.inner = pid, ""
 	h.mu.Unlock()
 
 	var state string
@@ -453,6 +446,15 @@ func (h *Host) start(t testing.TB) {
 	if err != nil {
 		t.Fatalf("freshhost: %s did not boot: %v\n--- console:\n%s", h.Name, err, p.log(16<<10))
 	}
+	// Now systemd sits in /init.scope of its cgroup tree: the tree's root
+	// is where commands go from now on.
+	inner, err := innerCgroup(pid)
+	if err != nil {
+		t.Fatalf("freshhost: %s: %v", h.Name, err)
+	}
+	h.mu.Lock()
+	h.inner = inner
+	h.mu.Unlock()
 	t.Logf("freshhost: %s is %s after %s (init PID %d, %s on eth0, outside namespace %s at %s)",
 		h.Name, state, time.Since(began).Round(time.Millisecond), pid, h.IP, h.Netns, h.OuterIP)
 	if state != "running" {
@@ -545,7 +547,10 @@ func innerCgroup(pid int) (string, error) {
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			// systemd is in /init.scope of its own tree.
+			// Once booted, systemd is in /init.scope of its own tree.
+			if path.Base(p) != "init.scope" {
+				return "", fmt.Errorf("PID %d (systemd) is in cgroup %s, not in an init.scope", pid, p)
+			}
 			return filepath.Join(root, path.Dir(p), "cgroup.procs"), nil
 		}
 	}
@@ -708,12 +713,4 @@ func (h *Host) FailedUnits(t testing.TB) []string {
 func (h *Host) SystemState(t testing.TB) string {
 	t.Helper()
 	return strings.TrimSpace(h.Run(t, "", "systemctl", "is-system-running").Stdout)
-}
-
-// ctx returns a context for a command of timeout d (testenv.RunTimeout if 0).
-func timeoutCtx(d time.Duration) (context.Context, context.CancelFunc) {
-	if d <= 0 {
-		d = testenv.RunTimeout
-	}
-	return context.WithTimeout(context.Background(), d)
 }
