@@ -250,7 +250,8 @@ func parseIPMatch(s string) (netip.Prefix, error) {
 // (path.Match syntax, '*' stops at '/') that can match some repository
 // name. It rejects the empty pattern, patterns longer than MaxScopeLength,
 // uppercase letters, characters outside [a-z0-9._/*?[]-:], a leading or
-// trailing '/', "//", and malformed globs.
+// trailing '/', "//", malformed globs, and globs that may take more than
+// ScopeBudget steps to match a long name (as Compile does for rules).
 func ValidateGrantPattern(p string) error {
 	if p == "" {
 		return errors.New("grant pattern is empty")
@@ -278,6 +279,9 @@ func ValidateGrantPattern(p string) error {
 	}
 	if _, err := path.Match(p, ""); err != nil {
 		return fmt.Errorf("grant pattern %q: malformed glob: %w", clip(p), err)
+	}
+	if n := newGlobCost(p).steps(checkLength); n > ScopeBudget {
+		return errTooCostly(fmt.Sprintf("grant pattern %q", clip(p)), n)
 	}
 	return nil
 }

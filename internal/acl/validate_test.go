@@ -123,6 +123,8 @@ func TestValidateGrantPattern(t *testing.T) {
 		{in: "a[b", wantErr: `grant pattern "a[b": malformed glob: syntax error in pattern`},
 		{in: "a[]", wantErr: "malformed glob"},
 		{in: strings.Repeat("a", MaxScopeLength+1), wantErr: "longer than 1024 characters"},
+		{in: "*[" + strings.Repeat("a-b", 300) + "]x", wantErr: `grant pattern "*[a-ba-b`},
+		{in: "*/" + strings.Repeat("x", 40) + "*"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
