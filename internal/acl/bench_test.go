@@ -99,7 +99,7 @@ func BenchmarkAuthorize10kRules(b *testing.B) {
 		warmUp(p)
 		for b.Loop() {
 			sub := benchSubject
-			p.evaluate([]string{}, &sub, "registry.example.com", &sc, now0, nil, true)
+			p.evaluate([]string{}, &sub, "registry.example.com", &sc, now0, nil, true, nil)
 		}
 	})
 }
@@ -122,7 +122,7 @@ func BenchmarkExplain(b *testing.B) {
 func warmUp(p *Policy) {
 	sub := benchSubject
 	sc := Scope{Type: TypeRepository, Name: "nothing/here", Actions: []string{ActionPull}}
-	p.evaluate(nil, &sub, "registry.example.com", &sc, now0, nil, true)
+	p.evaluate(nil, &sub, "registry.example.com", &sc, now0, nil, true, nil)
 }
 
 // BenchmarkFirstUse measures what Compile leaves to first use: deciding on

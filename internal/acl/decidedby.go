@@ -1,7 +1,6 @@
 package acl
 
 import (
-	"path"
 	"time"
 )
 
@@ -24,23 +23,6 @@ type Decider struct {
 // less than Explain; the token server's audit log uses it.
 func (p *Policy) DecidedBy(sub Subject, service string, scope Scope, now time.Time) Decider {
 	var d Decider
-	if scope.Type == TypeRepository {
-		for i := range sub.Grants {
-			g := &sub.Grants[i]
-			if Expired(g.ExpiresAt, now) {
-				continue
-			}
-			if ok, _ := path.Match(g.Pattern, scope.Name); ok {
-				d.Grants = append(d.Grants, g.Pattern)
-			}
-		}
-	}
-	if p != nil && len(p.rules) > 0 {
-		ec := newEvalCtx(&sub, service, &scope, p.cache)
-		if cr := p.firstMatchIndexed(&ec, now); cr != nil {
-			d.Rule, d.HasRule = cr.seq, true
-		}
-		d.FailedClosed = ec.over || ec.undecided
-	}
+	p.evaluate(nil, &sub, service, &scope, now, nil, false, &d)
 	return d
 }

@@ -34,6 +34,16 @@ func TestDecidedByAgreesWithExplain(t *testing.T) {
 			t.Fatalf("case %d: DecidedBy %+v, Explain says %+v\nrules %s\nsubject %+v\nscope %v",
 				i, got, want, fmtRules(c.rules), c.sub, c.scope)
 		}
+		// The token server's one evaluation says the same, and grants
+		// the same as Authorize.
+		dec := make([]Decider, 1)
+		granted := p.AuthorizeDecided(c.sub, c.service, []Scope{c.scope}, c.now, dec)
+		if d := dec[0]; d.HasRule != got.HasRule || d.Rule != got.Rule || d.FailedClosed != got.FailedClosed || !slices.Equal(d.Grants, got.Grants) {
+			t.Fatalf("case %d: AuthorizeDecided says %+v, DecidedBy %+v", i, d, got)
+		}
+		if plain := p.Authorize(c.sub, c.service, []Scope{c.scope}, c.now); !slices.Equal(granted[0].Actions, plain[0].Actions) {
+			t.Fatalf("case %d: AuthorizeDecided granted %v, Authorize %v", i, granted[0].Actions, plain[0].Actions)
+		}
 		if got.HasRule {
 			rules++
 		}

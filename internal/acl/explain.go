@@ -65,7 +65,7 @@ type Step struct {
 // not use the rule index); use it for diagnostics only.
 func (p *Policy) Explain(sub Subject, service string, scope Scope, now time.Time) Explanation {
 	tr := &trace{requested: scope.Actions, steps: []Step{}}
-	granted := p.evaluate([]string{}, &sub, service, &scope, now, tr, true)
+	granted := p.evaluate([]string{}, &sub, service, &scope, now, tr, true, nil)
 	scope.Actions = append([]string(nil), scope.Actions...)
 	return Explanation{Scope: scope, Granted: granted, Steps: tr.steps}
 }

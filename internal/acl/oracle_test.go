@@ -451,7 +451,7 @@ func TestAgainstOracle(t *testing.T) {
 		got := p.Authorize(c.sub, c.service, []Scope{c.scope}, c.now)[0].Actions
 		ex := p.Explain(c.sub, c.service, c.scope, c.now)
 		sub := c.sub
-		linear := p.evaluate([]string{}, &sub, c.service, &c.scope, c.now, nil, true)
+		linear := p.evaluate([]string{}, &sub, c.service, &c.scope, c.now, nil, true, nil)
 		if overBudget(ex) {
 			// The scope ran out of budget and failed closed: the oracle
 			// knows no budget, and may grant more.

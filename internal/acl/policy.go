@@ -282,6 +282,13 @@ func (p *Policy) Len() int {
 // Class and Name copied and Actions the granted actions (an empty, non-nil
 // slice when nothing is granted). See Policy for the decision.
 func (p *Policy) Authorize(sub Subject, service string, scopes []Scope, now time.Time) []Scope {
+	return p.AuthorizeDecided(sub, service, scopes, now, nil)
+}
+
+// AuthorizeDecided is Authorize that also fills dec[i] (when dec is not
+// nil; it must then have one entry per scope) with what decided scopes[i],
+// as DecidedBy would, at no extra matching cost.
+func (p *Policy) AuthorizeDecided(sub Subject, service string, scopes []Scope, now time.Time, dec []Decider) []Scope {
 	out := make([]Scope, len(scopes))
 	n := 0
 	for i := range scopes {
@@ -293,7 +300,11 @@ func (p *Policy) Authorize(sub Subject, service string, scopes []Scope, now time
 	for i := range scopes {
 		sc := &scopes[i]
 		start := len(buf)
-		buf = p.evaluate(buf, &sub, service, sc, now, nil, false)
+		var d *Decider
+		if dec != nil {
+			d = &dec[i]
+		}
+		buf = p.evaluate(buf, &sub, service, sc, now, nil, false, d)
 		out[i] = Scope{Type: sc.Type, Class: sc.Class, Name: sc.Name, Actions: buf[start:len(buf):len(buf)]}
 	}
 	return out
@@ -303,8 +314,8 @@ func (p *Policy) Authorize(sub Subject, service string, scopes []Scope, now time
 // appends the granted actions for sc to dst. tr is nil on the hot path.
 // linear makes it try every rule in order instead of only the indexed
 // candidates; the outcome is the same (Explain uses it to report on every
-// rule before the deciding one).
-func (p *Policy) evaluate(dst []string, sub *Subject, service string, sc *Scope, now time.Time, tr *trace, linear bool) []string {
+// rule before the deciding one). d, if not nil, receives what decided.
+func (p *Policy) evaluate(dst []string, sub *Subject, service string, sc *Scope, now time.Time, tr *trace, linear bool, d *Decider) []string {
 	var abuf [8]string
 	allowed := abuf[:0] // what the matching grants and rule list
 	all := false        // one of them allows every requested action
@@ -322,6 +333,9 @@ func (p *Policy) evaluate(dst []string, sub *Subject, service string, sc *Scope,
 		if ok {
 			allowed = append(allowed, g.Actions...)
 			all = all || grantAllowsAll(g.Actions)
+			if d != nil {
+				d.Grants = append(d.Grants, g.Pattern)
+			}
 		}
 		tr.grant(g, sc, ok, err)
 	}
@@ -336,6 +350,12 @@ func (p *Policy) evaluate(dst []string, sub *Subject, service string, sc *Scope,
 		if cr != nil {
 			allowed = append(allowed, cr.allowed()...)
 			all = all || AllowsAll(cr.allowed())
+		}
+		if d != nil {
+			if cr != nil {
+				d.Rule, d.HasRule = cr.seq, true
+			}
+			d.FailedClosed = ec.over || ec.undecided
 		}
 	}
 	return intersectInto(dst, sc.Actions, allowed, all)

@@ -627,8 +627,8 @@ func TestIndexedMatchesLinear(t *testing.T) {
 	for _, sub := range subs {
 		for _, n := range names {
 			sc := Scope{Type: "repository", Name: n, Actions: []string{"pull", "push", "delete"}}
-			a := p.evaluate([]string{}, &sub, "", &sc, now0, nil, false)
-			b := p.evaluate([]string{}, &sub, "", &sc, now0, nil, true)
+			a := p.evaluate([]string{}, &sub, "", &sc, now0, nil, false, nil)
+			b := p.evaluate([]string{}, &sub, "", &sc, now0, nil, true, nil)
 			if !reflect.DeepEqual(a, b) {
 				t.Errorf("%+v %s: indexed %v, linear %v", sub, n, a, b)
 			}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/regctl/regctl/internal/acl"
-	"github.com/regctl/regctl/internal/store"
 )
 
 // AuditRecord is one line of the audit log: one token decision. It never
@@ -86,8 +85,7 @@ type auditEntry struct {
 	granted   []acl.Scope
 	status    int
 	reason    string
-	policy    *acl.Policy
-	u         *store.User
+	decided   []acl.Decider // for an issued token, per requested scope
 }
 
 // OpenAuditLog appends to the file at path (created 0600: it names users
@@ -137,7 +135,7 @@ func (a *AuditLog) record(r *http.Request, d *decision, service string) {
 		requested: d.requested, granted: d.granted, status: d.status, reason: d.reason,
 	}
 	if d.status == http.StatusOK {
-		e.policy, e.u = d.policy, d.u
+		e.decided = d.decided
 	}
 	select {
 	case a.ch <- e:
@@ -250,16 +248,12 @@ func (e auditEntry) record() AuditRecord {
 	if e.grant == "" {
 		rec.Grant = "unknown"
 	}
-	if e.status != http.StatusOK {
+	if e.status != http.StatusOK || len(e.decided) != len(e.requested) {
 		return rec
-	}
-	sub := acl.Subject{IP: e.ip}
-	if e.u != nil {
-		sub.Account, sub.Labels, sub.Grants = e.u.Username, e.u.Labels, e.u.Grants
 	}
 	rec.DecidedBy = make([]DecidedBy, len(e.requested))
 	for i, sc := range e.requested {
-		db := e.policy.DecidedBy(sub, e.service, sc, e.now)
+		db := e.decided[i]
 		rec.DecidedBy[i] = DecidedBy{Scope: sc.Type + ":" + sc.Name, Grants: db.Grants}
 		if db.HasRule {
 			seq := db.Rule

@@ -20,6 +20,12 @@ import (
 // the scopes that were granted nothing left out (Granted), and
 // store.StatusActive. A nil p has no rules; grants still apply.
 func Decide(p *acl.Policy, u *store.User, service string, scopes []acl.Scope, ip netip.Addr, now time.Time) (granted []acl.Scope, status store.Status) {
+	return decide(p, u, service, scopes, ip, now, nil)
+}
+
+// decide is Decide that also fills dec (if not nil, one per scope) with
+// what decided each scope, for the audit log.
+func decide(p *acl.Policy, u *store.User, service string, scopes []acl.Scope, ip netip.Addr, now time.Time, dec []acl.Decider) ([]acl.Scope, store.Status) {
 	sub := acl.Subject{IP: ip}
 	if u != nil {
 		if st := u.Status(now); st != store.StatusActive {
@@ -27,5 +33,5 @@ func Decide(p *acl.Policy, u *store.User, service string, scopes []acl.Scope, ip
 		}
 		sub.Account, sub.Labels, sub.Grants = u.Username, u.Labels, u.Grants
 	}
-	return Granted(p.Authorize(sub, service, scopes, now)), store.StatusActive
+	return Granted(p.AuthorizeDecided(sub, service, scopes, now, dec)), store.StatusActive
 }

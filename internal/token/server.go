@@ -216,10 +216,9 @@ type decision struct {
 	reason    string
 
 	// For finish (metrics.go): latency and the audit log.
-	start  time.Time
-	now    time.Time
-	policy *acl.Policy
-	u      *store.User
+	start   time.Time
+	now     time.Time
+	decided []acl.Decider // per requested scope, when the audit log is on
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
@@ -244,10 +243,9 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	d.policy = policy
 	u, err := s.authenticate(r.Context(), req, d.ip, now)
 	if u != nil {
-		d.user, d.u = u.Username, u
+		d.user = u.Username
 	}
 	if err != nil {
 		s.fail(w, &d, err)
@@ -259,7 +257,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// authenticate has already answered 401 for an inactive account.
-	d.granted, _ = Decide(policy, u, s.cfg.Service, req.scopes, d.ip, now)
+	if s.audit != nil {
+		// What decided each scope, for the audit line, found by the
+		// same evaluation rather than a second one.
+		d.decided = make([]acl.Decider, len(req.scopes))
+	}
+	d.granted, _ = decide(policy, u, s.cfg.Service, req.scopes, d.ip, now, d.decided)
 	tok, _, err := s.minter.Mint(d.user, s.cfg.Service, d.granted, now)
 	if err != nil {
 		s.fail(w, &d, err)
