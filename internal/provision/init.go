@@ -234,7 +234,7 @@ func (r *initRun) syncOnly(ctx context.Context, paths ...string) (bool, error) {
 }
 
 func (r *initRun) sync(ctx context.Context, files []render.File) (bool, error) {
-	s := &Syncer{Host: r.h, Root: r.c.Root, Now: r.o.Now, Secrets: r.o.Secrets}
+	s := &Syncer{Host: r.h, Root: r.c.Root, Now: r.o.Now, Secrets: r.o.Secrets, Indent: "      "}
 	if !r.o.DryRun {
 		s.Out = r.o.Out
 	}

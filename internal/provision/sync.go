@@ -95,6 +95,8 @@ type Syncer struct {
 	Root string
 	Out  io.Writer        // progress lines; nil for none
 	Now  func() time.Time // names the backup directory
+	// Indent starts each progress line; "  " when empty.
+	Indent string
 	// Secrets are masked in diffs. Plan adds the secrets it finds in the
 	// files on disk (render.SecretsIn): an old version may hold values the
 	// configuration no longer does.
@@ -102,6 +104,13 @@ type Syncer struct {
 }
 
 func (s *Syncer) abs(rel string) string { return filepath.Join(s.Root, filepath.FromSlash(rel)) }
+
+func (s *Syncer) indent() string {
+	if s.Indent == "" {
+		return "  "
+	}
+	return s.Indent
+}
 
 func (s *Syncer) printf(format string, args ...any) {
 	if s.Out != nil {
@@ -257,7 +266,7 @@ func (s *Syncer) Apply(ctx context.Context, p *Plan, opts ApplyOptions) (_ *Resu
 				if err := s.Host.Mkdir(s.abs(f.Path), f.Mode); err != nil {
 					return res, err
 				}
-				s.printf("  %-9s %s/ (mode %04o)\n", c.Kind, f.Path, f.Mode.Perm())
+				s.printf("%s%-9s %s/ (mode %04o)\n", s.indent(), c.Kind, f.Path, f.Mode.Perm())
 			}
 		} else {
 			if c.Kind != Unchanged {
@@ -274,7 +283,7 @@ func (s *Syncer) Apply(ctx context.Context, p *Plan, opts ApplyOptions) (_ *Resu
 					return res, err
 				}
 				res.Written = append(res.Written, f.Path)
-				s.printf("  %-9s %s (mode %04o)\n", c.Kind, f.Path, f.Mode.Perm())
+				s.printf("%s%-9s %s (mode %04o)\n", s.indent(), c.Kind, f.Path, f.Mode.Perm())
 			}
 			m.Files[f.Path] = sum(f.Data)
 		}
