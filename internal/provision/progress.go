@@ -135,7 +135,8 @@ func (c *LiveCommand) Done() {
 }
 
 // shortCommand names a command for the live line: its words without
-// options, option values that are paths or the compose project, and URLs,
+// options, option values that are paths, the compose project or a timeout,
+// and URLs,
 // at most five of them ("apt-get install ufw fail2ban logrotate",
 // "docker compose up", "regctl certs obtain registry.example.com").
 func shortCommand(argv []string) string {
@@ -144,7 +145,7 @@ func shortCommand(argv []string) string {
 		switch {
 		case i == 0:
 			a = a[strings.LastIndexByte(a, '/')+1:]
-		case strings.HasPrefix(a, "-"), strings.Contains(a, "/"), argv[i-1] == "-p":
+		case strings.HasPrefix(a, "-"), strings.Contains(a, "/"), argv[i-1] == "-p", argv[i-1] == "--wait-timeout":
 			continue
 		}
 		parts = append(parts, a)

@@ -14,7 +14,7 @@ func TestShortCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"apt-get", "install", "-y", "-q", "--no-install-recommends", "ufw", "fail2ban", "logrotate", "docker.io"}, "apt-get install ufw fail2ban logrotate"},
-		{[]string{"docker", "compose", "-f", "/opt/regctl/compose.yaml", "-p", "regctl", "up", "-d", "--wait"}, "docker compose up"},
+		{[]string{"docker", "compose", "-f", "/opt/regctl/compose.yaml", "-p", "regctl", "up", "-d", "--wait", "--wait-timeout", "600"}, "docker compose up"},
 		{[]string{"/usr/local/bin/regctl", "--config", "/etc/regctl/regctl.yaml", "certs", "obtain", "--root", "/opt/regctl", "--acme-directory", "https://acme.test/dir", "registry.example.com"}, "regctl certs obtain registry.example.com"},
 	} {
 		if got := shortCommand(tt.argv); got != tt.want {
