@@ -8,6 +8,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -236,13 +238,27 @@ func TestFreshHostExec(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	ids := make([]string, 2)
+	// Host 0 gets its own hostname and a read-only bind mount.
+	probe := filepath.Join(t.TempDir(), "probe")
+	if err := os.WriteFile(probe, []byte("#!/bin/sh\necho probe-ok\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	t.Run("hosts", func(t *testing.T) {
 		for i := range ids {
 			t.Run(fmt.Sprint(i), func(t *testing.T) {
 				t.Parallel()
 				booted := sync.OnceFunc(wg.Done)
 				defer booted()
-				h := Boot(t, Options{Hostnames: []string{"h.test"}})
+				o := Options{Hostnames: []string{"h.test"}}
+				wantName := ""
+				if i == 0 {
+					o.Hostname = "fresh.example"
+					o.Binds = []Bind{{Src: probe, Dst: "/usr/local/bin/probe", ReadOnly: true}}
+				}
+				h := Boot(t, o)
+				if wantName = o.Hostname; wantName == "" {
+					wantName = h.Name
+				}
 				ids[i] = strings.TrimSpace(string(h.ReadFile(t, "/etc/machine-id")))
 				h.CopyIn(t, "/root/marker", []byte(h.Name), 0o600)
 				booted()
@@ -251,8 +267,16 @@ func TestFreshHostExec(t *testing.T) {
 				if got := string(h.ReadFile(t, "/root/marker")); got != h.Name {
 					t.Errorf("/root/marker = %q, want %q: hosts share their files", got, h.Name)
 				}
-				if got := strings.TrimSpace(h.MustRun(t, "", "hostname").Stdout); got != h.Name {
-					t.Errorf("hostname = %q, want %q", got, h.Name)
+				if got := strings.TrimSpace(h.MustRun(t, "", "hostname").Stdout); got != wantName {
+					t.Errorf("hostname = %q, want %q", got, wantName)
+				}
+				if i == 0 {
+					if got := h.MustRun(t, "", "probe").Stdout; got != "probe-ok\n" {
+						t.Errorf("bind-mounted probe printed %q", got)
+					}
+					if r := h.Run(t, "", "sh", "-c", "echo x >>/usr/local/bin/probe"); r.Code == 0 {
+						t.Errorf("a read-only bind mount is writable inside")
+					}
 				}
 				r := h.MustExec(t, Cmd{Args: []string{"env"}, Env: []string{"EXTRA=1"}})
 				var keys []string

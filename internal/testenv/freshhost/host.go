@@ -39,9 +39,9 @@ type Bind struct {
 // the host (read-only).
 const RepoDir = "/srv/regctl-apt"
 
-// DefaultSubnet is the link between a host and its outside namespace.
-// TEST-NET-2: documentation addresses, never routed, and outside Docker's
-// default address pools.
+// DefaultSubnet is the link between a host and its outside namespace:
+// TEST-NET-2, documentation addresses outside Docker's default address
+// pools. Every host has the same addresses, each in namespaces of its own.
 var DefaultSubnet = netip.MustParsePrefix("198.51.100.0/24")
 
 // Options say what to boot.
@@ -82,7 +82,10 @@ type Host struct {
 	// the host on the test machine carries it.
 	Name string
 	// IP is the host's address (on its eth0), OuterIP the outside end's;
-	// Prefix is the link between them.
+	// Prefix is the link between them. Reach IP only from the outside
+	// namespace (Outside, DialContext, Transport): in the test machine's
+	// own namespace it is no local address, and a connection to it would
+	// leave through the machine's default route.
 	IP, OuterIP netip.Addr
 	Prefix      netip.Prefix
 	// Netns is the outside network namespace (`ip netns exec NETNS ...`),
@@ -275,7 +278,8 @@ func (h *Host) mustSetupOutside(t testing.TB) {
 	h.mustIP(t, "-n", h.Netns, "link", "set", "lo", "up")
 	// A new namespace does not forward; say so anyway: the outside end
 	// must never route the host's packets anywhere.
-	mustCmd(t, "ip", "netns", "exec", h.Netns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0")
+	mustCmd(t, "ip", "netns", "exec", h.Netns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+	exec.Command("ip", "netns", "exec", h.Netns, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=0").Run() // if IPv6 is on
 }
 
 // mustSetupHostNetns makes the host's network namespace for one boot: its
