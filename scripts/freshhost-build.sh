@@ -33,7 +33,7 @@
 #
 # Prints NAME=PATH lines on stdout (FRESHHOST_ROOTFS_BARE, FRESHHOST_ROOTFS_FULL,
 # FRESHHOST_REPO, FRESHHOST_IMAGE_NGINX, FRESHHOST_IMAGE_REGISTRY,
-# FRESHHOST_IMAGE_FERRETDB); progress and timings go to stderr. Needs root,
+# FRESHHOST_IMAGE_FERRETDB, FRESHHOST_REGISTRY_BIN); progress and timings go to stderr. Needs root,
 # debootstrap, dpkg-scanpackages, unshare and Go (scripts/freshhost-deps.sh
 # installs the packages).
 set -euo pipefail
@@ -260,7 +260,7 @@ build_ferretdb() {
 # The Go builds are CPU-bound and debootstrap is mostly waiting on the
 # network: overlap them.
 gopid=
-if [[ ! -d $images && (! -x $registry_bin || ! -x $ferretdb_bin) ]]; then
+if [[ ! -x $registry_bin || ! -x $ferretdb_bin ]]; then
 	(
 		[[ -x $registry_bin ]] || timed "go build registry $DISTRIBUTION_VERSION (static)" build_registry
 		[[ -x $ferretdb_bin ]] || timed "go build ferretdb $FERRETDB_VERSION (static)" build_ferretdb
@@ -541,3 +541,4 @@ echo "FRESHHOST_REPO=$repo"
 echo "FRESHHOST_IMAGE_NGINX=$images/nginx.tar"
 echo "FRESHHOST_IMAGE_REGISTRY=$images/registry.tar"
 echo "FRESHHOST_IMAGE_FERRETDB=$images/ferretdb.tar"
+echo "FRESHHOST_REGISTRY_BIN=$registry_bin"

@@ -58,6 +58,9 @@ type Artifacts struct {
 	RootfsFull string // rootfs of Variant Full
 	Repo       string // flat apt repository (Packages.gz), see Options.MountRepo
 	Images     Images
+	// RegistryBin is the static distribution v3.1.2 of the registry
+	// image, which Host.Mirror runs on the test machine.
+	RegistryBin string
 }
 
 // Images are docker-archive tarballs, for Host.LoadImages or `docker load`.
@@ -133,8 +136,9 @@ func build() (*Artifacts, string, error) {
 			Registry: vars["FRESHHOST_IMAGE_REGISTRY"],
 			FerretDB: vars["FRESHHOST_IMAGE_FERRETDB"],
 		},
+		RegistryBin: vars["FRESHHOST_REGISTRY_BIN"],
 	}
-	for _, p := range append([]string{a.RootfsBare, a.RootfsFull, a.Repo}, a.Images.All()...) {
+	for _, p := range append([]string{a.RootfsBare, a.RootfsFull, a.Repo, a.RegistryBin}, a.Images.All()...) {
 		if p == "" {
 			return nil, log, fmt.Errorf("%s printed no path for every artifact:\n%s", script, stdout.String())
 		}

@@ -17,8 +17,12 @@
 // Both are built once by scripts/freshhost-build.sh (Cache runs it; a cold
 // build takes minutes, later runs reuse the result) and cached under
 // $REGCTL_TEST_CACHE/freshhost, by default ~/.cache/regctl-test/freshhost,
-// together with the local apt repository and three image tarballs for
-// `docker load` (NginxImage, RegistryImage, FerretDBImage).
+// together with the local apt repository and three image tarballs
+// (NginxImage, RegistryImage, FerretDBImage). Host.LoadImages loads them
+// into a running dockerd; Host.Mirror serves them from a registry outside
+// the host that its dockerd uses as its Docker Hub mirror, so that
+// `docker compose up` pulls them as it would on a real host, even when
+// docker is installed later (by `regctl init`).
 //
 // # Network
 //

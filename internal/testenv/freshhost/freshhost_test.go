@@ -355,3 +355,38 @@ func TestFreshHostOutsideDocker(t *testing.T) {
 	}
 	h.MustRun(t, "", "docker", "pull", "127.0.0.1:5000/t/ferretdb:1")
 }
+
+// TestFreshHostMirror pulls the cached images through Host.Mirror: on a
+// bare host before docker is installed (as `regctl init` would find it),
+// and on a full host whose dockerd already runs.
+func TestFreshHostMirror(t *testing.T) {
+	a := Cache(t)
+	t.Run("bare", func(t *testing.T) {
+		h := Boot(t, Options{MountRepo: true})
+		h.Mirror(t, a.Images.Registry)
+		h.MirrorAs(t, a.Images.Nginx, "nginx:1.28-alpine")
+		h.MustExec(t, Cmd{
+			Args:    []string{"sh", "-c", "apt-get update -q && apt-get install -y -q --no-install-recommends docker.io docker-compose-v2"},
+			Env:     []string{"DEBIAN_FRONTEND=noninteractive"},
+			Timeout: 10 * time.Minute,
+			Quiet:   true,
+		})
+		start := time.Now()
+		r := h.MustRun(t, "", "docker", "run", "--rm", RegistryImage, "--version")
+		t.Logf("TIMING pull and run through the mirror: %s", time.Since(start).Round(time.Millisecond))
+		if !strings.Contains(r.Output(), "3.1.2") {
+			t.Errorf("registry --version = %q", r.Output())
+		}
+		// Under a Docker Hub official-image name, by compose.
+		h.CopyIn(t, "/srv/c/compose.yaml", []byte("services:\n  web:\n    image: nginx:1.28-alpine\n    command: [nginx, -v]\n"), 0o644)
+		h.MustRun(t, "", "docker", "compose", "-f", "/srv/c/compose.yaml", "up", "--abort-on-container-exit")
+	})
+	t.Run("full", func(t *testing.T) {
+		h := Boot(t, Options{Variant: Full})
+		h.Mirror(t, a.Images.FerretDB)
+		h.MustRun(t, "", "docker", "pull", FerretDBImage)
+		if r := h.Run(t, "", "docker", "pull", "nginx:never-pushed"); r.Code == 0 {
+			t.Errorf("pulled an image the mirror does not have")
+		}
+	})
+}

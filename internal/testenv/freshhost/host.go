@@ -108,11 +108,12 @@ type Host struct {
 	uuid      string // nspawn --uuid: the machine ID systemd picks, the same at every boot
 	cgroup    string // the host's cgroup directory on the test machine
 
-	mu    sync.Mutex
-	boots int
-	proc  *nspawn
-	pid   int    // the container's init (systemd), as the test machine sees it
-	inner string // cgroup.procs of the container's root cgroup
+	mu     sync.Mutex
+	boots  int
+	proc   *nspawn
+	pid    int    // the container's init (systemd), as the test machine sees it
+	inner  string // cgroup.procs of the container's root cgroup
+	mirror bool   // Mirror's registry runs
 }
 
 // nspawn is one run of systemd-nspawn.
