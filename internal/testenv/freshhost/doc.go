@@ -24,6 +24,31 @@
 // `docker compose up` pulls them as it would on a real host, even when
 // docker is installed later (by `regctl init`).
 //
+// # Example
+//
+// `regctl init` on a bare host, offline, then a check from outside
+// (a test with the integration build tag):
+//
+//	h := freshhost.Boot(t, freshhost.Options{
+//		MountRepo: true,                      // apt-get installs from the local repository
+//		Hostnames: []string{"registry.test"}, // resolves to h.IP outside
+//		Binds: []freshhost.Bind{{Src: freshhost.StaticRegctl(t), Dst: "/usr/local/bin/regctl", ReadOnly: true}},
+//	})
+//	h.Mirror(t, h.Artifacts.Images.All()...) // compose pulls the images from outside
+//	h.Sh(t, "echo "+h.IP.String()+" registry.test >>/etc/hosts") // init's DNS preflight
+//	h.CopyIn(t, "/etc/regctl/regctl.yaml", []byte(`domains: {registry: registry.test}
+//	images: {nginx: "regctl-test/nginx:trixie", registry: "regctl-test/registry:3.1.2"}
+//	database: {backend: sqlite}
+//	`), 0o600)
+//	h.MustExec(t, freshhost.Cmd{
+//		Args:    []string{"regctl", "init", "--config", "/etc/regctl/regctl.yaml", "--self-signed", "--password-stdin"},
+//		Stdin:   strings.NewReader(password + "\n"),
+//		Timeout: 15 * time.Minute,
+//	})
+//	tr := h.Transport() // connects from the outside namespace
+//	tr.TLSClientConfig = &tls.Config{RootCAs: pool} // pool: h.ReadFile of the self-signed certificate
+//	resp, err := (&http.Client{Transport: tr}).Get("https://registry.test/v2/")
+//
 // # Network
 //
 // Each host gets two network namespaces of its own and a veth pair between
@@ -34,7 +59,10 @@
 // nothing from the host reaches anything else. The test machine's own
 // interfaces never see the traffic. Outside, Host.Outside runs commands
 // (crane, skopeo, curl...) and Host.DialContext and Host.Transport connect
-// from Go; the names in Options.Hostnames resolve to the host there.
+// from Go; the names in Options.Hostnames resolve to the host there. Never
+// connect to Host.IP from the test process's own namespace (a plain
+// net.Dial or http.Get): there the address is not local, and the
+// connection would leave through the test machine's default route.
 //
 // # Lifetime
 //

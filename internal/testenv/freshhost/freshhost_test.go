@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"debug/elf"
 	"fmt"
 	"io"
 	"os"
@@ -389,4 +390,20 @@ func TestFreshHostMirror(t *testing.T) {
 			t.Errorf("pulled an image the mirror does not have")
 		}
 	})
+}
+
+// TestFreshHostStaticRegctl checks that StaticRegctl's binary has no
+// program interpreter: a FROM scratch image can run it.
+func TestFreshHostStaticRegctl(t *testing.T) {
+	RequireMachine(t)
+	f, err := elf.Open(StaticRegctl(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatal("StaticRegctl's binary is dynamically linked")
+		}
+	}
 }
