@@ -330,6 +330,18 @@ func (h *Host) HTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{Transport: h.Transport(), Timeout: timeout}
 }
 
+// StartOutside starts a long-running server (an ACME CA such as Pebble, a
+// DNS server, a client daemon) in the outside namespace with
+// testenv.Start: same logging, readiness (Proc.WaitReady) and cleanup.
+// It sees /etc as Outside's commands do, and listens on OuterIP (or all
+// addresses of the namespace), where the host reaches it.
+func (h *Host) StartOutside(t testing.TB, name string, env []string, bin string, args ...string) *testenv.Proc {
+	t.Helper()
+	// The wrapper execs bin: testenv.Start's SIGTERM reaches it.
+	argv := h.outsideArgv(append([]string{bin}, args...))
+	return testenv.Start(t, name, env, argv[0], argv[1:]...)
+}
+
 // OutsideFile writes data to path (below /etc) as commands run by Outside
 // (and OutsideDockerd) see it, without touching the test machine's /etc:
 // the file goes to /etc/netns/NETNS/..., which they see mounted over /etc
@@ -369,16 +381,14 @@ func (h *Host) OutsideDockerd(t testing.TB, args ...string) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "docker.sock")
-	// The wrapper execs dockerd: testenv.Start's SIGTERM reaches it.
-	argv := h.outsideArgv(append([]string{bin,
+	p := h.StartOutside(t, "dockerd-outside-"+h.Name, nil, bin, append([]string{
 		"--iptables=false", "--ip6tables=false", "--bridge=none",
 		"--storage-driver=vfs",
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "docker.pid"),
 		"-H", "unix://" + sock,
-	}, args...))
-	p := testenv.Start(t, "dockerd-outside-"+h.Name, nil, argv[0], argv[1:]...)
+	}, args...)...)
 	host := "unix://" + sock
 	p.WaitReady(t, 60*time.Second, func() error {
 		r := testenv.Run(t, []string{"DOCKER_HOST=" + host, "DOCKER_CONFIG=" + dir}, "", docker, "info", "--format", "{{.ServerVersion}}")

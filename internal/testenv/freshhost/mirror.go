@@ -17,8 +17,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/regctl/regctl/internal/testenv"
 )
 
 // MirrorPort is where the registry Mirror starts listens, on OuterIP.
@@ -94,8 +92,7 @@ http:
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := testenv.Start(t, "mirror-"+h.Name, []string{"OTEL_TRACES_EXPORTER=none"},
-		"nsenter", "--net="+filepath.Join("/run/netns", h.Netns), "--", h.Artifacts.RegistryBin, "serve", confPath)
+	p := h.StartOutside(t, "mirror-"+h.Name, []string{"OTEL_TRACES_EXPORTER=none"}, h.Artifacts.RegistryBin, "serve", confPath)
 	client := h.HTTPClient(2 * time.Second)
 	p.WaitReady(t, 30*time.Second, func() error {
 		resp, err := client.Get(h.mirrorURL() + "/v2/")
