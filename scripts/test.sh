@@ -12,8 +12,8 @@
 #   REGCTL_TEST_PEBBLE (nginx, skopeo, docker, fail2ban and logrotate come from PATH)
 # sets REGCTL_TEST_REQUIRE=1 (a missing server fails instead of skipping),
 # then runs go vet, a gofmt check, all tests with -race and the integration
-# tag (the end-to-end package last and alone), and every benchmark once
-# (before the tests). All phases run; the exit status is non-zero
+# tag (the end-to-end package and then the fresh-host system tests last,
+# each alone), and every benchmark once (before the tests). All phases run; the exit status is non-zero
 # if any failed. The servers and temporary files are removed on exit.
 #
 # Needs root (apt-get, dockerd) and Go. Progress goes to stderr.
@@ -172,15 +172,21 @@ phase gofmt gofmt_check
 # Benchmarks run once each, only to keep them compiling and working.
 phase bench go test -run='^$' -bench=. -benchtime=1x ./...
 # The end-to-end tests wait on real servers with deadlines (expiry, revoke
-# delay), so they run alone, after the other packages, on a quiet machine.
+# delay), so they run alone, after the other packages, on a quiet machine;
+# so do the fresh-host system tests, which boot hosts and run regctl init
+# on them (their cached rootfs, apt repository and images are built first,
+# in their own phase: about 9 minutes cold, nothing warm).
 e2e=github.com/regctl/regctl/internal/e2e
+systest=(github.com/regctl/regctl/internal/testenv/freshhost github.com/regctl/regctl/internal/systest)
 unit_tests() {
 	local pkgs
-	pkgs=$(go list -tags integration ./... | grep -vx "$e2e") || return
+	pkgs=$(go list -tags integration ./... | grep -vx -e "$e2e" -e "${systest[0]}" -e "${systest[1]}") || return
 	go test -race -tags integration -count=1 -timeout 40m $pkgs
 }
 phase test unit_tests
 phase e2e go test -race -tags integration -count=1 -timeout 20m "$e2e"
+phase hostcache scripts/freshhost-build.sh
+phase systest go test -race -tags integration -count=1 -p 1 -timeout 40m "${systest[@]}"
 
 log "summary:"
 printf '  %s\n' "${summary[@]}" >&2

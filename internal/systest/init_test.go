@@ -13,11 +13,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,54 +31,6 @@ func TestMain(m *testing.M) {
 
 // registryName is the registry's name, resolved to the host outside it.
 const registryName = "registry.regctl.test"
-
-var static struct {
-	once sync.Once
-	bin  string
-	err  error
-}
-
-// staticRegctl builds regctl as `make build` does (static: the token
-// server's image is FROM scratch) once per test process.
-func staticRegctl(t *testing.T) string {
-	t.Helper()
-	static.once.Do(func() {
-		dir, err := os.MkdirTemp("", "regctl-systest-")
-		if err != nil {
-			static.err = err
-			return
-		}
-		static.bin = filepath.Join(dir, "regctl")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", static.bin, "./cmd/regctl")
-		cmd.Dir = moduleRoot(t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			static.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if static.err != nil {
-		t.Fatal(static.err)
-	}
-	return static.bin
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
 
 // deployment is a fresh host with regctl on it and its regctl.yaml.
 type deployment struct {
@@ -181,7 +131,7 @@ func TestInitFreshHost(t *testing.T) {
 	freshhost.RequireMachine(t)
 	crane := testenv.Require(t, testenv.EnvCrane, "the path of a crane binary (go-containerregistry v0.22.1)")
 	a := freshhost.Cache(t)
-	bin := staticRegctl(t)
+	bin := freshhost.StaticRegctl(t)
 
 	start := time.Now()
 	h := freshhost.Boot(t, freshhost.Options{
