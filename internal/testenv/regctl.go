@@ -14,15 +14,22 @@ import (
 	"time"
 )
 
-var build struct {
+// regctlBuild is one way of building regctl, done once per test process.
+type regctlBuild struct {
 	once sync.Once
-	dir  string
 	bin  string
 	err  error
 }
 
+var (
+	buildDir     string // $TMPDIR/regctl-build-PID, shared by both builds
+	dynamicBuild regctlBuild
+	staticBuild  regctlBuild
+)
+
 // BuildRegctl builds ./cmd/regctl once per test binary run and returns the
-// path of the binary. With REGCTL_TEST_RACE=1 it is built with -race, so a
+// path of the binary, static (CGO_ENABLED=0) as `make build` makes it.
+// With REGCTL_TEST_RACE=1 it is built with -race (and cgo), so a
 // race inside `regctl serve` fails the test that started it (see Start);
 // that is off by default because bcrypt under the race detector turns each
 // `regctl user add` into seconds of CPU. The binary lives in
@@ -30,39 +37,63 @@ var build struct {
 // test process deletes it.
 func BuildRegctl(t testing.TB) string {
 	t.Helper()
-	build.once.Do(func() {
-		root, err := moduleRoot()
+	race := os.Getenv(EnvRace) == "1"
+	return buildRegctl(t, &dynamicBuild, "regctl", race)
+}
+
+// BuildStaticRegctl builds ./cmd/regctl with CGO_ENABLED=0, as `make build`
+// does, once per test binary run: `regctl init` copies itself into a FROM
+// scratch image and refuses a dynamically linked binary. It lives next to
+// BuildRegctl's.
+func BuildStaticRegctl(t testing.TB) string {
+	t.Helper()
+	if os.Getenv(EnvRace) != "1" {
+		return BuildRegctl(t) // static already
+	}
+	return buildRegctl(t, &staticBuild, "regctl-static", false)
+}
+
+func buildRegctl(t testing.TB, b *regctlBuild, name string, race bool) string {
+	t.Helper()
+	b.once.Do(func() {
+		root, err := ModuleRoot()
 		if err != nil {
-			build.err = err
+			b.err = err
 			return
 		}
-		removeStaleBuilds()
-		build.dir = filepath.Join(os.TempDir(), fmt.Sprintf("%s%d", buildDirPrefix, os.Getpid()))
-		if build.err = os.MkdirAll(build.dir, 0o700); build.err != nil {
+		buildOnce.Do(func() {
+			removeStaleBuilds()
+			buildDir = filepath.Join(os.TempDir(), fmt.Sprintf("%s%d", buildDirPrefix, os.Getpid()))
+		})
+		if b.err = os.MkdirAll(buildDir, 0o755); b.err != nil {
 			return
 		}
-		build.bin = filepath.Join(build.dir, "regctl")
-		race := os.Getenv(EnvRace) == "1"
-		args := []string{"build", "-o", build.bin}
+		b.bin = filepath.Join(buildDir, name)
+		args := []string{"build", "-o", b.bin}
 		if race {
 			args = append(args, "-race")
 		}
 		args = append(args, "./cmd/regctl")
 		cmd := exec.Command("go", args...)
 		cmd.Dir = root
+		if !race {
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		}
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			build.err = fmt.Errorf("go %v in %s: %v\n%s", args, root, err, out)
+			b.err = fmt.Errorf("go %v in %s: %v\n%s", args, root, err, out)
 			return
 		}
-		fmt.Fprintf(os.Stderr, "testenv: built regctl (race=%v) in %s\n", race, time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "testenv: built %s (race=%v) in %s\n", name, race, time.Since(start).Round(time.Millisecond))
 	})
-	if build.err != nil {
-		t.Fatalf("build regctl: %v", build.err)
+	if b.err != nil {
+		t.Fatalf("build regctl: %v", b.err)
 	}
-	return build.bin
+	return b.bin
 }
+
+var buildOnce sync.Once
 
 // buildDirPrefix+PID is where the test process PID builds regctl.
 const buildDirPrefix = "regctl-build-"
@@ -70,8 +101,8 @@ const buildDirPrefix = "regctl-build-"
 // RemoveBuilds deletes what BuildRegctl built. Calling it from TestMain is
 // optional: the next BuildRegctl removes builds of processes that are gone.
 func RemoveBuilds() {
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
 	}
 }
 
@@ -90,9 +121,9 @@ func removeStaleBuilds() {
 	}
 }
 
-// moduleRoot walks up from the working directory (go test runs in the
+// ModuleRoot walks up from the working directory (go test runs in the
 // package's directory) to the directory holding go.mod.
-func moduleRoot() (string, error) {
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
