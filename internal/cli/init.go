@@ -41,6 +41,11 @@ type InitOptions struct {
 	// Env supplies the binary and its installed path; nil uses the
 	// running executable.
 	Env func() (render.Env, error)
+	// LockPath is the init lock (provision.InitLockPath), held from before
+	// preflight until init returns, so that a second init fails at once
+	// instead of running the steps alongside the first. Empty: no lock
+	// (tests). A dry run does not take it: it changes nothing.
+	LockPath string
 }
 
 // NewCmdInit builds `regctl init`.
@@ -67,7 +72,11 @@ Preflight checks come first: root, the OS version, ports 80 and 443 free,
 the domain names resolving to this host, disk space. Each step checks before
 it acts, so a re-run is safe and does only what is missing; after a failure,
 fix the cause and run init again. --dry-run prints every command and file
-diff and changes nothing.`,
+diff and changes nothing.
+
+One init runs at a time: it holds the lock /run/regctl-init.lock from before
+preflight until it exits, and a second init stops at once, saying which
+process holds it (a dry run takes no lock).`,
 		Example: `  regctl init --config /etc/regctl/regctl.yaml
   regctl init --config /etc/regctl/regctl.yaml --dry-run
   echo "$ADMIN_PASSWORD" | regctl init --config /etc/regctl/regctl.yaml --password-stdin
@@ -110,6 +119,7 @@ diff and changes nothing.`,
 				return runF(cmd.Context(), o)
 			}
 			o.System = provision.LocalSystem()
+			o.LockPath = provision.InitLockPath
 			return initRun(cmd.Context(), o)
 		},
 	}
@@ -138,6 +148,19 @@ func initRun(ctx context.Context, o *InitOptions) error {
 
 func initWith(ctx context.Context, o *InitOptions, secrets *redact.Set) error {
 	c := o.Config
+	if o.LockPath != "" && !o.DryRun {
+		l, err := provision.LockInit(o.LockPath)
+		switch {
+		case err == nil:
+			defer l.Release()
+		case errors.Is(err, provision.ErrInitLocked):
+			return err
+		case o.System.EUID() != 0:
+			// Not root: preflight says so, and stops.
+		default:
+			return err
+		}
+	}
 	var h provision.Host
 	if o.Host != nil {
 		h = o.Host(c.Root)

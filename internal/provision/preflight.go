@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,9 +19,12 @@ import (
 // System probes the machine for the preflight checks. Tests replace every
 // field; nothing here resolves a name unless LookupHost does.
 type System struct {
-	EUID       func() int
-	OSRelease  func() ([]byte, error) // contents of /etc/os-release
-	PortFree   func(port int) error   // nil if nothing listens on the TCP port
+	EUID      func() int
+	OSRelease func() ([]byte, error) // contents of /etc/os-release
+	PortFree  func(port int) error   // nil if nothing listens on the TCP port
+	// PortOwner names the programs listening on the TCP port, such as
+	// "python3 (pid 1234)"; none if it cannot tell (nil: not asked).
+	PortOwner  func(port int) []string
 	LookupHost func(ctx context.Context, name string) ([]string, error)
 	HostAddrs  func() ([]net.IP, error)          // addresses of this host's interfaces
 	FreeSpace  func(path string) (uint64, error) // bytes available to root
@@ -32,6 +36,7 @@ func LocalSystem() System {
 		EUID:       os.Geteuid,
 		OSRelease:  func() ([]byte, error) { return os.ReadFile("/etc/os-release") },
 		PortFree:   portFree,
+		PortOwner:  func(port int) []string { return PortOwners("/proc", port) },
 		LookupHost: net.DefaultResolver.LookupHost,
 		HostAddrs:  hostAddrs,
 		FreeSpace:  freeSpace,
@@ -44,6 +49,107 @@ func portFree(port int) error {
 		return err
 	}
 	return l.Close()
+}
+
+// PortOwners names the processes holding a TCP socket that listens on
+// port, as "COMM (pid N)" or "COMM (pids N, M)", from the proc file system
+// mounted at proc: the LISTEN sockets of net/tcp and net/tcp6, then the
+// processes whose fd/ links point at their inodes ("socket:[INODE]").
+// Processes it may not look into (not root) are left out; nil means it
+// found none.
+func PortOwners(proc string, port int) []string {
+	inodes := map[string]bool{}
+	for _, f := range []string{"net/tcp", "net/tcp6"} {
+		b, err := os.ReadFile(filepath.Join(proc, f))
+		if err != nil {
+			continue
+		}
+		for _, ino := range listenInodes(b, port) {
+			inodes[ino] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return nil
+	}
+	ents, err := os.ReadDir(proc)
+	if err != nil {
+		return nil
+	}
+	var names []string // in the order found
+	pids := map[string][]int{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		dir := filepath.Join(proc, e.Name())
+		fds, err := os.ReadDir(filepath.Join(dir, "fd"))
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			link, err := os.Readlink(filepath.Join(dir, "fd", fd.Name()))
+			if err != nil {
+				continue
+			}
+			ino, ok := strings.CutPrefix(link, "socket:[")
+			if !ok || !inodes[strings.TrimSuffix(ino, "]")] {
+				continue
+			}
+			comm, err := os.ReadFile(filepath.Join(dir, "comm"))
+			name := strings.TrimSpace(string(comm))
+			if err != nil || name == "" {
+				name = "?"
+			}
+			if _, seen := pids[name]; !seen {
+				names = append(names, name)
+			}
+			pids[name] = append(pids[name], pid)
+			break
+		}
+	}
+	var out []string
+	for _, name := range names {
+		ps := pids[name]
+		slices.Sort(ps)
+		strs := make([]string, 0, len(ps))
+		for i, p := range ps {
+			if i == 5 {
+				strs = append(strs, "...")
+				break
+			}
+			strs = append(strs, strconv.Itoa(p))
+		}
+		label := "pid"
+		if len(ps) > 1 {
+			label = "pids"
+		}
+		out = append(out, fmt.Sprintf("%s (%s %s)", name, label, strings.Join(strs, ", ")))
+	}
+	return out
+}
+
+// listenInodes returns the socket inodes of the lines of /proc/net/tcp or
+// tcp6 (b) that listen (state 0A) on port.
+func listenInodes(b []byte, port int) []string {
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+		if len(f) < 10 || f[3] != "0A" {
+			continue
+		}
+		i := strings.LastIndexByte(f[1], ':')
+		if i < 0 {
+			continue
+		}
+		p, err := strconv.ParseUint(f[1][i+1:], 16, 16)
+		if err != nil || int(p) != port || f[9] == "0" {
+			continue
+		}
+		out = append(out, f[9])
+	}
+	return out
 }
 
 func hostAddrs() ([]net.IP, error) {
@@ -141,10 +247,10 @@ func Preflight(ctx context.Context, sys System, c *config.Config, o PreflightOpt
 	}
 
 	if !skip(CheckPorts) {
-		var busy []string
+		var busy []int
 		for _, p := range []int{80, 443} {
 			if err := sys.PortFree(p); err != nil {
-				busy = append(busy, fmt.Sprint(p))
+				busy = append(busy, p)
 			}
 		}
 		switch {
@@ -153,8 +259,27 @@ func Preflight(ctx context.Context, sys System, c *config.Config, o PreflightOpt
 		case o.PortsOurs != nil && o.PortsOurs():
 			out = append(out, CheckResult{Name: CheckPorts, OK: true, Msg: "ports 80 and 443 are served by this deployment's nginx"})
 		default:
-			res(CheckPorts, fmt.Errorf("port %s in use", strings.Join(busy, " and ")),
-				fmt.Sprintf("find the program with `ss -ltnp 'sport = :%s'` and stop it (e.g. systemctl disable --now apache2 nginx)", busy[0]))
+			// Name the programs, where /proc tells: "port 80 is in use by
+			// python3 (pid 1234)".
+			var found []string
+			known := true
+			for _, p := range busy {
+				var owners []string
+				if sys.PortOwner != nil {
+					owners = sys.PortOwner(p)
+				}
+				if len(owners) == 0 {
+					known = false
+					found = append(found, fmt.Sprintf("port %d is in use", p))
+					continue
+				}
+				found = append(found, fmt.Sprintf("port %d is in use by %s", p, strings.Join(owners, ", ")))
+			}
+			fix := "stop it (e.g. systemctl disable --now apache2 nginx)"
+			if !known {
+				fix = fmt.Sprintf("find the program with `ss -ltnp 'sport = :%d'` and ", busy[0]) + fix
+			}
+			res(CheckPorts, errors.New(strings.Join(found, "; ")), fix)
 		}
 	}
 
