@@ -3,7 +3,7 @@
 # regctl itself: Debian packages (dockerd, skopeo, distribution 2.8, nginx,
 # ufw, fail2ban, logrotate) and, cached under ~/.cache keyed by version, the
 # test servers built from the Go module proxy (FerretDB, distribution v3,
-# crane, pebble).
+# crane, pebble, pebble-challtestsrv).
 #
 # Prints one line per binary: NAME=PATH, suitable for `eval`.
 set -euo pipefail
@@ -50,7 +50,8 @@ build_cached() {
 		mkdir -p "$dir"
 		"$@"
 	fi
-	echo "${name^^}=$out"
+	local var=${name^^}
+	echo "${var//-/_}=$out"
 }
 
 build_ferretdb() {
@@ -75,6 +76,7 @@ build_cached ferretdb "$FERRETDB_VERSION" build_ferretdb
 build_cached registry "$DISTRIBUTION_VERSION" go_install "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
 build_cached crane "$CRANE_VERSION" go_install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 build_cached pebble "$PEBBLE_VERSION" go_install "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION"
+build_cached pebble-challtestsrv "$PEBBLE_VERSION" go_install "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_VERSION"
 
 # The fresh-host system test (internal/testenv/freshhost) boots throwaway
 # hosts with systemd-nspawn: its own script installs what that needs.
