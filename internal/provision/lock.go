@@ -27,12 +27,12 @@ type InitLockedError struct {
 }
 
 func (e *InitLockedError) Error() string {
-	holder, check := "", "`ps -C regctl -f`"
+	holder, check := "it", "`ps -C regctl -f`"
 	if e.PID > 0 {
-		holder = fmt.Sprintf(", pid %d,", e.PID)
+		holder = fmt.Sprintf("pid %d", e.PID)
 		check = fmt.Sprintf("`ps -fp %d`", e.PID)
 	}
-	return fmt.Sprintf("%v: it%s holds the lock %s; wait until it has finished and run init again (check with %s)",
+	return fmt.Sprintf("%v (%s holds the lock %s): wait until it has finished and run init again (check with %s)",
 		ErrInitLocked, holder, e.Path, check)
 }
 
