@@ -68,9 +68,11 @@ func (s *Store) lockDoc(ctx context.Context, op, key string) (bson.ObjectID, err
 	waiting := false        // the lock was found held by another writer
 	var heldUntil time.Time // its expiry, once read
 	// fail maps an error; once we are waiting for another writer, running
-	// out of time is a conflict, not an unavailable store.
+	// out of time is a conflict, not an unavailable store. The driver may
+	// give up on a query a little before ctx's deadline (it keeps time for
+	// the round trip), so its own timeout counts as running out too.
 	fail := func(what string, err error) (bson.ObjectID, error) {
-		if waiting && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if waiting && (errors.Is(ctx.Err(), context.DeadlineExceeded) || mongodrv.IsTimeout(err)) {
 			until := ""
 			if !heldUntil.IsZero() {
 				until = " until " + heldUntil.UTC().Format(time.RFC3339)
