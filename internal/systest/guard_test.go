@@ -12,16 +12,10 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
-	"path/filepath"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/regctl/regctl/internal/testenv"
 	"github.com/regctl/regctl/internal/testenv/freshhost"
@@ -347,7 +341,7 @@ func guardConnectsPort(t *testing.T, h *freshhost.Host, local netip.Addr, port s
 func guardDial(t *testing.T, h *freshhost.Host, local netip.Addr, port string) error {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
-	conn, err := guardDialer(h, local)(ctx, "tcp", net.JoinHostPort(h.IP.String(), port))
+	conn, err := h.DialFrom(local)(ctx, "tcp", net.JoinHostPort(h.IP.String(), port))
 	if err != nil {
 		return fmt.Errorf("connect from %s to %s: %w", local, port, err)
 	}
@@ -359,7 +353,7 @@ func guardDial(t *testing.T, h *freshhost.Host, local netip.Addr, port string) e
 // one connection per request.
 func guardClient(h *freshhost.Host, local netip.Addr) *http.Client {
 	tr := h.Transport()
-	tr.DialContext = guardDialer(h, local)
+	tr.DialContext = h.DialFrom(local)
 	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
 	tr.DisableKeepAlives = true
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -379,70 +373,4 @@ func guardGet(ctx context.Context, c *http.Client, u, user, pw string) (int, err
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-// guardDialer is Host.DialContext from a given local address: it dials
-// the host (its address, or one of Options.Hostnames) from local in the
-// outside namespace, and nothing else.
-func guardDialer(h *freshhost.Host, local netip.Addr) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, err
-		}
-		ip, err := netip.ParseAddr(host)
-		if err != nil && slices.Contains(h.Opts.Hostnames, host) {
-			ip, err = h.IP, nil
-		}
-		if err != nil || ip != h.IP {
-			return nil, fmt.Errorf("guardDialer: %q is not the host %s", host, h.IP)
-		}
-		var conn net.Conn
-		err = guardInNetns(filepath.Join("/run/netns", h.Netns), func() error {
-			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: local.AsSlice()}}
-			var err error
-			// A literal address: one connect, on this thread.
-			conn, err = d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
-			return err
-		})
-		return conn, err
-	}
-}
-
-// guardInNetns runs f on an OS thread switched into the network namespace
-// at nsPath (as freshhost does for Host.DialContext): a socket f creates
-// lives there. If the switch fails, f does not run; if the way back fails,
-// the thread stays locked and ends with its goroutine.
-func guardInNetns(nsPath string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(nsPath)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", nsPath, err)
-			return
-		}
-		ferr := f()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("return from %s: %w", nsPath, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }

@@ -293,6 +293,19 @@ func (h *Host) LoadImages(t testing.TB, tarballs ...string) {
 // no DNS is used. Use it as an http.Transport's or a gRPC dialer's dial
 // function.
 func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return h.dial(ctx, netip.Addr{}, network, addr)
+}
+
+// DialFrom is DialContext from the local address local, which must be an
+// address of the outside namespace (one added to OuterIface, say): for a
+// second client, seen by the host as another address.
+func (h *Host) DialFrom(local netip.Addr) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return h.dial(ctx, local, network, addr)
+	}
+}
+
+func (h *Host) dial(ctx context.Context, local netip.Addr, network, addr string) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -307,6 +320,9 @@ func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn,
 	var conn net.Conn
 	err = inNetns(filepath.Join("/run/netns", h.Netns), func() error {
 		var d net.Dialer
+		if local.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: local.AsSlice()}
+		}
 		var err error
 		// A literal address: one connect, on this thread.
 		conn, err = d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
