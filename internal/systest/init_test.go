@@ -187,33 +187,8 @@ images:
 	t.Run("users-and-pushes", d.testClassic)
 	t.Run("only-80-and-443", d.testPorts)
 
-	// A third run changes nothing, quickly.
-	r, took = d.init(t, "--self-signed")
-	t.Logf("TIMING init again (nothing to do): %s", took.Round(time.Millisecond))
-	if r.Code != 0 {
-		t.Fatalf("init again: exit %d\n%s", r.Code, r.Output())
-	}
-	if n := strings.Count(r.Stderr, "already in place"); n != 8 { // step 9 is skipped with --self-signed
-		t.Errorf("init again: %d steps already in place, want 8\n%s", n, r.Stderr)
-	}
-
-	t.Run("reboot", func(t *testing.T) {
-		start := time.Now()
-		h.Reboot(t)
-		pw := d.addUser(t, "after-reboot", "--label", "full-access=reboot/*")
-		if r := d.login(t, "after-reboot", pw); r.Code != 0 {
-			t.Fatalf("login: %s", r.Output())
-		}
-		if err := testenv.Poll(3*time.Minute, 2*time.Second, func() error {
-			if r := d.push(t, "after-reboot", "reboot/app:1"); r.Code != 0 {
-				return fmt.Errorf("push: exit %d: %s", r.Code, lastLine(r.Output()))
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("TIMING reboot to first push: %s", time.Since(start).Round(time.Millisecond))
-	})
+	d.testNoopInit(t)
+	t.Run("reboot", d.testReboot)
 
 	t.Run("doctor", func(t *testing.T) {
 		// The registry's name must resolve on the host too: as a DNS
@@ -323,4 +298,38 @@ func stepSays(out string, n int, what string) bool {
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	return s[strings.LastIndexByte(s, '\n')+1:]
+}
+
+// testNoopInit: another init changes nothing; step 9 is skipped with
+// --self-signed.
+func (d *deployment) testNoopInit(t *testing.T) {
+	t.Helper()
+	r, took := d.init(t, "--self-signed")
+	t.Logf("TIMING init again (nothing to do): %s", took.Round(time.Millisecond))
+	if r.Code != 0 {
+		t.Fatalf("init again: exit %d\n%s", r.Code, r.Output())
+	}
+	if n := strings.Count(r.Stderr, "already in place"); n != 8 {
+		t.Errorf("init again: %d steps already in place, want 8\n%s", n, r.Stderr)
+	}
+}
+
+// testReboot: after a reboot the stack comes back by itself and a user
+// added then pushes.
+func (d *deployment) testReboot(t *testing.T) {
+	start := time.Now()
+	d.h.Reboot(t)
+	pw := d.addUser(t, "after-reboot", "--label", "full-access=reboot/*")
+	if r := d.login(t, "after-reboot", pw); r.Code != 0 {
+		t.Fatalf("login: %s", r.Output())
+	}
+	if err := testenv.Poll(3*time.Minute, 2*time.Second, func() error {
+		if r := d.push(t, "after-reboot", "reboot/app:1"); r.Code != 0 {
+			return fmt.Errorf("push: exit %d: %s", r.Code, lastLine(r.Output()))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("TIMING reboot to first push: %s", time.Since(start).Round(time.Millisecond))
 }

@@ -77,36 +77,12 @@ images:
 	t.Run("users-and-pushes", func(t *testing.T) { mongoUsersAndPushes(t, d, bin, storeURL) })
 	t.Run("only-80-and-443", d.testPorts)
 
-	// A second run changes nothing.
-	r, took = d.init(t, "--self-signed")
-	t.Logf("TIMING second init (nothing to do): %s", took.Round(time.Millisecond))
-	if r.Code != 0 {
-		t.Fatalf("second init: exit %d\n%s", r.Code, r.Output())
-	}
-	if n := strings.Count(r.Stderr, "already in place"); n != 8 { // step 9 is skipped with --self-signed
-		t.Errorf("second init: %d steps already in place, want 8\n%s", n, r.Stderr)
-	}
+	d.testNoopInit(t)
 
 	// At boot ufw loads its rules before docker starts, the other order
 	// from init's: the token server still reaches the external MongoDB.
-	t.Run("reboot", func(t *testing.T) {
-		start := time.Now()
-		h.Reboot(t)
-		pw := d.addUser(t, "after-reboot", "--label", "full-access=reboot/*")
-		if r := d.login(t, "after-reboot", pw); r.Code != 0 {
-			t.Fatalf("login: %s", r.Output())
-		}
-		if err := testenv.Poll(3*time.Minute, 2*time.Second, func() error {
-			if r := d.push(t, "after-reboot", "reboot/app:1"); r.Code != 0 {
-				return fmt.Errorf("push: exit %d: %s", r.Code, lastLine(r.Output()))
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("TIMING reboot to first push: %s", time.Since(start).Round(time.Millisecond))
-		h.Run(t, "", "iptables", "-S", "FORWARD")
-	})
+	t.Run("reboot", d.testReboot)
+	h.Run(t, "", "iptables", "-S", "FORWARD")
 }
 
 // mongoStartFerretDB starts FerretDB (SQLite backend) in h's outside
