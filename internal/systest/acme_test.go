@@ -257,15 +257,11 @@ func TestInitACMEFreshHost(t *testing.T) {
 	a := freshhost.Cache(t)
 	bin := freshhost.StaticRegctl(t)
 
-	start := time.Now()
-	h := freshhost.Boot(t, freshhost.Options{
+	h := bootRegctlHost(t, bin, freshhost.Options{
 		Variant:     freshhost.Full,
 		MountRepo:   true,
-		Binds:       []freshhost.Bind{{Src: bin, Dst: "/usr/local/bin/regctl", ReadOnly: true}},
-		Hostnames:   []string{registryName},
 		BootTimeout: 5 * time.Minute,
 	})
-	t.Logf("TIMING boot: %s", time.Since(start).Round(time.Millisecond))
 
 	ca := acmeStartCA(t, h, pebbleBin, challBin, registryName)
 	// The host resolves names through challtestsrv, as it would through
@@ -393,7 +389,7 @@ images:
 	var once sync.Once
 	defer once.Do(func() { close(stop) })
 	time.Sleep(time.Second) // the loop is pulling
-	start = time.Now()
+	start := time.Now()
 	r = h.Exec(t, freshhost.Cmd{Args: argv, Timeout: 10 * time.Minute})
 	renewTook := time.Since(start)
 	time.Sleep(2 * time.Second)

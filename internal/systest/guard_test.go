@@ -46,14 +46,10 @@ func TestInitGuardsFreshHost(t *testing.T) {
 	a := freshhost.Cache(t)
 	bin := freshhost.StaticRegctl(t)
 
-	start := time.Now()
-	h := freshhost.Boot(t, freshhost.Options{
+	h := bootRegctlHost(t, bin, freshhost.Options{
 		Variant:   freshhost.Full,
 		MountRepo: true,
-		Binds:     []freshhost.Bind{{Src: bin, Dst: "/usr/local/bin/regctl", ReadOnly: true}},
-		Hostnames: []string{registryName},
 	})
-	t.Logf("TIMING boot: %s", time.Since(start).Round(time.Millisecond))
 	h.Mirror(t, a.Images.Nginx, a.Images.Registry) // compose pulls them as from Docker Hub
 	d := &deployment{h: h, cfgs: t.TempDir(), cbin: crane, admin: "admin-" + testenv.RandomHex(8)}
 	d.image = testenv.MakeImage(t, crane, t.TempDir())

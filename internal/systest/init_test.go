@@ -133,15 +133,11 @@ func TestInitFreshHost(t *testing.T) {
 	a := freshhost.Cache(t)
 	bin := freshhost.StaticRegctl(t)
 
-	start := time.Now()
-	h := freshhost.Boot(t, freshhost.Options{
+	h := bootRegctlHost(t, bin, freshhost.Options{
 		Variant:    freshhost.Bare,
 		Persistent: true,
 		MountRepo:  true,
-		Binds:      []freshhost.Bind{{Src: bin, Dst: "/usr/local/bin/regctl", ReadOnly: true}},
-		Hostnames:  []string{registryName},
 	})
-	t.Logf("TIMING boot: %s", time.Since(start).Round(time.Millisecond))
 	d := &deployment{h: h, cfgs: t.TempDir(), cbin: crane, admin: "admin-" + testenv.RandomHex(8)}
 	d.image = testenv.MakeImage(t, crane, t.TempDir())
 	h.CopyIn(t, "/etc/regctl/regctl.yaml", []byte(`domains:
@@ -165,7 +161,7 @@ images:
 		}
 	}
 	h.MustRun(t, "", "docker", "compose", "version") // installed by step 1
-	start = time.Now()
+	start := time.Now()
 	h.LoadImages(t, a.Images.Nginx, a.Images.Registry)
 	t.Logf("TIMING docker load: %s", time.Since(start).Round(time.Millisecond))
 
@@ -332,4 +328,16 @@ func (d *deployment) testReboot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("TIMING reboot to first push: %s", time.Since(start).Round(time.Millisecond))
+}
+
+// bootRegctlHost boots a fresh host with regctl (bin) installed at
+// /usr/local/bin/regctl and the registry's name resolving to it outside.
+func bootRegctlHost(t *testing.T, bin string, o freshhost.Options) *freshhost.Host {
+	t.Helper()
+	o.Binds = append(o.Binds, freshhost.Bind{Src: bin, Dst: "/usr/local/bin/regctl", ReadOnly: true})
+	o.Hostnames = append(o.Hostnames, registryName)
+	start := time.Now()
+	h := freshhost.Boot(t, o)
+	t.Logf("TIMING boot: %s", time.Since(start).Round(time.Millisecond))
+	return h
 }

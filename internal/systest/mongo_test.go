@@ -30,14 +30,10 @@ func TestInitFreshHostMongo(t *testing.T) {
 	a := freshhost.Cache(t)
 	bin := freshhost.StaticRegctl(t)
 
-	start := time.Now()
-	h := freshhost.Boot(t, freshhost.Options{
+	h := bootRegctlHost(t, bin, freshhost.Options{
 		Variant:    freshhost.Full,
 		Persistent: true, // for the reboot
-		Binds:      []freshhost.Bind{{Src: bin, Dst: "/usr/local/bin/regctl", ReadOnly: true}},
-		Hostnames:  []string{registryName},
 	})
-	t.Logf("TIMING boot: %s", time.Since(start).Round(time.Millisecond))
 	h.Mirror(t, a.Images.Nginx, a.Images.Registry) // compose pulls them as from Docker Hub
 
 	storeURL := mongoStartFerretDB(t, h, ferretdb)
