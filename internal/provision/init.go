@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -217,7 +218,31 @@ func stepPackages(ctx context.Context, r *initRun) (bool, error) {
 		}
 		changed = true
 	}
+	if !r.o.DryRun {
+		if err := checkDockerEngine(ctx, r); err != nil {
+			return changed, err
+		}
+	}
 	return changed, nil
+}
+
+// MinDockerEngine is the oldest Docker Engine whose healthchecks take
+// start_interval (API 1.44), which the rendered compose.yaml uses so that
+// `compose up` waits seconds, not a whole interval, per container.
+const MinDockerEngine = 25
+
+// checkDockerEngine refuses a Docker Engine older than MinDockerEngine.
+func checkDockerEngine(ctx context.Context, r *initRun) error {
+	out, err := r.query(ctx, []string{"docker", "version", "--format", "{{.Server.Version}}"})
+	if err != nil {
+		return fmt.Errorf("ask dockerd for its version: %w", err)
+	}
+	v := strings.TrimSpace(string(out))
+	major, _, _ := strings.Cut(v, ".")
+	if n, err := strconv.Atoi(major); err != nil || n < MinDockerEngine {
+		return fmt.Errorf("Docker Engine %q is too old: regctl needs %d.0 or later (healthchecks with start_interval); install Docker's docker-ce from Docker's apt repository, then run regctl init again", v, MinDockerEngine)
+	}
+	return nil
 }
 
 // --- step 2 -----------------------------------------------------------

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -67,6 +68,7 @@ type fakeUbuntu struct {
 	subnet    string // of the compose network; "" when there is none
 	timer     bool
 	seeded    []string
+	engine    string // docker version's Server.Version; "" is 26.1.5
 }
 
 func newFakeUbuntu(t *testing.T, c *config.Config) *fakeUbuntu {
@@ -97,6 +99,10 @@ func (f *fakeUbuntu) respond(cmd []string) ([]byte, error) {
 	case line == "docker compose version":
 		if f.installed["docker-compose-v2"] || f.installed["docker-compose"] {
 			return []byte("Docker Compose version 2.24.6\n"), nil
+		}
+	case line == "docker version --format {{.Server.Version}}":
+		if f.installed["docker.io"] {
+			return []byte(cmp.Or(f.engine, "26.1.5") + "\n"), nil
 		}
 	case line == "systemctl is-active docker":
 		if f.installed["docker.io"] {
@@ -873,6 +879,38 @@ func TestInitStorePointer(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), "regctl user add NAME") || strings.Contains(out.String(), "exec regctl /regctl user add") {
 				t.Errorf("the summary does not say to run regctl user add on the host:\n%s", out.String())
+			}
+		})
+	}
+}
+
+// TestInitDockerEngineTooOld: step 1 stops on a Docker Engine older than
+// MinDockerEngine, whose healthchecks would not take start_interval.
+func TestInitDockerEngineTooOld(t *testing.T) {
+	for _, tt := range []struct {
+		engine string
+		ok     bool
+	}{
+		{"24.0.7", false},
+		{"20.10.24+dfsg1", false},
+		{"garbage", false},
+		{"25.0.0", true},
+		{"26.1.5+dfsg1", true},
+	} {
+		t.Run(tt.engine, func(t *testing.T) {
+			c := testConfig(t)
+			f := newFakeUbuntu(t, c)
+			f.engine = tt.engine
+			var out bytes.Buffer
+			err := Init(context.Background(), f.h, initOptions(c, &out))
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("engine %s: %v\n%s", tt.engine, err, out.String())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "too old") || !strings.Contains(err.Error(), "step 1/9") {
+				t.Fatalf("engine %s: err = %v, want step 1 to refuse it as too old", tt.engine, err)
 			}
 		})
 	}
