@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/regctl/regctl/internal/testenv"
+	"github.com/regctl/regctl/internal/testenv/clients"
 )
 
 func TestMain(m *testing.M) {
@@ -86,10 +87,10 @@ func TestE2E(t *testing.T) {
 				rs := e.startStackOn(t, v.version, bin, "rs256", s.regctl.Store)
 				rs.pw = s.pw // same database, same users
 				c := newClient(t, "crane", rs, "waldi", s.pw["waldi"])
-				c.mustLogin(t)
-				c.mustPush(t, "test/app:rs256")
-				c.mustPull(t, "test/app:rs256")
-				c.expectPushDenied(t, rs, "prod/app:rs256")
+				c.MustLogin(t)
+				c.MustPush(t, "test/app:rs256")
+				c.MustPull(t, "test/app:rs256")
+				c.ExpectPushDenied(t, "prod/app:rs256", rs.manifestExists)
 			})
 		})
 	}
@@ -155,8 +156,8 @@ func (e *env) startStack(t *testing.T, v testenv.Version, bin string) *stack {
 	s.waitAccess(t, "auditor", s.pw["auditor"], "prod/app", "pull")
 
 	admin := newClient(t, "crane", s, "admin", s.pw["admin"])
-	admin.mustLogin(t)
-	if r := admin.push(t, "prod/app:base"); r.Code != 0 {
+	admin.MustLogin(t)
+	if r := admin.Push(t, "prod/app:base"); r.Code != 0 {
 		t.Fatalf("crane push prod/app:base as admin: exit %d\n%s", r.Code, r.Output())
 	}
 	return s
@@ -221,28 +222,28 @@ func (s *stack) addUser(t *testing.T, user string, flags ...string) string {
 // testClassic: the article's scenario, with each client. Refused pushes
 // use tags nobody pushed, so no client can skip the upload as a no-op.
 func (s *stack) testClassic(t *testing.T) {
-	for _, kind := range clientKinds {
+	for _, kind := range clients.Kinds {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			tag := ":" + kind
 			waldi := newClient(t, kind, s, "waldi", s.pw["waldi"])
-			waldi.mustLogin(t)
-			waldi.mustPush(t, "test/app"+tag)
-			waldi.mustPush(t, "socke1"+tag)
-			waldi.mustPull(t, "test/app"+tag)
-			waldi.mustPull(t, "socke1"+tag)
-			waldi.expectPushDenied(t, s, "prod/app"+tag+"-waldi")
-			expectDenied(t, waldi.pull(t, "prod/app:base"), kind+" pull prod/app as waldi")
+			waldi.MustLogin(t)
+			waldi.MustPush(t, "test/app"+tag)
+			waldi.MustPush(t, "socke1"+tag)
+			waldi.MustPull(t, "test/app"+tag)
+			waldi.MustPull(t, "socke1"+tag)
+			waldi.ExpectPushDenied(t, "prod/app"+tag+"-waldi", s.manifestExists)
+			clients.ExpectDenied(t, waldi.Pull(t, "prod/app:base"), kind+" pull prod/app as waldi")
 
 			admin := newClient(t, kind, s, "admin", s.pw["admin"])
-			admin.mustLogin(t)
-			admin.mustPush(t, "prod/app"+tag)
+			admin.MustLogin(t)
+			admin.MustPush(t, "prod/app"+tag)
 
 			reader := newClient(t, kind, s, "reader", s.pw["reader"])
-			reader.mustLogin(t)
-			reader.mustPull(t, "prod/app"+tag)
-			reader.expectPushDenied(t, s, "prod/app"+tag+"-reader")
-			expectDenied(t, reader.pull(t, "test/app"+tag), kind+" pull test/app as reader")
+			reader.MustLogin(t)
+			reader.MustPull(t, "prod/app"+tag)
+			reader.ExpectPushDenied(t, "prod/app"+tag+"-reader", s.manifestExists)
+			clients.ExpectDenied(t, reader.Pull(t, "test/app"+tag), kind+" pull test/app as reader")
 		})
 	}
 }
@@ -254,7 +255,7 @@ func (s *stack) testExpiredUser(t *testing.T) {
 	// Long enough for `user add` (bcrypt; slow under -race) plus a login
 	// before expiry.
 	const lifetime = 10 * time.Second
-	for _, kind := range clientKinds {
+	for _, kind := range clients.Kinds {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			user := "expiring-" + kind
@@ -262,13 +263,13 @@ func (s *stack) testExpiredUser(t *testing.T) {
 			// regctl reads its clock between these two instants and may
 			// round the expiry to the second.
 			notBefore := time.Now().Add(lifetime - time.Second)
-			c.pw = s.addUser(t, user, "--expires", lifetime.String(), "--label", "read-only-access=prod/*")
+			c.PW = s.addUser(t, user, "--expires", lifetime.String(), "--label", "read-only-access=prod/*")
 			notAfter := time.Now().Add(lifetime + time.Second)
 
 			// Before expiry the account works, so the refusals below are
 			// expiry's doing. docker keeps the identity token it gets.
-			s.waitAccess(t, user, c.pw, "prod/app", "pull")
-			r := c.login(t)
+			s.waitAccess(t, user, c.PW, "prod/app", "pull")
+			r := c.Login(t)
 			if r.Code != 0 {
 				if time.Now().Before(notBefore) {
 					t.Fatalf("%s login as %s before it expires: exit %d\n%s", kind, user, r.Code, r.Output())
@@ -277,12 +278,12 @@ func (s *stack) testExpiredUser(t *testing.T) {
 			}
 
 			time.Sleep(time.Until(notAfter))
-			if status, _, _ := s.token(t, user, c.pw, url.Values{"scope": {"repository:prod/app:pull"}}); status != http.StatusUnauthorized {
+			if status, _, _ := s.token(t, user, c.PW, url.Values{"scope": {"repository:prod/app:pull"}}); status != http.StatusUnauthorized {
 				t.Errorf("token for %s after expiry: status %d, want 401", user, status)
 			}
-			expectRefused(t, c.pull(t, "prod/app:base"), kind+" pull as expired "+user)
-			if c.loginChecks() {
-				expectRefused(t, c.login(t), kind+" login as expired "+user)
+			clients.ExpectRefused(t, c.Pull(t, "prod/app:base"), kind+" pull as expired "+user)
+			if c.LoginChecks() {
+				clients.ExpectRefused(t, c.Login(t), kind+" login as expired "+user)
 			}
 		})
 	}
@@ -291,17 +292,17 @@ func (s *stack) testExpiredUser(t *testing.T) {
 // testRevokedGrant: `regctl user revoke` takes effect within the reload
 // interval (deadline revokeDeadline), including for docker's identity token.
 func (s *stack) testRevokedGrant(t *testing.T) {
-	for _, kind := range clientKinds {
+	for _, kind := range clients.Kinds {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			user := "bob-" + kind
 			c := newClient(t, kind, s, user, "")
-			c.pw = s.addUser(t, user)
+			c.PW = s.addUser(t, user)
 			s.regctl.MustRun(t, "", "user", "grant", user, "team/*", "--actions", "pull,push")
-			s.waitAccess(t, user, c.pw, "team/app", "pull", "push")
-			c.mustLogin(t)
+			s.waitAccess(t, user, c.PW, "team/app", "pull", "push")
+			c.MustLogin(t)
 			repo := "team/app:" + kind
-			if r := c.push(t, repo); r.Code != 0 {
+			if r := c.Push(t, repo); r.Code != 0 {
 				t.Fatalf("%s push %s as %s with the grant: exit %d\n%s", kind, repo, user, r.Code, r.Output())
 			}
 
@@ -309,7 +310,7 @@ func (s *stack) testRevokedGrant(t *testing.T) {
 			revoked := time.Now()
 			var last string
 			err := testenv.Poll(revokeDeadline, 500*time.Millisecond, func() error {
-				if last = deniedErr(c.push(t, repo)); last != "" {
+				if last = clients.DeniedErr(c.Push(t, repo)); last != "" {
 					return errors.New("push " + last)
 				}
 				return nil
@@ -319,7 +320,7 @@ func (s *stack) testRevokedGrant(t *testing.T) {
 					kind, repo, user, revokeDeadline, reloadInterval, err)
 			}
 			t.Logf("push denied %s after revoke", time.Since(revoked).Round(time.Millisecond))
-			expectDenied(t, c.pull(t, repo), kind+" pull after revoke")
+			clients.ExpectDenied(t, c.Pull(t, repo), kind+" pull after revoke")
 		})
 	}
 }
@@ -328,25 +329,25 @@ func (s *stack) testRevokedGrant(t *testing.T) {
 // pushes through, then stops them after the expiry, with no restart.
 func (s *stack) testExpiringGrant(t *testing.T) {
 	const lifetime = 10 * time.Second
-	for _, kind := range clientKinds {
+	for _, kind := range clients.Kinds {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			user := "temp-" + kind
 			c := newClient(t, kind, s, user, "")
-			c.pw = s.addUser(t, user)
+			c.PW = s.addUser(t, user)
 			s.regctl.MustRun(t, "", "user", "grant", user, "team/*", "--actions", "pull,push", "--expires", lifetime.String())
 			expires := time.Now().Add(lifetime)
-			s.waitAccess(t, user, c.pw, "team/tmp", "pull", "push")
-			c.mustLogin(t)
+			s.waitAccess(t, user, c.PW, "team/tmp", "pull", "push")
+			c.MustLogin(t)
 			repo := "team/tmp:" + kind
-			if r := c.push(t, repo); r.Code != 0 {
+			if r := c.Push(t, repo); r.Code != 0 {
 				if time.Now().Before(expires) {
 					t.Fatalf("%s push %s as %s before the grant expires: exit %d\n%s", kind, repo, user, r.Code, r.Output())
 				}
 				t.Logf("push too late to check the grant before expiry")
 			}
 			time.Sleep(time.Until(expires.Add(time.Second)))
-			if last := deniedErr(c.push(t, repo)); last != "" {
+			if last := clients.DeniedErr(c.Push(t, repo)); last != "" {
 				t.Fatalf("%s push %s as %s after the grant expired: %s", kind, repo, user, last)
 			}
 		})
@@ -359,21 +360,21 @@ func (s *stack) testExpiringGrant(t *testing.T) {
 func (s *stack) testDockerLogin(t *testing.T) {
 	user := "docker-user"
 	c := newClient(t, "docker", s, user, "")
-	c.pw = s.addUser(t, user)
+	c.PW = s.addUser(t, user)
 	s.regctl.MustRun(t, "", "user", "grant", user, "dock/*", "--actions", "*")
-	s.waitAccess(t, user, c.pw, "dock/app", "pull", "push")
+	s.waitAccess(t, user, c.PW, "dock/app", "pull", "push")
 
 	// What docker login asks the token server for.
-	status, resp, err := s.token(t, user, c.pw, url.Values{"offline_token": {"true"}, "client_id": {"docker"}})
+	status, resp, err := s.token(t, user, c.PW, url.Values{"offline_token": {"true"}, "client_id": {"docker"}})
 	if status != http.StatusOK || err != nil {
 		t.Fatalf("offline token request: status %d, %v", status, err)
 	}
 
-	r := c.login(t)
+	r := c.Login(t)
 	if r.Code != 0 || !strings.Contains(r.Output(), "Login Succeeded") {
 		t.Fatalf("docker login: exit %d, want 0 and \"Login Succeeded\"\n%s", r.Code, r.Output())
 	}
-	configPath := filepath.Join(c.dir, "config.json")
+	configPath := filepath.Join(c.Dir, "config.json")
 	raw, err := os.ReadFile(configPath)
 	if err != nil {
 		t.Fatal(err)
@@ -398,19 +399,19 @@ func (s *stack) testDockerLogin(t *testing.T) {
 		if entry.IdentityToken == "" {
 			t.Errorf("the server returns a refresh token, but docker stored no identity token:\n%s", raw)
 		}
-		if strings.Contains(string(raw), c.pw) || strings.Contains(string(auth), c.pw) {
+		if strings.Contains(string(raw), c.PW) || strings.Contains(string(auth), c.PW) {
 			t.Errorf("docker stored the password although it got an identity token:\n%s", raw)
 		}
 	} else {
 		t.Logf("the token server returned no refresh_token to an offline_token request; docker keeps the password")
-		if string(auth) != user+":"+c.pw {
+		if string(auth) != user+":"+c.PW {
 			t.Errorf("no identity token, so config.json should hold the password, but auth decodes to %q", auth)
 		}
 	}
 
-	c.mustPush(t, "dock/app:1")
-	c.mustPull(t, "dock/app:1")
-	c.mustPush(t, "dock/app:2")
+	c.MustPush(t, "dock/app:1")
+	c.MustPull(t, "dock/app:1")
+	c.MustPush(t, "dock/app:2")
 
 	if entry.IdentityToken != "" {
 		// The identity token, not some cached password, is what works:
@@ -419,13 +420,13 @@ func (s *stack) testDockerLogin(t *testing.T) {
 		if err := os.WriteFile(configPath, []byte(bad), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		expectRefused(t, c.pull(t, "dock/app:1"), "docker pull with a corrupted identity token")
+		clients.ExpectRefused(t, c.Pull(t, "dock/app:1"), "docker pull with a corrupted identity token")
 	}
 }
 
 // manifestExists reports whether the registry has repo:tag, asking with the
 // auditor's token over plain HTTP (no client in between).
-func (s *stack) manifestExists(t *testing.T, repo, tag string) bool {
+func (s *stack) manifestExists(t testing.TB, repo, tag string) bool {
 	t.Helper()
 	status, tr, err := s.token(t, "auditor", s.pw["auditor"], url.Values{"scope": {"repository:" + repo + ":pull"}})
 	if status != http.StatusOK || err != nil {
@@ -461,7 +462,7 @@ type tokenResponse struct {
 
 // token asks the token endpoint directly (GET, basic auth) with query
 // extra plus service, and returns the status and decoded answer.
-func (s *stack) token(t *testing.T, user, pw string, extra url.Values) (int, tokenResponse, error) {
+func (s *stack) token(t testing.TB, user, pw string, extra url.Values) (int, tokenResponse, error) {
 	t.Helper()
 	q := url.Values{"service": {s.service}}
 	for k, v := range extra {

@@ -89,8 +89,8 @@ func testRotate(t *testing.T, e *env, v testenv.Version, bin string) {
 	s.waitAccess(t, "puller", s.pw["puller"], "rot/app", "pull", "push")
 
 	c := newClient(t, "crane", s, "puller", s.pw["puller"])
-	c.mustLogin(t)
-	if r := c.push(t, "rot/app:1"); r.Code != 0 {
+	c.MustLogin(t)
+	if r := c.Push(t, "rot/app:1"); r.Code != 0 {
 		t.Fatalf("crane push rot/app:1: exit %d\n%s", r.Code, r.Output())
 	}
 	kids := []string{s.currentKID(t, keysDir)}
@@ -117,7 +117,7 @@ func testRotate(t *testing.T, e *env, v testenv.Version, bin string) {
 				return
 			default:
 			}
-			r := c.pull(t, "rot/app:1")
+			r := c.Pull(t, "rot/app:1")
 			mu.Lock()
 			if r.Code == 0 {
 				ok++

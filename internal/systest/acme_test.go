@@ -275,8 +275,7 @@ func TestInitACMEFreshHost(t *testing.T) {
 	}
 	h.Mirror(t, a.Images.Nginx, a.Images.Registry)
 
-	d := &deployment{h: h, cfgs: t.TempDir(), cbin: crane, admin: "admin-" + testenv.RandomHex(8)}
-	d.image = testenv.MakeImage(t, crane, t.TempDir())
+	d := newDeployment(t, h, crane)
 	config := func(acme string) []byte {
 		return []byte(`domains:
   registry: ` + registryName + `

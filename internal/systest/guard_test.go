@@ -51,8 +51,7 @@ func TestInitGuardsFreshHost(t *testing.T) {
 		MountRepo: true,
 	})
 	h.Mirror(t, a.Images.Nginx, a.Images.Registry) // compose pulls them as from Docker Hub
-	d := &deployment{h: h, cfgs: t.TempDir(), cbin: crane, admin: "admin-" + testenv.RandomHex(8)}
-	d.image = testenv.MakeImage(t, crane, t.TempDir())
+	d := newDeployment(t, h, crane)
 	h.CopyIn(t, "/etc/regctl/regctl.yaml", []byte(`domains:
   registry: `+registryName+`
 database:

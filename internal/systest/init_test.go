@@ -16,10 +16,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/regctl/regctl/internal/testenv"
+	"github.com/regctl/regctl/internal/testenv/clients"
 	"github.com/regctl/regctl/internal/testenv/freshhost"
 )
 
@@ -38,7 +40,19 @@ type deployment struct {
 	cfgs  string // the clients' docker configs, one directory per user
 	cbin  string // crane
 	image string // docker-archive tarball to push
+	layer string // its layer, for `docker import`
 	admin string // the first admin user's password
+}
+
+// newDeployment returns the deployment on h, with a test image and a
+// random first admin password.
+func newDeployment(t *testing.T, h *freshhost.Host, crane string) *deployment {
+	t.Helper()
+	d := &deployment{h: h, cfgs: t.TempDir(), cbin: crane, admin: "admin-" + testenv.RandomHex(8)}
+	dir := t.TempDir()
+	d.image = testenv.MakeImage(t, crane, dir)
+	d.layer = filepath.Join(dir, "layer.tar.gz")
+	return d
 }
 
 // regctl runs regctl on the host, as an admin would: no --store, no
@@ -138,8 +152,7 @@ func TestInitFreshHost(t *testing.T) {
 		Persistent: true,
 		MountRepo:  true,
 	})
-	d := &deployment{h: h, cfgs: t.TempDir(), cbin: crane, admin: "admin-" + testenv.RandomHex(8)}
-	d.image = testenv.MakeImage(t, crane, t.TempDir())
+	d := newDeployment(t, h, crane)
 	h.CopyIn(t, "/etc/regctl/regctl.yaml", []byte(`domains:
   registry: `+registryName+`
 database:
@@ -203,74 +216,125 @@ images:
 	})
 }
 
-// testClassic: the article's scenario, with users made by `regctl user
-// add` on the host (no --store: init pointed regctl at the deployment).
+// testClassic: the article's scenario with docker, skopeo and crane from
+// outside the host, with users made by `regctl user add` on the host (no
+// --store: init pointed regctl at the deployment). The clients trust the
+// self-signed chain the way init's summary says: docker through
+// certs.d/NAME/ca.crt, skopeo through its certificate directory, crane
+// (Go) through SSL_CERT_FILE.
 func (d *deployment) testClassic(t *testing.T) {
-	waldi := d.addUser(t, "waldi", "--label", "full-access=test/*", "--label", "full-access=socke*")
-	admin := d.addUser(t, "ops", "--label", "full-access=prod/*")
-	reader := d.addUser(t, "reader", "--label", "read-only-access=prod/*")
-	expired := d.addUser(t, "gone", "--label", "full-access=test/*")
-	d.mustRegctl(t, "", "user", "expire", "gone", time.Now().Add(2*time.Second).UTC().Format(time.RFC3339))
+	pw := map[string]string{
+		"waldi":  d.addUser(t, "waldi", "--label", "full-access=test/*", "--label", "full-access=socke*"),
+		"ops":    d.addUser(t, "ops", "--label", "full-access=prod/*"),
+		"reader": d.addUser(t, "reader", "--label", "read-only-access=prod/*"),
+		"gone":   d.addUser(t, "gone", "--label", "full-access=test/*"),
+	}
+	expiry := time.Now().Add(2 * time.Second)
+	d.mustRegctl(t, "", "user", "expire", "gone", expiry.UTC().Format(time.RFC3339))
 	if r := d.mustRegctl(t, "", "user", "list"); !strings.Contains(r.Stdout, "waldi") {
 		t.Fatalf("user list on the host does not show waldi:\n%s", r.Output())
 	}
 
-	for user, pw := range map[string]string{"waldi": waldi, "ops": admin, "reader": reader} {
-		if r := d.login(t, user, pw); r.Code != 0 {
-			t.Fatalf("crane auth login %s: %s", user, r.Output())
-		}
+	chain := d.h.ReadFile(t, "/opt/regctl/certs/live/"+registryName+"/fullchain.pem")
+	ca := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(ca, chain, 0o600); err != nil {
+		t.Fatal(err)
 	}
+	d.h.OutsideFile(t, "/etc/docker/certs.d/"+registryName+"/ca.crt", chain, 0o644)
+	dockerHost := d.h.OutsideDockerd(t)
+	dir := t.TempDir()
+	client := func(t *testing.T, kind, user string) *clients.Client {
+		c := clients.New(t, kind, d.cbin, registryName, user, pw[user], dir)
+		c.Image, c.Layer, c.CA = d.image, d.layer, ca
+		c.Run = d.outside
+		if kind == "docker" {
+			c.Env = []string{"DOCKER_HOST=" + dockerHost}
+		}
+		return c
+	}
+
 	// Users apply within the token server's reload interval.
+	first := client(t, "crane", "waldi")
+	first.MustLogin(t)
 	if err := testenv.Poll(30*time.Second, time.Second, func() error {
-		if r := d.push(t, "waldi", "test/app:1"); r.Code != 0 {
-			return fmt.Errorf("waldi pushes test/app:1: exit %d: %s", r.Code, lastLine(r.Output()))
+		if r := first.Push(t, "test/app:first"); r.Code != 0 {
+			return fmt.Errorf("waldi pushes test/app:first: exit %d: %s", r.Code, lastLine(r.Output()))
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	pushed := d.digest(t, "waldi", "test/app:1")
-	if pushed.Code != 0 {
-		t.Fatalf("digest: %s", pushed.Output())
-	}
-	if r := d.push(t, "waldi", "prod/app:1"); !denied(r) {
-		t.Errorf("waldi pushed prod/app: exit %d %s", r.Code, lastLine(r.Output()))
-	}
-	if r := d.push(t, "ops", "prod/app:1"); r.Code != 0 {
-		t.Fatalf("ops pushes prod/app:1: %s", r.Output())
-	}
-	if r := d.digest(t, "reader", "prod/app:1"); r.Code != 0 || strings.TrimSpace(r.Stdout) != strings.TrimSpace(d.digest(t, "ops", "prod/app:1").Stdout) {
-		t.Errorf("reader pulls prod/app:1: exit %d %s", r.Code, r.Output())
-	}
-	if r := d.push(t, "reader", "prod/app:2"); r.Code == 0 {
-		t.Errorf("reader pushed prod/app:2: %s", lastLine(r.Output()))
-	} else if !denied(r) {
-		// Refused, but not as a denial: nginx 1.26 answers the
-		// manifest PUT with its own 400 (see the closing notes of #12).
-		t.Logf("reader's push was refused with: %s", lastLine(r.Output()))
-	}
-	if r := d.digest(t, "ops", "prod/app:2"); r.Code == 0 {
-		t.Errorf("prod/app:2 exists after reader's refused push: %s", r.Stdout)
-	}
-	time.Sleep(3 * time.Second) // gone's account has expired
-	if r := d.login(t, "gone", expired); r.Code == 0 {
-		if r := d.push(t, "gone", "test/gone:1"); !denied(r) {
-			t.Errorf("an expired user pushed: exit %d %s", r.Code, lastLine(r.Output()))
+	ops := client(t, "crane", "ops")
+	ops.MustLogin(t)
+	exists := func(t testing.TB, repo, tag string) bool {
+		r := ops.Run(t, []string{"DOCKER_CONFIG=" + ops.Dir, "SSL_CERT_FILE=" + ca}, "", d.cbin, "digest", ops.Ref(repo+":"+tag))
+		if r.Code == 0 {
+			return true
 		}
+		if !strings.Contains(r.Stderr, "MANIFEST_UNKNOWN") && !strings.Contains(r.Stderr, "NAME_UNKNOWN") {
+			t.Fatalf("does %s:%s exist? crane digest as ops: exit %d\n%s", repo, tag, r.Code, r.Output())
+		}
+		return false
 	}
+
+	for _, kind := range clients.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			tag := ":" + kind
+			waldi := client(t, kind, "waldi")
+			waldi.MustLogin(t)
+			waldi.MustPush(t, "test/app"+tag)
+			waldi.MustPull(t, "test/app"+tag)
+			waldi.ExpectPushDenied(t, "prod/app"+tag+"-waldi", exists)
+			clients.ExpectDenied(t, waldi.Pull(t, "prod/app:missing"), kind+" pull prod/app as waldi")
+
+			ops := client(t, kind, "ops")
+			ops.MustLogin(t)
+			ops.MustPush(t, "prod/app"+tag)
+
+			reader := client(t, kind, "reader")
+			reader.MustLogin(t)
+			reader.MustPull(t, "prod/app"+tag)
+			reader.ExpectPushDenied(t, "prod/app"+tag+"-reader", exists)
+
+			time.Sleep(time.Until(expiry.Add(time.Second)))
+			gone := client(t, kind, "gone")
+			if gone.LoginChecks() {
+				clients.ExpectRefused(t, gone.Login(t), kind+" login as the expired gone")
+			} else {
+				gone.MustLogin(t)
+			}
+			clients.ExpectRefused(t, gone.Pull(t, "test/app"+tag), kind+" pull as the expired gone")
+		})
+	}
+}
+
+// outside runs argv in the outside namespace: clients.Runner.
+func (d *deployment) outside(t testing.TB, env []string, stdin string, argv ...string) testenv.Result {
+	t.Helper()
+	return d.h.OutsideExec(t, freshhost.Cmd{Args: argv, Env: env, Stdin: strings.NewReader(stdin), Timeout: 5 * time.Minute})
 }
 
 // testPorts: from outside, only 80 and 443 answer. Port 22 is allowed by
 // ufw but refused, since no sshd runs; the rest are dropped.
 func (d *deployment) testPorts(t *testing.T) {
 	ports := []int{22, 80, 443, 2375, 2376, 5000, 5001, 5002, 8080, 9101, 9102, 27017}
+	answered := make([]bool, len(ports))
+	var wg sync.WaitGroup
+	for i, p := range ports {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			conn, err := d.h.DialContext(ctx, "tcp", net.JoinHostPort(d.h.IP.String(), fmt.Sprint(p)))
+			if err == nil {
+				conn.Close()
+				answered[i] = true
+			}
+		})
+	}
+	wg.Wait()
 	var open []int
-	for _, p := range ports {
-		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		conn, err := d.h.DialContext(ctx, "tcp", net.JoinHostPort(d.h.IP.String(), fmt.Sprint(p)))
-		cancel()
-		if err == nil {
-			conn.Close()
+	for i, p := range ports {
+		if answered[i] {
 			open = append(open, p)
 		}
 	}

@@ -37,8 +37,7 @@ func TestInitFreshHostMongo(t *testing.T) {
 	h.Mirror(t, a.Images.Nginx, a.Images.Registry) // compose pulls them as from Docker Hub
 
 	storeURL := mongoStartFerretDB(t, h, ferretdb)
-	d := &deployment{h: h, cfgs: t.TempDir(), cbin: crane, admin: "admin-" + testenv.RandomHex(8)}
-	d.image = testenv.MakeImage(t, crane, t.TempDir())
+	d := newDeployment(t, h, crane)
 	h.CopyIn(t, "/etc/regctl/regctl.yaml", []byte(`domains:
   registry: `+registryName+`
 database:
