@@ -24,6 +24,7 @@ type Config struct {
 	Database  Database  `mapstructure:"database"`
 	Storage   Storage   `mapstructure:"storage"`
 	SSH       SSH       `mapstructure:"ssh"`
+	Fail2ban  Fail2ban  `mapstructure:"fail2ban"`
 	Upstreams Upstreams `mapstructure:"upstreams"`
 	Network   Network   `mapstructure:"network"`
 	Images    Images    `mapstructure:"images"`
@@ -130,6 +131,15 @@ type SSH struct {
 	Port int `mapstructure:"port"`
 }
 
+// Fail2ban is the jail that bans clients whose token requests keep
+// failing (401) or keep coming after a rate limit (429): MaxRetry of them
+// within FindTime ban the client's address for BanTime.
+type Fail2ban struct {
+	MaxRetry int           `mapstructure:"maxretry"`
+	FindTime time.Duration `mapstructure:"findtime"`
+	BanTime  time.Duration `mapstructure:"bantime"`
+}
+
 // Upstreams are what nginx proxies to, HOST:PORT. The defaults are the
 // compose service names; tests point them at loopback. The services listen
 // on these ports inside their containers.
@@ -171,6 +181,7 @@ func Defaults() Config {
 		Database:  Database{Backend: BackendMongo},
 		Storage:   Storage{Driver: DriverFilesystem, S3: S3{Secure: true}},
 		SSH:       SSH{Port: 22},
+		Fail2ban:  Fail2ban{MaxRetry: 10, FindTime: 10 * time.Minute, BanTime: time.Hour},
 		Upstreams: Upstreams{Registry: "registry:5000", Token: "regctl:5001"},
 		// The last /24 of 172.16.0.0/12. Docker takes /16s of that range
 		// for its own networks from 172.17.0.0/16 upwards, so it reaches

@@ -92,6 +92,16 @@ func (c *Config) Validate() error {
 		add("token.log_format", "%q: use json or text", c.Token.LogFormat)
 	}
 
+	if c.Fail2ban.MaxRetry < 1 || c.Fail2ban.MaxRetry > 1000 {
+		add("fail2ban.maxretry", "%d: must be between 1 and 1000", c.Fail2ban.MaxRetry)
+	}
+	if c.Fail2ban.FindTime < time.Minute || c.Fail2ban.FindTime > 7*24*time.Hour || c.Fail2ban.FindTime%time.Second != 0 {
+		add("fail2ban.findtime", "%s: must be whole seconds between 1m and 168h", c.Fail2ban.FindTime)
+	}
+	if c.Fail2ban.BanTime < 10*time.Second || c.Fail2ban.BanTime > 365*24*time.Hour || c.Fail2ban.BanTime%time.Second != 0 {
+		add("fail2ban.bantime", "%s: must be whole seconds between 10s and 8760h", c.Fail2ban.BanTime)
+	}
+
 	switch c.Database.Backend {
 	case BackendMongo, BackendSQLite:
 	default:

@@ -12,6 +12,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/regctl/regctl/internal/config"
 )
@@ -393,7 +394,7 @@ type Fail2banData struct {
 	JailPath, FilterPath string // where init installs them
 	LogPath              string // the nginx token log on the host
 	MaxRetry             int
-	FindTime, BanTime    string
+	FindTime, BanTime    int // seconds
 }
 
 // NewFail2banData returns the jail settings for the host.
@@ -402,9 +403,9 @@ func NewFail2banData(c *config.Config) Fail2banData {
 		JailPath:   InstalledJail,
 		FilterPath: InstalledFilter,
 		LogPath:    path.Join(c.Root, AuthLogFile),
-		MaxRetry:   10,
-		FindTime:   "10m",
-		BanTime:    "1h",
+		MaxRetry:   c.Fail2ban.MaxRetry,
+		FindTime:   int(c.Fail2ban.FindTime / time.Second),
+		BanTime:    int(c.Fail2ban.BanTime / time.Second),
 	}
 }
 
