@@ -36,6 +36,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -129,6 +130,14 @@ type Result struct {
 	// Protocols the HTTP versions of all answers.
 	V2Hosts   map[string]int `json:"v2_hosts"`
 	Protocols map[string]int `json:"protocols"`
+	// ClientCPU is the CPU time this process used during the operation
+	// (generating or checking the bytes, TLS), in seconds; MachineBusy the
+	// share of all CPUs of the machine that were busy meanwhile (from
+	// /proc/stat, which a container shares with its machine), CPUs their
+	// number.
+	ClientCPU   float64 `json:"client_cpu"`
+	MachineBusy float64 `json:"machine_busy"`
+	CPUs        int     `json:"cpus"`
 }
 
 // Main is the client's command line (cmd/benchclient): flags as Options,
@@ -420,6 +429,7 @@ type timingTransport struct {
 	spans  []span
 	hosts  map[string]int
 	protos map[string]int
+	cpu0   cpuSample
 }
 
 type span struct {
@@ -543,15 +553,22 @@ func (t *timingTransport) begin() time.Time {
 	t.spans = nil
 	clear(t.hosts)
 	clear(t.protos)
+	t.cpu0 = sampleCPU()
 	return time.Now()
 }
 
 // end fills res with what happened since start.
 func (t *timingTransport) end(start time.Time, res *Result) {
 	stop := time.Now()
+	cpu1 := sampleCPU()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	res.Seconds = stop.Sub(start).Seconds()
+	res.ClientCPU = (cpu1.self - t.cpu0.self).Seconds()
+	if total := cpu1.total - t.cpu0.total; total > 0 {
+		res.MachineBusy = float64(total-(cpu1.idle-t.cpu0.idle)) / float64(total)
+	}
+	res.CPUs = cpu1.cpus
 	res.Requests = map[string]Stat{}
 	var token []span
 	for _, s := range t.spans {
@@ -614,4 +631,43 @@ func (b *timedBody) Close() error {
 	err := b.rc.Close()
 	b.done()
 	return err
+}
+
+// cpuSample is this process's CPU time and the machine's CPU counters
+// (clock ticks of all CPUs; idle includes iowait).
+type cpuSample struct {
+	self        time.Duration
+	total, idle uint64
+	cpus        int
+}
+
+func sampleCPU() cpuSample {
+	var c cpuSample
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		c.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return c
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "cpu") {
+			continue
+		}
+		if f[0] != "cpu" {
+			c.cpus++
+			continue
+		}
+		// user nice system idle iowait irq softirq steal (guest is in user)
+		for i, v := range f[1:min(len(f), 9)] {
+			n, _ := strconv.ParseUint(v, 10, 64)
+			c.total += n
+			if i == 3 || i == 4 {
+				c.idle += n
+			}
+		}
+	}
+	return c
 }
