@@ -26,6 +26,10 @@ test-all: ## the full suite: installs and starts the real servers, then runs eve
 bench: ## load benchmark: regctl serve vs the ES256 floor under wrk, targets checked (BENCH_ARGS="-duration 5s")
 	scripts/bench.sh $(BENCH_ARGS)
 
+bench-stack: ## fresh-host stack benchmark as root: init's time, 1 GiB pushes and pulls via nginx vs direct, token share (about 5 min)
+	scripts/freshhost-build.sh >/dev/null
+	REGCTL_TEST_REQUIRE=1 $(GO) test -tags integration -run '^$$' -bench Stack -benchtime 1x -timeout 30m ./internal/benchstack
+
 microbench: ## Go micro-benchmarks (CI runs them once with -benchtime=1x)
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
@@ -45,4 +49,4 @@ cover: ## unit test coverage report
 clean: ## remove build output
 	rm -rf bin cover.out
 
-.PHONY: help build demo install test test-all bench microbench lint fmt tidy cover clean
+.PHONY: help build demo install test test-all bench bench-stack microbench lint fmt tidy cover clean
