@@ -176,7 +176,9 @@ phase bench go test -run='^$' -bench=. -benchtime=1x ./...
 # delay), so they run alone, after the other packages, on a quiet machine;
 # so do the fresh-host system tests, which boot hosts and run regctl init
 # on them (their cached rootfs, apt repository and images are built first,
-# in their own phase: about 9 minutes cold, nothing warm).
+# in their own phase: about 9 minutes cold, nothing warm). Those run in
+# parallel with each other, each host in namespaces of its own: the
+# harness's tests beside the system tests, two of those at a time.
 e2e=github.com/regctl/regctl/internal/e2e
 systest=(github.com/regctl/regctl/internal/testenv/freshhost github.com/regctl/regctl/internal/systest)
 unit_tests() {
@@ -187,7 +189,7 @@ unit_tests() {
 phase test unit_tests
 phase e2e go test -race -tags integration -count=1 -timeout 20m "$e2e"
 phase hostcache scripts/freshhost-build.sh
-phase systest go test -race -tags integration -count=1 -p 1 -timeout 40m "${systest[@]}"
+phase systest go test -race -tags integration -count=1 -p 2 -timeout 40m "${systest[@]}"
 
 log "summary:"
 printf '  %s\n' "${summary[@]}" >&2

@@ -251,6 +251,7 @@ func acmePullLoop(h *freshhost.Host, crane, cfg, roots, ref, want string, interv
 // no --skip-check dns.
 func TestInitACMEFreshHost(t *testing.T) {
 	freshhost.RequireMachine(t)
+	t.Parallel()
 	crane := testenv.Require(t, testenv.EnvCrane, "the path of a crane binary (go-containerregistry v0.22.1)")
 	pebbleBin := certstest.PebbleBinary(t)
 	challBin := testenv.Require(t, acmeEnvChalltestsrv, "the path of a pebble-challtestsrv v2.10.3 binary (scripts/test-deps.sh builds it into ~/.cache/regctl-test/pebble-challtestsrv-v2.10.3/)")

@@ -143,6 +143,7 @@ func denied(r testenv.Result) bool {
 // compose cannot pull them, and the next run resumes there.
 func TestInitFreshHost(t *testing.T) {
 	freshhost.RequireMachine(t)
+	t.Parallel()
 	crane := testenv.Require(t, testenv.EnvCrane, "the path of a crane binary (go-containerregistry v0.22.1)")
 	a := freshhost.Cache(t)
 	bin := freshhost.StaticRegctl(t)

@@ -25,6 +25,7 @@ const mongoPort = "27017"
 // regctl on the host, through the store pointer init leaves.
 func TestInitFreshHostMongo(t *testing.T) {
 	freshhost.RequireMachine(t)
+	t.Parallel()
 	crane := testenv.Require(t, testenv.EnvCrane, "the path of a crane binary (go-containerregistry v0.22.1)")
 	ferretdb := testenv.Require(t, testenv.EnvFerretDB, "the path of a ferretdb binary (v1.24.2)")
 	a := freshhost.Cache(t)
