@@ -91,3 +91,32 @@ func CheckRule(r acl.Rule) error {
 	}
 	return nil
 }
+
+// StampNew sets u's CreatedAt and UpdatedAt to now when they are zero and
+// truncates both, as CreateUser does before it writes.
+func StampNew(u *User, now time.Time) {
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt = now
+	}
+	if u.UpdatedAt.IsZero() {
+		u.UpdatedAt = now
+	}
+	u.CreatedAt, u.UpdatedAt = Truncate(u.CreatedAt), Truncate(u.UpdatedAt)
+}
+
+// CheckUpdated is what UpdateUser does between its fn and the write: the
+// username must still be username (an error wrapping ErrInvalid), u must
+// pass check (CheckUser, or a backend's stricter one), then UpdatedAt
+// becomes now() and CreatedAt is truncated. The errors carry no operation
+// prefix.
+func CheckUpdated(u *User, username string, check func(*User) error, now func() time.Time) error {
+	if u.Username != username {
+		return fmt.Errorf("username cannot change (to %q): %w", u.Username, ErrInvalid)
+	}
+	if err := check(u); err != nil {
+		return err
+	}
+	u.UpdatedAt = now()
+	u.CreatedAt = Truncate(u.CreatedAt)
+	return nil
+}

@@ -15,21 +15,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/regctl/regctl/internal/store"
+	"github.com/regctl/regctl/internal/store/storeerr"
 )
-
-// opError is an error with a short, one-line message that still unwraps to
-// the sentinel and to the driver's error, so errors.Is and errors.As see
-// both while the message carries no topology dump.
-type opError struct {
-	msg  string
-	errs []error
-}
-
-func (e *opError) Error() string   { return e.msg }
-func (e *opError) Unwrap() []error { return e.errs }
-
-// maxCauseLen bounds the driver text quoted in an error message.
-const maxCauseLen = 200
 
 // wrapErr maps a driver error of operation op to the store's errors:
 // ErrNotFound, ErrExists, ErrUnavailable (server selection, network,
@@ -45,12 +32,11 @@ func (s *Store) wrapErr(op string, err error) error {
 	case mongodrv.IsDuplicateKeyError(err):
 		return fmt.Errorf("%s: %w", op, store.ErrExists)
 	case errors.Is(err, context.Canceled):
-		return &opError{msg: op + ": " + context.Canceled.Error(), errs: []error{err}}
+		return storeerr.New(op+": "+context.Canceled.Error(), err)
 	case unavailable(err):
-		msg := fmt.Sprintf("%s: %v: %s", op, store.ErrUnavailable, s.scrub(cause(err)))
-		return &opError{msg: msg, errs: []error{store.ErrUnavailable, err}}
+		return storeerr.Unavailable(op, s.scrub(cause(err)), err)
 	}
-	return &opError{msg: op + ": " + s.scrub(oneLine(err.Error())), errs: []error{err}}
+	return storeerr.New(op+": "+s.scrub(storeerr.OneLine(err.Error())), err)
 }
 
 // unavailable reports whether err means the server could not be reached or
@@ -84,10 +70,10 @@ func cause(err error) string {
 		return "no reachable server"
 	}
 	if ne, ok := errors.AsType[*net.OpError](err); ok {
-		return oneLine(ne.Error())
+		return storeerr.OneLine(ne.Error())
 	}
 	if de, ok := errors.AsType[*net.DNSError](err); ok {
-		return oneLine(de.Error())
+		return storeerr.OneLine(de.Error())
 	}
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
@@ -101,16 +87,7 @@ func cause(err error) string {
 		// It does not unwrap to the network error that cleared the pool.
 		return "connection to the server lost"
 	}
-	return oneLine(err.Error())
-}
-
-// oneLine flattens s to a single line of at most maxCauseLen bytes.
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > maxCauseLen {
-		s = s[:maxCauseLen] + "…"
-	}
-	return s
+	return storeerr.OneLine(err.Error())
 }
 
 // scrub removes the URI's secrets from a message.

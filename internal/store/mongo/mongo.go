@@ -23,6 +23,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/regctl/regctl/internal/store"
+	"github.com/regctl/regctl/internal/store/storeerr"
 )
 
 // Defaults. The collection names are docker_auth's usual ones.
@@ -156,11 +157,11 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	client, err := mongodrv.Connect(co)
 	if err != nil {
 		// Invalid URIs and failed SRV look-ups end here.
-		msg := "open mongo store: " + scrubSecrets(oneLine(err.Error()), secrets)
+		msg := "open mongo store: " + scrubSecrets(storeerr.OneLine(err.Error()), secrets)
 		if _, ok := errors.AsType[*net.DNSError](err); ok {
-			return nil, &opError{msg: msg, errs: []error{store.ErrUnavailable, err}}
+			return nil, storeerr.New(msg, store.ErrUnavailable, err)
 		}
-		return nil, &opError{msg: msg, errs: []error{err}}
+		return nil, storeerr.New(msg, err)
 	}
 	db := client.Database(cfg.database)
 	s := &Store{
@@ -230,7 +231,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		case unavailable(err) || errors.Is(err, context.Canceled):
 			return s.wrapErr(op, err)
 		}
-		msg := s.scrub(oneLine(err.Error()))
+		msg := s.scrub(storeerr.OneLine(err.Error()))
 		if mongodrv.IsDuplicateKeyError(err) || strings.Contains(msg, "UNIQUE constraint") || strings.Contains(msg, "constraint fa") {
 			// MongoDB reports duplicate values as a duplicate key
 			// error, FerretDB as an internal error.

@@ -97,14 +97,7 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 	if err := store.CheckUser(u); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	now := s.nowMS()
-	if u.CreatedAt.IsZero() {
-		u.CreatedAt = now
-	}
-	if u.UpdatedAt.IsZero() {
-		u.UpdatedAt = now
-	}
-	u.CreatedAt, u.UpdatedAt = store.Truncate(u.CreatedAt), store.Truncate(u.UpdatedAt)
+	store.StampNew(u, s.nowMS())
 	doc := bson.D{{Key: fUsername, Value: u.Username}}
 	doc = append(doc, userSet(u)...)
 	doc = append(doc, bson.E{Key: fRev, Value: int64(1)})
@@ -144,14 +137,9 @@ func (s *Store) UpdateUser(ctx context.Context, username string, fn func(*store.
 		if err := fn(u); err != nil {
 			return nil, err
 		}
-		if u.Username != username {
-			return nil, fmt.Errorf("%s: username cannot change (to %q): %w", op, u.Username, store.ErrInvalid)
-		}
-		if err := store.CheckUser(u); err != nil {
+		if err := store.CheckUpdated(u, username, store.CheckUser, s.nowMS); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
-		u.UpdatedAt = s.nowMS()
-		u.CreatedAt = store.Truncate(u.CreatedAt)
 
 		filter := bson.D{{Key: fUsername, Value: username}}
 		if rev.present {

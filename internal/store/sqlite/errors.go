@@ -11,6 +11,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/regctl/regctl/internal/store"
+	"github.com/regctl/regctl/internal/store/storeerr"
 )
 
 // fnError carries an error returned by UpdateUser's fn out of the
@@ -76,13 +77,13 @@ func (s *Store) wrapErr(ctx context.Context, op string, err error) error {
 		}
 		return s.unavailable(op, cause, context.DeadlineExceeded, err)
 	case isSQLite && unavailableCode(se.Code()):
-		msg := oneLine(err.Error())
+		msg := storeerr.OneLine(err.Error())
 		if hint := hintFor(se.Code()); hint != "" {
 			msg += " (" + hint + ")"
 		}
 		return s.unavailable(op, msg, err)
 	case isSQLite:
-		return &opError{msg: fmt.Sprintf("%s: %s", s.withPath(op), oneLine(err.Error())), errs: []error{err}}
+		return storeerr.New(fmt.Sprintf("%s: %s", s.withPath(op), storeerr.OneLine(err.Error())), err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
@@ -98,10 +99,7 @@ func (s *Store) withPath(op string) string {
 // unavailable returns a one-line error of op wrapping store.ErrUnavailable
 // and causes.
 func (s *Store) unavailable(op, msg string, causes ...error) error {
-	return &opError{
-		msg:  fmt.Sprintf("%s: %v: %s", s.withPath(op), store.ErrUnavailable, msg),
-		errs: append([]error{store.ErrUnavailable}, causes...),
-	}
+	return storeerr.Unavailable(s.withPath(op), msg, causes...)
 }
 
 // unavailableCode reports whether a SQLite result code means the database
@@ -148,26 +146,4 @@ func isBusy(err error) bool {
 	}
 	c := se.Code() & 0xff
 	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
-}
-
-// opError is an error with a one-line message that unwraps to the store
-// sentinel and to the driver's error, so errors.Is and errors.As see both.
-type opError struct {
-	msg  string
-	errs []error
-}
-
-func (e *opError) Error() string   { return e.msg }
-func (e *opError) Unwrap() []error { return e.errs }
-
-// maxCauseLen bounds the driver text quoted in an error message.
-const maxCauseLen = 200
-
-// oneLine flattens s to a single line of at most maxCauseLen bytes.
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > maxCauseLen {
-		s = s[:maxCauseLen] + "…"
-	}
-	return s
 }

@@ -70,14 +70,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 	if err := checkUser(u); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	now := s.nowMS()
-	if u.CreatedAt.IsZero() {
-		u.CreatedAt = now
-	}
-	if u.UpdatedAt.IsZero() {
-		u.UpdatedAt = now
-	}
-	u.CreatedAt, u.UpdatedAt = store.Truncate(u.CreatedAt), store.Truncate(u.UpdatedAt)
+	store.StampNew(u, s.nowMS())
 	row, err := encodeUser(u)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -118,14 +111,9 @@ func (s *Store) UpdateUser(ctx context.Context, username string, fn func(*User) 
 		if err := fn(u); err != nil {
 			return fnError{err}
 		}
-		if u.Username != username {
-			return fmt.Errorf("username cannot change (to %q): %w", u.Username, store.ErrInvalid)
-		}
-		if err := checkUser(u); err != nil {
+		if err := store.CheckUpdated(u, username, checkUser, s.nowMS); err != nil {
 			return err
 		}
-		u.UpdatedAt = s.nowMS()
-		u.CreatedAt = store.Truncate(u.CreatedAt)
 		row, err := encodeUser(u)
 		if err != nil {
 			return err
