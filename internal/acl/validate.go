@@ -48,6 +48,15 @@ func (r Rule) Validate() error {
 	return err
 }
 
+// RuleError is one problem of one rule: "rule seq 10: match.name: ...".
+type RuleError struct {
+	Seq int64
+	Err error
+}
+
+func (e *RuleError) Error() string { return fmt.Sprintf("rule seq %d: %v", e.Seq, e.Err) }
+func (e *RuleError) Unwrap() error { return e.Err }
+
 // labelCond is one compiled match.labels entry.
 type labelCond struct {
 	key string
@@ -87,7 +96,7 @@ func compileRule(r *Rule, in *interner) (compiledRule, error) {
 	var x ruleExtra
 	var errs []error
 	fail := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("rule seq %d: "+format, append([]any{r.Seq}, args...)...))
+		errs = append(errs, &RuleError{Seq: r.Seq, Err: fmt.Errorf(format, args...)})
 	}
 
 	if r.Actions == nil {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/regctl/regctl/internal/acl"
 	"github.com/regctl/regctl/internal/store"
@@ -219,11 +217,10 @@ validated before anything is written.`,
 				return flagErrorf("--seq %d: use a number >= 0", seq)
 			}
 			if err := r.Validate(); err != nil {
-				err = oneLine(err)
 				if o.AutoSeq {
-					err = errors.New(strings.ReplaceAll(err.Error(), "rule seq 0: ", "rule: "))
+					err = withoutSeq(err)
 				}
-				return &FlagError{Err: err}
+				return &FlagError{Err: oneLine(err)}
 			}
 			o.Rule = r
 			if runF != nil {
@@ -279,39 +276,36 @@ func aclAddRun(ctx context.Context, f *Factory, o *ACLAddOptions) error {
 		if formatMatch(r.Match) == "(any)" {
 			fmt.Fprintln(f.IO.ErrOut, "Note: the rule has no conditions: it matches every request, so rules after it are never consulted")
 		}
-		if note := mixedActionsNote(r.Actions); note != "" {
+		if note := acl.MixedActionsNote(r.Actions); note != "" {
 			fmt.Fprintf(f.IO.ErrOut, "Note: %s; to allow everything use --actions '*'\n", note)
 		}
 		return nil
 	})
 }
 
-// mixedActionsNote explains what a rule whose actions list "*" among
-// others allows, or returns "" for other rules. Such a list is legal, in
-// docker_auth too, but almost certainly meant to allow everything.
-func mixedActionsNote(actions []string) string {
-	if !acl.MixesAll(actions) {
-		return ""
+// withoutSeq rewrites Validate's errors for a rule whose seq is not chosen
+// yet: "rule: ..." instead of "rule seq 0: ...".
+func withoutSeq(err error) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
 	}
-	var named []string
-	for _, a := range actions {
-		if a != acl.ActionAll && !slices.Contains(named, a) {
-			named = append(named, a)
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
+		var re *acl.RuleError
+		if errors.As(e, &re) {
+			out[i] = fmt.Errorf("rule: %w", re.Err)
 		}
 	}
-	allows := "only a requested *"
-	if len(named) > 0 {
-		allows = "only " + strings.Join(named, ",") + " (and a requested *)"
-	}
-	return fmt.Sprintf("actions %s allow %s, not every action: only actions that are exactly * allow everything, as in docker_auth",
-		strings.Join(actions, ","), allows)
+	return errors.Join(out...)
 }
 
 // printMixedActionsNotes prints a note for each rule whose actions list
 // "*" among others.
 func printMixedActionsNotes(w io.Writer, rules []acl.Rule) {
 	for _, r := range rules {
-		if note := mixedActionsNote(r.Actions); note != "" {
+		if note := acl.MixedActionsNote(r.Actions); note != "" {
 			fmt.Fprintf(w, "Note: rule seq %d: %s\n", r.Seq, note)
 		}
 	}
@@ -367,17 +361,6 @@ func aclRemoveRun(ctx context.Context, f *Factory, o *ACLRemoveOptions) error {
 		fmt.Fprintf(f.IO.ErrOut, "%s rule %s\n", would(o.DryRun, "Removed", "remove"), describeRule(rules[i]))
 		return nil
 	})
-}
-
-// DefaultRules are the two classic docker_auth label rules.
-func DefaultRules() []acl.Rule {
-	full, ro := "${labels:full-access}", "${labels:read-only-access}"
-	return []acl.Rule{
-		{Seq: 10, Match: acl.Match{Name: &full}, Actions: []string{acl.ActionAll},
-			Comment: "label full-access=PATTERN: every action on matching repositories"},
-		{Seq: 20, Match: acl.Match{Name: &ro}, Actions: []string{acl.ActionPull},
-			Comment: "label read-only-access=PATTERN: pull matching repositories"},
-	}
 }
 
 // ACLDefaultsOptions are `regctl acl defaults`'s settings.
@@ -436,7 +419,7 @@ func aclDefaultsRun(ctx context.Context, f *Factory, o *ACLDefaultsOptions) erro
 		}
 		var add, replace []acl.Rule
 		var conflicts []string
-		for _, d := range DefaultRules() {
+		for _, d := range acl.DefaultRules() {
 			i := slices.IndexFunc(rules, func(r acl.Rule) bool { return r.Seq == d.Seq })
 			switch {
 			case i < 0:
@@ -531,7 +514,7 @@ the rule. It prints which rules were added, removed and changed.`,
 			if err != nil {
 				return err
 			}
-			if o.Rules, err = DecodeRules(data); err != nil {
+			if o.Rules, err = acl.DecodeRules(data); err != nil {
 				return fmt.Errorf("%s: %w", o.File, err)
 			}
 			if _, err := acl.Compile(o.Rules); err != nil {
@@ -604,37 +587,6 @@ func diffRules(old, next []acl.Rule) []string {
 		}
 	}
 	return out
-}
-
-// DecodeRules strictly decodes a YAML or JSON list of rules: unknown keys
-// are errors.
-func DecodeRules(data []byte) ([]acl.Rule, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var rules []acl.Rule
-	if err := dec.Decode(&rules); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("no rules found (want a YAML or JSON list)")
-		}
-		return nil, yamlError(err)
-	}
-	for i := range rules {
-		if rules[i].ExpiresAt != nil {
-			t := rules[i].ExpiresAt.UTC()
-			rules[i].ExpiresAt = &t
-		}
-	}
-	return rules, nil
-}
-
-// yamlError makes a YAML decoding error one line, in regctl's terms.
-func yamlError(err error) error {
-	msg := err.Error()
-	msg = strings.Replace(msg, "unmarshal errors:\n  ", "", 1)
-	msg = strings.ReplaceAll(msg, "\n  ", "; ")
-	msg = strings.ReplaceAll(msg, " in type acl.Match", " in match (allowed: account, type, name, service, ip, labels)")
-	msg = strings.ReplaceAll(msg, " in type acl.Rule", " in rule (allowed: seq, match, actions, comment, expires_at)")
-	return errors.New(msg)
 }
 
 func readFileOrStdin(ios *IOStreams, path string) ([]byte, error) {

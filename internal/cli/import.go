@@ -107,7 +107,7 @@ type DockerAuthConfig struct {
 func ParseDockerAuth(data []byte) (*DockerAuthConfig, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, yamlError(err)
+		return nil, err
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, errors.New("not a docker_auth config: want a YAML mapping with users and acl sections")
@@ -311,7 +311,7 @@ func (c *DockerAuthConfig) parseACL(val *yaml.Node) error {
 			problems = append(problems, where+": no actions (docker_auth requires them)")
 		} else {
 			r.Actions = append([]string{}, *e.Actions...)
-			if note := mixedActionsNote(r.Actions); note != "" {
+			if note := acl.MixedActionsNote(r.Actions); note != "" {
 				c.Checks = append(c.Checks, fmt.Sprintf("Note: %s: %s", where, note))
 			}
 		}

@@ -31,7 +31,7 @@ func FuzzDecodeRules(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rules, err := DecodeRules(data)
+		rules, err := acl.DecodeRules(data)
 		if err != nil {
 			return
 		}
@@ -43,7 +43,7 @@ func FuzzDecodeRules(f *testing.F) {
 			if err := writeData(&buf, format, exportRules(rules)); err != nil {
 				t.Fatalf("export %s: %v", format, err)
 			}
-			again, err := DecodeRules(buf.Bytes())
+			again, err := acl.DecodeRules(buf.Bytes())
 			if err != nil {
 				t.Fatalf("the %s export does not import: %v\n%s", format, err, buf.Bytes())
 			}
