@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/regctl/regctl/internal/flock"
 )
 
 // ErrLocked means another process holds the lock.
@@ -18,28 +16,21 @@ var ErrLocked = errors.New("another regctl certs run holds the lock")
 // the same path exclude each other within a process as well as across
 // processes, and the kernel drops the lock when the process dies.
 type Lock struct {
-	f    *os.File
+	l    *flock.Lock
 	path string
 }
 
 // TryLock takes the lock on path (created with mode 0600, its directory
 // with 0700) or returns an error wrapping ErrLocked at once.
 func TryLock(path string) (*Lock, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+	l, err := flock.Try(path, flock.Options{DirPerm: 0o700, Perm: 0o600})
+	if errors.Is(err, flock.ErrLocked) {
+		err = ErrLocked
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("lock %s: %w", path, ErrLocked)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return &Lock{f: f, path: path}, nil
+	return &Lock{l: l, path: path}, nil
 }
 
 // AcquireLock takes the lock on path, polling every poll until it is free
@@ -65,13 +56,11 @@ func AcquireLock(ctx context.Context, path string, poll time.Duration) (*Lock, e
 
 // Release drops the lock. Releasing twice does nothing.
 func (l *Lock) Release() error {
-	if l == nil || l.f == nil {
+	if l == nil {
 		return nil
 	}
-	f := l.f
-	l.f = nil
 	// Closing the file releases the flock.
-	if err := f.Close(); err != nil {
+	if err := l.l.Release(); err != nil {
 		return fmt.Errorf("unlock %s: %w", l.path, err)
 	}
 	return nil

@@ -3,12 +3,12 @@ package provision
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/regctl/regctl/internal/flock"
 )
 
 // InitLockPath is the lock `regctl init` holds while it runs. There is one
@@ -41,44 +41,38 @@ func (e *InitLockedError) Unwrap() error { return ErrInitLocked }
 // InitLock is a held init lock: an exclusive flock(2) on its file, which
 // the kernel drops when the process dies.
 type InitLock struct {
-	f *os.File
+	l *flock.Lock
 }
 
 // LockInit takes the init lock at path without waiting: when another
 // process (or another InitLock in this one) holds it, the error is an
 // *InitLockedError. The file keeps the holder's PID, for that message.
 func LockInit(path string) (*InitLock, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("init lock: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o644)
+	l, err := flock.Try(path, flock.Options{DirPerm: 0o755, Perm: 0o644, NoFollow: true})
 	if err != nil {
-		return nil, fmt.Errorf("init lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		defer f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if errors.Is(err, flock.ErrLocked) {
 			e := &InitLockedError{Path: path}
 			if b, rerr := os.ReadFile(path); rerr == nil {
 				e.PID, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 			}
 			return nil, e
 		}
+		if _, ok := errors.AsType[*fs.PathError](err); ok {
+			return nil, fmt.Errorf("init lock: %w", err)
+		}
 		return nil, fmt.Errorf("init lock %s: %w", path, err)
 	}
 	// Best effort: only the message of a second init reads it.
-	if err := f.Truncate(0); err == nil {
+	if f := l.File(); f.Truncate(0) == nil {
 		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return &InitLock{f: f}, nil
+	return &InitLock{l: l}, nil
 }
 
 // Release drops the lock; releasing twice does nothing.
 func (l *InitLock) Release() error {
-	if l == nil || l.f == nil {
+	if l == nil {
 		return nil
 	}
-	f := l.f
-	l.f = nil
-	return f.Close()
+	return l.l.Release()
 }
