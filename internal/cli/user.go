@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/passwd"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/when"
 )
@@ -94,7 +95,7 @@ func (p *passwordSource) resolve(ios *IOStreams) (pw []byte, hash string, err er
 		}
 	}
 	if p.hash != "" {
-		cost, err := checkBcryptHash(p.hash)
+		cost, err := passwd.CheckHash(p.hash)
 		if err != nil {
 			return nil, "", &FlagError{Err: fmt.Errorf("--password-hash: %w", err)}
 		}
@@ -105,22 +106,6 @@ func (p *passwordSource) resolve(ios *IOStreams) (pw []byte, hash string, err er
 	}
 	pw, err = p.read(ios)
 	return pw, "", err
-}
-
-// checkBcryptHash accepts a bcrypt hash of the $2a$, $2b$ or $2y$ variant
-// and returns its cost.
-func checkBcryptHash(h string) (int, error) {
-	if !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {
-		return 0, errors.New("not a bcrypt hash: want one starting with $2a$, $2b$ or $2y$ (htpasswd -nBC 12 NAME prints one)")
-	}
-	if len(h) != 60 {
-		return 0, fmt.Errorf("not a bcrypt hash: it has %d characters, want 60 (quote it in single quotes so the shell keeps the $ signs)", len(h))
-	}
-	cost, err := bcrypt.Cost([]byte(h))
-	if err != nil {
-		return 0, fmt.Errorf("not a valid bcrypt hash: %v", err)
-	}
-	return cost, nil
 }
 
 // read returns the password from stdin, a file, or a TTY prompt asked
