@@ -116,181 +116,8 @@ running server applies store changes within its --reload-interval.`,
 	return cmd
 }
 
-// explainResult is what explain prints; -o json writes it as is.
-type explainResult struct {
-	Account          string        `json:"account"`
-	Status           store.Status  `json:"status"`
-	AccountExpiresAt *time.Time    `json:"account_expires_at"`
-	Service          string        `json:"service"`
-	IP               string        `json:"ip"` // "" when unknown
-	At               time.Time     `json:"at"`
-	Granted          bool          `json:"granted"` // every requested action granted
-	Scopes           []scopeResult `json:"scopes"`
-	// Inconsistent lists scopes whose explanation disagrees with the
-	// decision: a bug; the decision (the token server's) is what counts.
-	Inconsistent []string `json:"inconsistent,omitempty"`
-
-	laterRules map[int64]int // per deciding seq, how many rules follow it
-}
-
-// scopeResult is one requested scope's decision.
-type scopeResult struct {
-	Scope     string         `json:"scope"` // as requested
-	Type      string         `json:"type"`
-	Name      string         `json:"name"`
-	Requested []string       `json:"requested"`
-	Granted   []string       `json:"granted"` // exactly what the token server puts in the token
-	Denied    []string       `json:"denied"`
-	Actions   []actionResult `json:"actions"`
-	Steps     []stepView     `json:"steps"`
-}
-
-// actionResult says who allowed an action, or why nobody did.
-type actionResult struct {
-	Action  string   `json:"action"`
-	Granted bool     `json:"granted"`
-	By      []string `json:"by,omitempty"`     // "grant team/*", "rule 10"
-	Reason  string   `json:"reason,omitempty"` // why it was denied
-}
-
-// stepView is one acl.Step.
-type stepView struct {
-	Kind    string   `json:"kind"`
-	Seq     *int64   `json:"seq,omitempty"`
-	Pattern string   `json:"pattern"`
-	Outcome string   `json:"outcome"`
-	Reason  string   `json:"reason"`
-	Actions []string `json:"actions,omitempty"`
-}
-
-func (s stepView) source() string {
-	if s.Kind == acl.StepRule {
-		return fmt.Sprintf("rule %d", *s.Seq)
-	}
-	return "grant " + s.Pattern
-}
-
-// explain decides o's request with token.Decide, the token server's own
-// decision, and annotates it with the policy's Explanation.
-func explain(p *acl.Policy, u *store.User, o *ACLExplainOptions, now time.Time) explainResult {
-	res := explainResult{Account: u.Username, AccountExpiresAt: utc(u.ExpiresAt), Service: o.Service,
-		At: now.UTC(), Granted: true, laterRules: map[int64]int{}}
-	if o.IP.IsValid() {
-		res.IP = o.IP.String()
-	}
-	granted, status := token.Decide(p, u, o.Service, o.Scopes, o.IP, now)
-	res.Status = status
-	sub := acl.Subject{Account: u.Username, Labels: u.Labels, Grants: u.Grants, IP: o.IP}
-	for _, sc := range o.Scopes {
-		sr := scopeResult{Scope: sc.String(), Type: sc.Type, Name: sc.Name, Requested: slices.Clone(sc.Actions),
-			Granted: []string{}, Denied: []string{}, Steps: []stepView{}}
-		for _, g := range granted {
-			if g.Type == sc.Type && g.Name == sc.Name {
-				sr.Granted = slices.Clone(g.Actions)
-			}
-		}
-		if status == store.StatusActive {
-			ex := p.Explain(sub, o.Service, sc, now)
-			if !slices.Equal(ex.Granted, sr.Granted) {
-				res.Inconsistent = append(res.Inconsistent, fmt.Sprintf("%s: the explanation grants %s but the decision grants %s",
-					sc.String(), formatList(ex.Granted), formatList(sr.Granted)))
-			}
-			for _, st := range ex.Steps {
-				v := stepView{Kind: st.Kind, Pattern: st.Pattern, Outcome: st.Outcome, Reason: st.Reason, Actions: st.Actions}
-				if st.Kind == acl.StepRule {
-					seq := st.Seq
-					v.Seq = &seq
-				}
-				sr.Steps = append(sr.Steps, v)
-			}
-		}
-		for _, a := range sc.Actions {
-			ar := actionResult{Action: a, Granted: slices.Contains(sr.Granted, a)}
-			if ar.Granted {
-				for _, st := range sr.Steps {
-					if st.Outcome == acl.OutcomeMatched && slices.Contains(st.Actions, a) {
-						ar.By = append(ar.By, st.source())
-					}
-				}
-			} else {
-				sr.Denied = append(sr.Denied, a)
-				ar.Reason = denyReason(status, sr.Steps)
-				res.Granted = false
-			}
-			sr.Actions = append(sr.Actions, ar)
-		}
-		res.Scopes = append(res.Scopes, sr)
-	}
-	for _, sr := range res.Scopes {
-		if d := decidingRule(sr.Steps); d != nil {
-			for _, r := range p.Rules() {
-				if r.Seq > *d.Seq {
-					res.laterRules[*d.Seq]++
-				}
-			}
-		}
-	}
-	return res
-}
-
-// decidingRule returns the rule step that matched, if any.
-func decidingRule(steps []stepView) *stepView {
-	for i := range steps {
-		if steps[i].Kind == acl.StepRule && steps[i].Outcome == acl.OutcomeMatched {
-			return &steps[i]
-		}
-	}
-	return nil
-}
-
-// denyReason says why an action was not granted.
-func denyReason(status store.Status, steps []stepView) string {
-	if status != store.StatusActive {
-		return "the account is " + string(status)
-	}
-	var parts []string
-	if d := decidingRule(steps); d != nil {
-		if strings.Contains(d.Reason, "explicit deny") {
-			parts = append(parts, fmt.Sprintf("rule %d decides and is an explicit deny", *d.Seq))
-		} else if len(d.Actions) == 0 {
-			parts = append(parts, fmt.Sprintf("rule %d decides and allows none of the requested actions", *d.Seq))
-		} else {
-			parts = append(parts, fmt.Sprintf("rule %d decides and allows only %s", *d.Seq, strings.Join(d.Actions, ",")))
-		}
-	} else {
-		parts = append(parts, "no rule matches")
-	}
-	var grants []string
-	hasGrants := false
-	for _, st := range steps {
-		if st.Kind != acl.StepGrant {
-			continue
-		}
-		hasGrants = true
-		if st.Outcome == acl.OutcomeMatched {
-			grants = append(grants, fmt.Sprintf("grant %s allows only %s", st.Pattern, formatList(st.Actions)))
-		}
-	}
-	switch {
-	case !hasGrants:
-		parts = append(parts, "the user has no grants")
-	case len(grants) == 0:
-		parts = append(parts, "no grant of the user matches")
-	default:
-		parts = append(parts, grants...)
-	}
-	return strings.Join(parts, "; ")
-}
-
-func formatList(v []string) string {
-	if len(v) == 0 {
-		return "none of the requested actions"
-	}
-	return strings.Join(v, ",")
-}
-
 func aclExplainRun(ctx context.Context, f *Factory, o *ACLExplainOptions) error {
-	var res explainResult
+	var res token.Explanation
 	err := withStore(ctx, f, func(st store.Store) error {
 		u, err := st.GetUser(ctx, o.Username)
 		if err != nil {
@@ -308,7 +135,7 @@ func aclExplainRun(ctx context.Context, f *Factory, o *ACLExplainOptions) error 
 		if now.IsZero() {
 			now = f.Now()
 		}
-		res = explain(p, u, o, now)
+		res = token.Explain(p, u, o.Service, o.Scopes, o.IP, now)
 		return nil
 	})
 	if err != nil {
@@ -330,7 +157,7 @@ func aclExplainRun(ctx context.Context, f *Factory, o *ACLExplainOptions) error 
 	return nil
 }
 
-func printExplain(w io.Writer, r *explainResult, now time.Time, loc *time.Location, c colors) {
+func printExplain(w io.Writer, r *token.Explanation, now time.Time, loc *time.Location, c colors) {
 	account := r.Account + ": "
 	switch r.Status {
 	case store.StatusActive:
@@ -389,16 +216,16 @@ func printExplain(w io.Writer, r *explainResult, now time.Time, loc *time.Locati
 				fmt.Fprintf(w, "      skipped: %s\n", st.Reason)
 			case acl.OutcomeMatched:
 				line := "matched: " + st.Reason
-				if !strings.Contains(st.Reason, "explicit deny") {
-					line += "; allows " + formatList(st.Actions)
+				if !st.Deny {
+					line += "; allows " + token.FormatActions(st.Actions)
 				}
 				fmt.Fprintf(w, "      %s\n", line)
 			default:
 				fmt.Fprintf(w, "      %s: %s\n", st.Outcome, st.Reason)
 			}
 		}
-		if d := decidingRule(sr.Steps); d != nil {
-			if n := r.laterRules[*d.Seq]; n > 0 {
+		if d := token.DecidingRule(sr.Steps); d != nil {
+			if n := r.LaterRules[*d.Seq]; n > 0 {
 				fmt.Fprintf(w, "  %d later rule(s) not consulted: the first matching rule decides\n", n)
 			}
 		}

@@ -307,7 +307,7 @@ func (c *checker) check(rq request) {
 		args = append(args, "--ip", rq.ip)
 	}
 	code := c.env.run("", args...)
-	var res explainResult
+	var res token.Explanation
 	if err := json.Unmarshal(c.env.out.Bytes(), &res); err != nil {
 		c.t.Fatalf("regctl %s: exit %d, %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, err, c.env.out, c.env.errOut)
 	}
@@ -414,7 +414,7 @@ func TestExplainMatchesTokenServer(t *testing.T) {
 				rq := genRequest(c, &w, randBase)
 				ck.check(rq)
 				total++
-				var res explainResult
+				var res token.Explanation
 				_ = json.Unmarshal(ck.env.out.Bytes(), &res)
 				switch {
 				case res.Status != store.StatusActive:

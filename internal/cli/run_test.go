@@ -17,6 +17,7 @@ import (
 	"github.com/regctl/regctl/internal/acl"
 	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/store"
+	"github.com/regctl/regctl/internal/token"
 )
 
 // The tests in this file run whole commands (flags, run function, output)
@@ -338,7 +339,7 @@ func TestExplain(t *testing.T) {
 
 		e.must(1, "", "acl", "explain", "reader", "pull,push", "prod/app", "-o", "json")
 		golden(t, "explain.json", e.out.String())
-		var res explainResult
+		var res token.Explanation
 		if err := json.Unmarshal(e.out.Bytes(), &res); err != nil {
 			t.Fatal(err)
 		}
