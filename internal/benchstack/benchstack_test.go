@@ -116,8 +116,8 @@ images:
 `), 0o600)
 
 	admin := "admin-" + testenv.RandomHex(8)
-	initTook := runInit(b, h, admin, "first")
-	init2Took := runInit(b, h, admin, "second")
+	initTook, initLog := runInit(b, h, admin, "first")
+	init2Took, init2Log := runInit(b, h, admin, "second")
 
 	// The plain command init's summary prints (init left a store pointer).
 	pw := "pw-" + testenv.RandomHex(12)
@@ -165,14 +165,15 @@ images:
 	}
 
 	rep.init, rep.init2, rep.total = initTook, init2Took, time.Since(began)
+	rep.initSteps, rep.init2Steps = initSteps(initLog), initSteps(init2Log)
 	rep.metrics(b)
 	rep.print(os.Stdout)
 }
 
 // runInit runs `regctl init --self-signed` with the first admin's
-// password on stdin and returns its wall time; it fails unless init
-// exits 0.
-func runInit(b *testing.B, h *freshhost.Host, admin, which string) time.Duration {
+// password on stdin and returns its wall time and progress (stderr); it
+// fails unless init exits 0.
+func runInit(b *testing.B, h *freshhost.Host, admin, which string) (time.Duration, string) {
 	b.Helper()
 	start := time.Now()
 	r := h.Exec(b, freshhost.Cmd{
@@ -185,7 +186,7 @@ func runInit(b *testing.B, h *freshhost.Host, admin, which string) time.Duration
 		b.Fatalf("%s init: exit %d\n%s", which, r.Code, r.Output())
 	}
 	b.Logf("%s init: %s", which, took.Round(time.Millisecond))
-	return took
+	return took, r.Stderr
 }
 
 // containerID is the ID of the compose service's one container.
@@ -364,11 +365,12 @@ func (c *benchClient) exec(b *testing.B, p path, mode, repo string, extra ...str
 
 // report is what the benchmark measured.
 type report struct {
-	init, init2   time.Duration
-	paths         []path
-	rounds        int
-	pushes, pulls map[string][]measured // by path, one per round
-	total         time.Duration
+	init, init2           time.Duration
+	initSteps, init2Steps string // init's steps and their times
+	paths                 []path
+	rounds                int
+	pushes, pulls         map[string][]measured // by path, one per round
+	total                 time.Duration
 }
 
 // best is the fastest of ms.
@@ -485,7 +487,8 @@ func (r report) print(out *os.File) {
 	share, at := r.tokenShare()
 	fmt.Fprintf(tw, "token share of every pull < %.0f%%\t%.2f%% at most (%s)\t%s\t\n", 100*goalTokenShare, 100*share, at, verdict(share < goalTokenShare))
 	tw.Flush()
-	fmt.Fprintf(w, "\nbench wall time %s (boot, init twice, %d pushes and pulls of 1 GiB)\n", r.total.Round(time.Second), r.rounds*len(r.paths))
+	fmt.Fprintf(w, "\ninit's steps: %s\nsecond init's: %s\n", r.initSteps, r.init2Steps)
+	fmt.Fprintf(w, "bench wall time %s (boot, init twice, %d pushes and pulls of 1 GiB)\n", r.total.Round(time.Second), r.rounds*len(r.paths))
 }
 
 func protocols(r *Result) string {
