@@ -1,14 +1,9 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -90,155 +85,28 @@ line; otherwise the JSON lines are printed as they are, for jq.`,
 }
 
 func auditTailRun(ctx context.Context, o *AuditTailOptions) error {
-	fh, err := os.Open(o.File)
-	if err != nil {
-		return fmt.Errorf("open audit log: %w", err)
-	}
-	defer func() { fh.Close() }()
-	t := &auditTail{o: o}
-	// The last -n matching lines, read forwards through a ring.
-	var ring [][]byte
-	if o.Lines > 0 {
-		ring = make([][]byte, 0, o.Lines)
-	}
-	next := 0
-	off, err := t.scan(fh, 0, func(line []byte) {
-		if o.Lines == 0 {
-			ring = append(ring, line)
-			return
-		}
-		if len(ring) < o.Lines {
-			ring = append(ring, line)
-			return
-		}
-		ring[next] = line
-		next = (next + 1) % o.Lines
-	})
-	if err != nil {
-		return fmt.Errorf("read audit log %s: %w", o.File, err)
-	}
-	for i := range ring {
-		if err := t.print(ring[(next+i)%len(ring)]); err != nil {
+	tail := &token.AuditTail{File: o.File, User: o.User, Lines: o.Lines, Follow: o.Follow, Poll: o.Poll}
+	skipped := 0 // lines printed on a terminal that are not records
+	err := tail.Run(ctx, func(line []byte) error {
+		if !o.IO.IsStdoutTTY() {
+			_, err := fmt.Fprintf(o.IO.Out, "%s\n", line)
 			return err
 		}
-	}
-	if !o.Follow {
-		t.warnSkipped()
-		return nil
-	}
-	tick := time.NewTicker(o.Poll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			t.warnSkipped()
+		var rec token.AuditRecord
+		if err := json.Unmarshal(line, &rec); err != nil {
+			skipped++
 			return nil
-		case <-tick.C:
 		}
-		// Rotated (a new file at the path) or truncated: start over.
-		if st, err := os.Stat(o.File); err == nil {
-			cur, cerr := fh.Stat()
-			switch {
-			case cerr == nil && !os.SameFile(st, cur):
-				if nf, err := os.Open(o.File); err == nil {
-					fh.Close()
-					fh, off = nf, 0
-				}
-			case st.Size() < off:
-				off = 0
-			}
-		}
-		if off, err = t.scan(fh, off, func(line []byte) { _ = t.print(line) }); err != nil {
-			return fmt.Errorf("read audit log %s: %w", o.File, err)
-		}
-		if t.err != nil {
-			return t.err
-		}
+		_, err := fmt.Fprintln(o.IO.Out, formatAuditRecord(&rec, o.Loc))
+		return err
+	})
+	if err != nil {
+		return err
 	}
-}
-
-// auditTail filters and prints audit lines.
-type auditTail struct {
-	o       *AuditTailOptions
-	skipped int   // lines that are not audit records
-	err     error // the first write error
-}
-
-// scan reads fh from off to its end and calls emit for each complete line
-// about the requested user; it returns the offset after the last complete
-// line, where the next scan starts (an unfinished line is read again).
-func (t *auditTail) scan(fh *os.File, off int64, emit func([]byte)) (int64, error) {
-	if _, err := fh.Seek(off, io.SeekStart); err != nil {
-		return off, err
+	if n := tail.Skipped() + skipped; n > 0 {
+		fmt.Fprintf(o.IO.ErrOut, "warning: skipped %d lines that are not audit records\n", n)
 	}
-	r := bufio.NewReaderSize(fh, 64<<10)
-	var partial []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			partial = append(partial, chunk...)
-			continue
-		}
-		if err == io.EOF {
-			return off, nil
-		}
-		if err != nil {
-			return off, err
-		}
-		line := append(partial, chunk...) // a copy: chunk is the reader's buffer
-		partial = nil
-		off += int64(len(line))
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) > 0 && t.matches(line) {
-			emit(line)
-		}
-	}
-}
-
-// matches reports whether line is a record about the requested user.
-func (t *auditTail) matches(line []byte) bool {
-	if line[0] != '{' || line[len(line)-1] != '}' {
-		t.skipped++
-		return false
-	}
-	if t.o.User == "" {
-		return true
-	}
-	// Cheap test first: most lines are about someone else.
-	quoted, _ := json.Marshal(t.o.User)
-	if !bytes.Contains(line, quoted) {
-		return false
-	}
-	var rec token.AuditRecord
-	if err := json.Unmarshal(line, &rec); err != nil {
-		t.skipped++
-		return false
-	}
-	return rec.User == t.o.User
-}
-
-func (t *auditTail) print(line []byte) error {
-	if t.err != nil {
-		return t.err
-	}
-	out := t.o.IO.Out
-	if !t.o.IO.IsStdoutTTY() {
-		_, t.err = fmt.Fprintf(out, "%s\n", line)
-		return t.err
-	}
-	var rec token.AuditRecord
-	if err := json.Unmarshal(line, &rec); err != nil {
-		t.skipped++
-		return nil
-	}
-	_, t.err = fmt.Fprintln(out, formatAuditRecord(&rec, t.o.Loc))
-	return t.err
-}
-
-func (t *auditTail) warnSkipped() {
-	if t.skipped > 0 {
-		fmt.Fprintf(t.o.IO.ErrOut, "warning: skipped %d lines that are not audit records\n", t.skipped)
-	}
+	return nil
 }
 
 // formatAuditRecord is one decision as a line for people:

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -179,44 +178,10 @@ func renderWith(ctx context.Context, o *RenderOptions, secrets *redact.Set) erro
 	if res.Backups != "" {
 		fmt.Fprintf(o.IO.ErrOut, "previous versions kept in %s\n", res.Backups)
 	}
-	for _, hint := range RestartHints(c, res.Written) {
+	for _, hint := range render.RestartHints(c, res.Written) {
 		fmt.Fprintf(o.IO.ErrOut, "then: %s\n", hint)
 	}
 	return nil
-}
-
-// RestartHints says how to make the running containers read the changed
-// files.
-func RestartHints(c *config.Config, written []string) []string {
-	compose := fmt.Sprintf("docker compose -f %s -p %s", filepath.Join(c.Root, render.ComposeFile), c.Project)
-	var hints []string
-	seen := map[string]bool{}
-	hint := func(key, h string) {
-		if !seen[key] {
-			seen[key] = true
-			hints = append(hints, h)
-		}
-	}
-	if slices.Contains(written, render.ComposeFile) && slices.Contains(written, render.NginxConfFile) {
-		// A first render: nothing runs yet.
-		return []string{compose + " up -d --build --wait", "or: regctl init --config ... (firewall, fail2ban, certificates, containers, first user)"}
-	}
-	for _, p := range written {
-		top, _, _ := strings.Cut(p, "/")
-		switch {
-		case p == render.ComposeFile || top == "build":
-			hint("up", compose+" up -d --build --wait")
-		case top == "nginx":
-			hint("nginx", compose+" exec nginx nginx -s reload")
-		case top == "registry":
-			hint("registry", compose+" restart registry")
-		case top == "token":
-			hint("regctl", compose+" restart regctl")
-		case top == "fail2ban" || top == "firewall" || top == "renew" || top == "logrotate":
-			hint("host", "regctl init --config ... (installs the firewall, fail2ban, renewal and log rotation files)")
-		}
-	}
-	return hints
 }
 
 func confirmOverwrite(ios *IOStreams) func(provision.Change, string) (bool, error) {
