@@ -67,7 +67,7 @@ type path struct {
 
 var allPaths = []path{
 	{name: "nginx", desc: "nginx, TLS, HTTP/2 (as crane offers it), client in the host"},
-	{name: "nginx-http1", desc: "nginx, TLS, HTTP/1.1 (as docker's registry client speaks it), client in the host", http1: true},
+	{name: "nginx-http1", desc: "nginx, TLS, HTTP/1.1 (as docker's classic registry client speaks it), client in the host", http1: true},
 	{name: "direct", desc: "registry container, plain HTTP/1.1 to its port 5000, client in the host", direct: true},
 	{name: "outside", desc: "nginx, TLS, HTTP/2, client outside the host (veth, ufw, docker's DNAT)", outside: true},
 }
@@ -440,8 +440,12 @@ func (r report) metrics(b *testing.B) {
 func (r report) print(out *os.File) {
 	w := bufio.NewWriter(out)
 	defer w.Flush()
-	fmt.Fprintf(w, "\nbench-stack: images of %d layers of %d MiB of random bytes, 4 blobs at a time, pulls read, checked and thrown away; the best of %d rounds per path\n",
-		imageLayers, layerSize>>20, r.rounds)
+	rounds := "one round"
+	if r.rounds > 1 {
+		rounds = fmt.Sprintf("the best of %d rounds per path", r.rounds)
+	}
+	fmt.Fprintf(w, "\nbench-stack: images of %d layers of %d MiB of random bytes, 4 blobs at a time, pulls read, checked and thrown away; %s\n",
+		imageLayers, layerSize>>20, rounds)
 	for _, p := range r.paths {
 		fmt.Fprintf(w, "  %-12s %s\n", p.name, p.desc)
 	}
