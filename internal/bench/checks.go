@@ -131,7 +131,7 @@ func (r *run) warmUp(ctx context.Context) error {
 			for i := range next {
 				status, rep, _, err := get(ctx, r.rAddr, i, Scope(i, 0, r.cfg.Rules), true)
 				if err == nil && (status != http.StatusOK || rep.RefreshToken == "") {
-					err = fmt.Errorf("user %s: status %d, refresh token %t (see %s)", UserName(i), status, rep != nil && rep.RefreshToken != "", r.regctl.logPath)
+					err = fmt.Errorf("user %s: status %d, refresh token %t (see %s)", UserName(i), status, rep != nil && rep.RefreshToken != "", r.regctl.LogPath)
 				}
 				mu.Lock()
 				if err != nil && firstErr == nil {
@@ -170,7 +170,7 @@ func (r *run) warmUp(ctx context.Context) error {
 func (r *run) staleness(ctx context.Context) error {
 	// The peak so far is the load's; a rule change below makes the
 	// server hold two compiled policies for a moment.
-	if m, err := memory(r.regctl.pid()); err == nil {
+	if m, err := memory(r.regctl.PID()); err == nil {
 		r.report.RegctlPeakRSSLoadBytes = m.Peak
 	}
 	interval := r.cfg.ReloadInterval

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -21,11 +22,13 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/store/mongo"
 	"github.com/regctl/regctl/internal/store/sqlite"
+	"github.com/regctl/regctl/internal/testenv"
 )
 
 // Workloads, in the order they run.
@@ -176,9 +179,9 @@ type run struct {
 	keysDir string
 	st      store.Store
 	url     string // store URL for regctl serve
-	procs   []*proc
-	regctl  *proc
-	floor   *proc
+	procs   []*testenv.Proc
+	regctl  *testenv.Proc
+	floor   *testenv.Proc
 	rAddr   string
 	fAddr   string
 	hashes  []string
@@ -210,7 +213,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	}
 	defer func() {
 		for i := len(r.procs) - 1; i >= 0; i-- {
-			r.procs[i].stop()
+			r.procs[i].Stop()
 		}
 		if r.st != nil {
 			_ = r.st.Close(context.WithoutCancel(ctx))
@@ -362,14 +365,14 @@ func (r *run) startFerretDB(ctx context.Context) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	p, err := startProc("ferretdb", filepath.Join(r.dir, "ferretdb.log"), nil, r.cfg.FerretDB,
+	p, err := testenv.Launch("ferretdb", filepath.Join(r.dir, "ferretdb.log"), syscall.SIGTERM, nil, r.cfg.FerretDB,
 		"--handler=sqlite", "--sqlite-url=file:"+dir+"/", "--listen-addr="+addr,
 		"--state-dir="+dir, "--debug-addr=-", "--telemetry=disable")
 	if err != nil {
 		return "", err
 	}
 	r.procs = append(r.procs, p)
-	if err := p.waitTCP(ctx, addr, 30*time.Second); err != nil {
+	if err := waitReady(ctx, p, "listening on "+addr, 30*time.Second, testenv.DialCheck(addr)); err != nil {
 		return "", err
 	}
 	return "mongodb://" + addr + "/regctl_bench", nil
@@ -394,28 +397,28 @@ func (r *run) startServers(ctx context.Context) (err error) {
 		}
 	}
 	start := time.Now()
-	if r.regctl, err = startProc("regctl serve", filepath.Join(r.dir, "regctl-serve.log"), env, r.cfg.Regctl, args...); err != nil {
+	if r.regctl, err = testenv.Launch("regctl serve", filepath.Join(r.dir, "regctl-serve.log"), syscall.SIGTERM, env, r.cfg.Regctl, args...); err != nil {
 		return err
 	}
 	r.procs = append(r.procs, r.regctl)
-	if err := r.regctl.waitHTTP(ctx, "http://"+r.rAddr+"/readyz", 2*time.Minute); err != nil {
+	if err := waitHTTP(ctx, r.regctl, "http://"+r.rAddr+"/readyz", 2*time.Minute); err != nil {
 		return err
 	}
 	r.report.ReadySeconds = time.Since(start).Seconds()
-	r.logf("regctl serve ready on %s in %.1fs (pid %d, log %s)", r.rAddr, r.report.ReadySeconds, r.regctl.pid(), r.regctl.logPath)
+	r.logf("regctl serve ready on %s in %.1fs (pid %d, log %s)", r.rAddr, r.report.ReadySeconds, r.regctl.PID(), r.regctl.LogPath)
 
 	if r.fAddr, err = freeAddr(); err != nil {
 		return err
 	}
-	if r.floor, err = startProc("floor", filepath.Join(r.dir, "floor.log"), nil, r.cfg.Self,
+	if r.floor, err = testenv.Launch("floor", filepath.Join(r.dir, "floor.log"), syscall.SIGTERM, nil, r.cfg.Self,
 		"floor", "-listen", r.fAddr, "-keys", r.keysDir); err != nil {
 		return err
 	}
 	r.procs = append(r.procs, r.floor)
-	if err := r.floor.waitHTTP(ctx, "http://"+r.fAddr+"/livez", 30*time.Second); err != nil {
+	if err := waitHTTP(ctx, r.floor, "http://"+r.fAddr+"/livez", 30*time.Second); err != nil {
 		return err
 	}
-	r.logf("floor ready on %s (pid %d)", r.fAddr, r.floor.pid())
+	r.logf("floor ready on %s (pid %d)", r.fAddr, r.floor.PID())
 	return nil
 }
 
@@ -579,13 +582,13 @@ func (r *run) pair(ctx context.Context, workload string, conc int, reqs []reques
 
 // cell runs one wrk measurement against p; every measurement is also
 // kept in the report's AllCells.
-func (r *run) cell(ctx context.Context, server, workload string, conc int, p *proc, addr string, reqs []request, users int) (Cell, error) {
+func (r *run) cell(ctx context.Context, server, workload string, conc int, p *testenv.Proc, addr string, reqs []request, users int) (Cell, error) {
 	name := fmt.Sprintf("%s-%s-c%d", server, workload, conc)
 	w := &wrkRun{
 		Bin: r.cfg.Wrk, Dir: r.dir, Name: name, URL: "http://" + addr, Reqs: reqs,
 		Concurrency: conc, Threads: r.cfg.Threads, Duration: r.cfg.Duration, Timeout: 60 * time.Second,
 	}
-	cpu0, err := cpuTime(p.pid())
+	cpu0, err := cpuTime(p.PID())
 	if err != nil {
 		return Cell{}, fmt.Errorf("%s: %w", name, err)
 	}
@@ -597,12 +600,12 @@ func (r *run) cell(ctx context.Context, server, workload string, conc int, p *pr
 	}
 	busy1, _, _ := machineCPU()
 	self1 := selfCPU()
-	cpu1, err := cpuTime(p.pid())
+	cpu1, err := cpuTime(p.PID())
 	if err != nil {
-		<-p.done
-		return Cell{}, fmt.Errorf("%s: %s exited (%v); end of its log:\n%s", name, p.name, p.err, p.logTail(4096))
+		perr := p.Wait()
+		return Cell{}, fmt.Errorf("%s: %s exited (%v); end of its log:\n%s", name, p.Name, perr, p.Log(4096))
 	}
-	mem, err := memory(p.pid())
+	mem, err := memory(p.PID())
 	if err != nil {
 		return Cell{}, err
 	}
@@ -633,14 +636,40 @@ func (r *run) cell(ctx context.Context, server, workload string, conc int, p *pr
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 func (r *run) finish() error {
-	if m, err := memory(r.regctl.pid()); err == nil {
+	if m, err := memory(r.regctl.PID()); err == nil {
 		r.report.RegctlPeakRSSBytes = m.Peak
 		r.report.RegctlRSSAnonBytes, r.report.RegctlRSSFileBytes = m.Anon, m.File
 	}
-	if m, err := memory(r.floor.pid()); err == nil {
+	if m, err := memory(r.floor.PID()); err == nil {
 		r.report.FloorPeakRSSBytes = m.Peak
 	}
 	r.report.Finished = time.Now().UTC()
 	r.report.evaluate()
 	return r.report.writeJSON(r.cfg.JSONPath)
+}
+
+// freeAddr returns a 127.0.0.1 address with a port nothing listens on.
+func freeAddr() (string, error) {
+	a, err := testenv.FreeAddr()
+	if err != nil {
+		return "", err
+	}
+	return a.String(), nil
+}
+
+// waitHTTP polls url until it answers 200, p exits, ctx ends or timeout
+// passes.
+func waitHTTP(ctx context.Context, p *testenv.Proc, url string, timeout time.Duration) error {
+	return waitReady(ctx, p, "at "+url, timeout, testenv.HTTPCheck(url, http.StatusOK))
+}
+
+// waitReady polls check until it passes; what says what it waits for.
+func waitReady(ctx context.Context, p *testenv.Proc, what string, timeout time.Duration, check func() error) error {
+	if err := p.Ready(ctx, timeout, check); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%s not ready (%s): %w; end of its log:\n%s", p.Name, what, err, p.Log(4096))
+	}
+	return nil
 }

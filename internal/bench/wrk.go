@@ -10,8 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/regctl/regctl/internal/testenv"
 )
 
 //go:embed load.lua
@@ -121,7 +122,7 @@ func (w *wrkRun) run(ctx context.Context) (*wrkResult, error) {
 		"BENCH_REQUESTS="+reqFile,
 		"BENCH_RESULT="+resFile,
 		"BENCH_THREADS="+strconv.Itoa(threads))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	testenv.DieWithParent(cmd)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	wall := time.Since(start)

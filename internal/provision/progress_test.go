@@ -1,11 +1,12 @@
 package provision
 
 import (
-	"bytes"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/regctl/regctl/internal/testenv"
 )
 
 func TestShortCommand(t *testing.T) {
@@ -23,30 +24,12 @@ func TestShortCommand(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the live line's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestLive: the live line shows the latest output line and the time taken,
 // rewritten in place and cleared on a terminal, repeated in a log; the
 // command's output itself is not printed.
 func TestLive(t *testing.T) {
 	for _, tty := range []bool{false, true} {
-		var out syncBuffer
+		var out testenv.SyncBuffer
 		start := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
 		var mu sync.Mutex
 		now := start
@@ -58,7 +41,7 @@ func TestLive(t *testing.T) {
 		}}
 		c := l.Command([]string{"apt-get", "install", "-y", "docker.io"})
 		c.Write([]byte("Reading package lists...\nUnpacking docker.io (26.1.5) ...\nSetting up do"))
-		waitFor(t, func() bool { return strings.Contains(out.String(), "Unpacking docker.io") })
+		testenv.WaitFor(t, func() bool { return strings.Contains(out.String(), "Unpacking docker.io") })
 		c.Done()
 		got := out.String()
 		if !strings.Contains(got, "      … apt-get install docker.io (") || strings.Contains(got, "Reading package lists") && !strings.Contains(got, "Unpacking") {
@@ -76,21 +59,10 @@ func TestLive(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestExecHostLiveFailure: with a live line, a failing command's output is
 // not streamed, so it appears once: in the error, which holds its end.
 func TestExecHostLiveFailure(t *testing.T) {
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	h := NewExecHost(t.TempDir(), nil)
 	h.Live = &Live{Out: &out}
 	err := h.Run(t.Context(), "sh", "-c", "echo step one; echo 'E: Unable to locate package docker-compose-v2' >&2; exit 100")

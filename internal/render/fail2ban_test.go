@@ -1,7 +1,6 @@
 package render_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"maps"
@@ -15,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,23 +79,6 @@ func (o oneUser) GetUser(_ context.Context, name string) (*store.User, error) {
 
 func (oneUser) ListRules(context.Context) ([]acl.Rule, error) { return nil, nil }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The client addresses serveLog's requests come from.
 const (
 	serveClient  = "198.51.100.23" // fails, then is rate limited per address
@@ -125,7 +106,7 @@ func serveLog(t *testing.T, format string) (log string, want map[string]int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	var h slog.Handler = slog.NewTextHandler(&buf, nil)
 	if format == "json" {
 		h = slog.NewJSONHandler(&buf, nil)

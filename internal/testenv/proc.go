@@ -35,30 +35,19 @@ type Proc struct {
 // binary built with -race) fails the test.
 func Start(t testing.TB, name string, env []string, bin string, args ...string) *Proc {
 	t.Helper()
+	return StartSignal(t, name, syscall.SIGTERM, env, bin, args...)
+}
+
+// StartSignal is Start for a server that stops on another signal than
+// SIGTERM (nginx stops gracefully on SIGQUIT).
+func StartSignal(t testing.TB, name string, stop syscall.Signal, env []string, bin string, args ...string) *Proc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = StopTimeout
-	setProcAttr(cmd)
-	p := &Proc{Name: name, Cmd: cmd, LogPath: logPath, cancel: cancel, done: make(chan struct{})}
 	t.Logf("start %s: %s (log %s)", name, commandLine(bin, args), logPath)
-	if err := cmd.Start(); err != nil {
-		cancel()
-		logFile.Close()
-		t.Fatalf("start %s: %v", name, err)
+	p, err := Launch(name, logPath, stop, env, bin, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() {
-		p.err = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
@@ -74,11 +63,50 @@ func Start(t testing.TB, name string, env []string, bin string, args ...string) 
 	return p
 }
 
+// Launch is Start without a test, for the benchmark: it starts bin, its
+// output going to logPath; Stop sends it stop (SIGKILL after StopTimeout).
+// On Linux the kernel kills it if this process dies, so none outlives its
+// starter. The caller stops it.
+func Launch(name, logPath string, stop syscall.Signal, env []string, bin string, args ...string) (*Proc, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Cancel = func() error { return cmd.Process.Signal(stop) }
+	cmd.WaitDelay = StopTimeout
+	DieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		cancel()
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &Proc{Name: name, Cmd: cmd, LogPath: logPath, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// PID is the process's ID.
+func (p *Proc) PID() int { return p.Cmd.Process.Pid }
+
 // Stop sends SIGTERM, waits for the process to exit (SIGKILL after
 // StopTimeout) and returns. Stopping a stopped process does nothing.
 func (p *Proc) Stop() {
 	p.cancel()
 	<-p.done
+}
+
+// Wait waits for the process to exit by itself and returns Wait's result.
+func (p *Proc) Wait() error {
+	<-p.done
+	return p.err
 }
 
 // Exited reports whether the process has exited, and if so how.
@@ -109,16 +137,34 @@ func (p *Proc) Log(max int) string {
 func (p *Proc) WaitReady(t testing.TB, timeout time.Duration, check func() error) {
 	t.Helper()
 	start := time.Now()
-	err := Poll(timeout, 100*time.Millisecond, func() error {
-		if exited, err := p.Exited(); exited {
-			return fmt.Errorf("exited: %v", err)
-		}
-		return check()
-	})
-	if err != nil {
+	if err := p.Ready(context.Background(), timeout, check); err != nil {
 		t.Fatalf("%s not ready: %v\n--- log (%s):\n%s", p.Name, err, p.LogPath, p.Log(16<<10))
 	}
 	t.Logf("%s ready after %s", p.Name, time.Since(start).Round(time.Millisecond))
+}
+
+// Ready polls check every 100 ms until it returns nil. It returns an error
+// if the process exits first, timeout passes or ctx ends.
+func (p *Proc) Ready(ctx context.Context, timeout time.Duration, check func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if exited, err := p.Exited(); exited {
+			return fmt.Errorf("exited: %v", err)
+		}
+		err := check()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still failing after %s: %w", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // DialCheck returns a readiness check that succeeds once addr accepts TCP

@@ -4,4 +4,5 @@ package testenv
 
 import "os/exec"
 
-func setProcAttr(*exec.Cmd) {}
+// DieWithParent does nothing here: only Linux has Pdeathsig.
+func DieWithParent(*exec.Cmd) {}

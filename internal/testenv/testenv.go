@@ -1,7 +1,7 @@
 // Package testenv starts the real servers regctl's integration and
 // end-to-end tests run against (FerretDB, distribution registries, dockerd,
-// regctl itself) and runs real client commands. It is imported only by
-// tests.
+// regctl itself) and runs real client commands. It is imported by tests
+// and by the benchmark (internal/bench), never by regctl itself.
 //
 // Every helper takes a testing.TB, puts its files under t.TempDir(), listens
 // on 127.0.0.1 only, writes each process's output to a log file that is
@@ -11,6 +11,10 @@
 // below); scripts/test.sh starts them and sets the variables. A test whose
 // variable is unset is skipped, unless REGCTL_TEST_REQUIRE=1, which turns
 // the skip into a failure so that CI never passes by skipping.
+//
+// The process harness also serves regctl-bench, which starts servers
+// outside a test: Launch, Proc.Ready and FreeAddr take no testing.TB, and
+// their caller stops what they start.
 package testenv
 
 import (
@@ -56,12 +60,18 @@ func Require(t testing.TB, name, what string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
 	}
-	msg := fmt.Sprintf("%s is not set: set it to %s (scripts/test.sh starts and sets everything)", name, what)
+	SkipOrFail(t, fmt.Sprintf("%s is not set: set it to %s (scripts/test.sh starts and sets everything)", name, what))
+	return ""
+}
+
+// SkipOrFail skips the test with msg, or fails it when
+// REGCTL_TEST_REQUIRE=1.
+func SkipOrFail(t testing.TB, msg string) {
+	t.Helper()
 	if os.Getenv(EnvRequire) == "1" {
 		t.Fatalf("%s; %s=1 forbids skipping", msg, EnvRequire)
 	}
 	t.Skip(msg)
-	return ""
 }
 
 // RequireBinary returns the path of the executable named by the environment
@@ -81,22 +91,29 @@ func RequireBinary(t testing.TB, env, name, what string) string {
 	if env != "" {
 		msg = fmt.Sprintf("%s is not set and %s", env, msg)
 	}
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatalf("%s; %s=1 forbids skipping", msg, EnvRequire)
-	}
-	t.Skip(msg)
+	SkipOrFail(t, msg)
 	return ""
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := FreeAddr()
 	if err != nil {
 		t.Fatalf("find a free port: %v", err)
 	}
+	return addr.Port
+}
+
+// FreeAddr returns an address on 127.0.0.1 whose port was free a moment
+// ago; FreePort without a test.
+func FreeAddr() (*net.TCPAddr, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr), nil
 }
 
 // Result is what a finished command printed and how it exited.

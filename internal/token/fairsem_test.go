@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/regctl/regctl/internal/testenv"
 )
 
 // TestFairSemRoundRobin: with every slot taken, a released slot goes to
@@ -41,7 +43,7 @@ func TestFairSemRoundRobin(t *testing.T) {
 					}
 					served <- k
 				}()
-				waitFor(t, func() bool {
+				testenv.WaitFor(t, func() bool {
 					s.mu.Lock()
 					defer s.mu.Unlock()
 					return len(s.queues[k]) == queued+1
@@ -85,7 +87,7 @@ func TestFairSemPerKey(t *testing.T) {
 			got <- "a"
 		}
 	}()
-	waitFor(t, func() bool {
+	testenv.WaitFor(t, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return len(s.queues["a"]) == 1
@@ -140,16 +142,5 @@ func TestFairSemCancel(t *testing.T) {
 	s.mu.Unlock()
 	if s.free != 1 || len(s.held) != 0 {
 		t.Fatalf("free %d after the cancelled grant was passed on, want 1", s.free)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10 s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

@@ -1,7 +1,6 @@
 package token
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -21,25 +20,8 @@ import (
 
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/store"
+	"github.com/regctl/regctl/internal/testenv"
 )
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type reloadFixture struct {
 	dir   string
@@ -47,7 +29,7 @@ type reloadFixture struct {
 	rl    *KeyReloader
 	h     http.Handler
 	clock *clock
-	log   *syncBuffer
+	log   *testenv.SyncBuffer
 	ca    *x509.CertPool
 }
 
@@ -66,7 +48,7 @@ func newReloadFixture(t *testing.T) *reloadFixture {
 	st.setUser(store.User{Username: "waldi", PasswordHash: hash(t, "waldi-secret")})
 	cfg := Defaults()
 	cfg.Issuer, cfg.Service = "regctl-test", testService
-	logBuf := &syncBuffer{}
+	logBuf := &testenv.SyncBuffer{}
 	srv, err := New(cfg, st, ks, slog.New(slog.NewTextHandler(logBuf, nil)), clk.Now)
 	if err != nil {
 		t.Fatal(err)

@@ -18,29 +18,21 @@ package certstest
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/regctl/regctl/internal/testenv"
 )
 
 // Environment variables naming the servers.
 const (
 	EnvPebble  = "REGCTL_TEST_PEBBLE"
 	EnvNginx   = "REGCTL_TEST_NGINX"
-	EnvRequire = "REGCTL_TEST_REQUIRE"
+	EnvRequire = testenv.EnvRequire
 )
-
-// skipOrFail skips the test with msg, or fails it when REGCTL_TEST_REQUIRE=1.
-func skipOrFail(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatalf("%s; %s=1 forbids skipping", msg, EnvRequire)
-	}
-	t.Skip(msg)
-}
 
 // PebbleBinary returns $REGCTL_TEST_PEBBLE, or skips the test (fails it
 // under REGCTL_TEST_REQUIRE=1) when it is unset or not executable.
@@ -48,11 +40,11 @@ func PebbleBinary(t testing.TB) string {
 	t.Helper()
 	p := os.Getenv(EnvPebble)
 	if p == "" {
-		skipOrFail(t, EnvPebble+" is not set: set it to the path of a pebble v2.10.3 binary (scripts/test-deps.sh builds one into ~/.cache/regctl-test/pebble-v2.10.3/pebble)")
+		testenv.SkipOrFail(t, EnvPebble+" is not set: set it to the path of a pebble v2.10.3 binary (scripts/test-deps.sh builds one into ~/.cache/regctl-test/pebble-v2.10.3/pebble)")
 		return ""
 	}
 	if fi, err := os.Stat(p); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-		skipOrFail(t, fmt.Sprintf("%s=%s is not an executable file (run scripts/test-deps.sh)", EnvPebble, p))
+		testenv.SkipOrFail(t, fmt.Sprintf("%s=%s is not an executable file (run scripts/test-deps.sh)", EnvPebble, p))
 	}
 	return p
 }
@@ -70,19 +62,14 @@ func NginxBinary(t testing.TB) string {
 	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
 		return "/usr/sbin/nginx"
 	}
-	skipOrFail(t, "nginx not found: set "+EnvNginx+" or install it (apt-get install -y nginx-light)")
+	testenv.SkipOrFail(t, "nginx not found: set "+EnvNginx+" or install it (apt-get install -y nginx-light)")
 	return ""
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testenv.FreePort(t)
 }
 
 // Logger returns a logger that writes to t.Log until the test ends.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/regctl/regctl/internal/certs"
+	"github.com/regctl/regctl/internal/testenv"
 )
 
 // NginxConfig is what the test nginx serves.
@@ -33,7 +34,7 @@ type NginxConfig struct {
 // Nginx is a running nginx started with -p PREFIX -c PREFIX/nginx.conf.
 type Nginx struct {
 	Bin, Prefix, Conf string
-	proc              *proc
+	proc              *testenv.Proc
 }
 
 var nginxConf = template.Must(template.New("nginx.conf").Parse(`# written by certstest
@@ -95,28 +96,13 @@ func StartNginx(t testing.TB, c NginxConfig) *Nginx {
 	if out, err := n.run("-t"); err != nil {
 		t.Fatalf("nginx -t: %v\n%s\n%s", err, out, n.configText(t))
 	}
-	n.proc = startProc(t, "nginx", syscall.SIGQUIT, nil, bin, "-p", n.Prefix+"/", "-c", n.Conf)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.HTTPPort))
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		if n.proc.exited() {
-			t.Fatalf("nginx exited: %s\n%s", n.proc.log(4096), n.ErrorLog())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx not listening on %s after 20s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	n.proc = testenv.StartSignal(t, "nginx", syscall.SIGQUIT, nil, bin, "-p", n.Prefix+"/", "-c", n.Conf)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- nginx error.log:\n%s", n.ErrorLog())
 		}
 	})
+	n.proc.WaitReady(t, 20*time.Second, testenv.DialCheck(net.JoinHostPort("127.0.0.1", strconv.Itoa(c.HTTPPort))))
 	return n
 }
 

@@ -13,9 +13,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/regctl/regctl/internal/testenv"
 )
 
 // PebbleVersion is the Pebble release the tests are written against.
@@ -74,7 +75,7 @@ type Pebble struct {
 	APIRootsFile string
 	APIRoots     *x509.CertPool
 	HTTPPort     int
-	proc         *proc
+	proc         *testenv.Proc
 }
 
 // StartPebble starts Pebble (REGCTL_TEST_PEBBLE; the test is skipped if it
@@ -125,7 +126,7 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 		Management:   fmt.Sprintf("https://127.0.0.1:%d", mgmtPort),
 		APIRootsFile: rootsFile,
 		HTTPPort:     o.HTTPPort,
-		proc:         startProc(t, "pebble", syscall.SIGTERM, env, bin, args...),
+		proc:         testenv.Start(t, "pebble", env, bin, args...),
 	}
 	pem, err := os.ReadFile(rootsFile)
 	if err != nil {
@@ -134,20 +135,10 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 	p.APIRoots = x509.NewCertPool()
 	p.APIRoots.AppendCertsFromPEM(pem)
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	p.proc.WaitReady(t, 30*time.Second, func() error {
 		_, err := p.get(p.Directory)
-		if err == nil {
-			break
-		}
-		if p.proc.exited() {
-			t.Fatalf("pebble exited: %s", p.proc.log(4096))
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pebble not ready after 30s: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 	return p
 }
 
@@ -233,7 +224,7 @@ func (p *Pebble) IssuingRoots(t testing.TB) *x509.CertPool {
 }
 
 // Log returns Pebble's output so far.
-func (p *Pebble) Log() string { return p.proc.log(0) }
+func (p *Pebble) Log() string { return p.proc.Log(0) }
 
 // SetARI makes Pebble answer ARI queries for the certificate (PEM) with
 // the given window (management API /set-renewal-info/).
