@@ -58,7 +58,7 @@ field=pattern, "(any)" for a rule without conditions; ACTIONS "(deny)" is an
 explicit deny. --output json or yaml prints the rules as regctl acl import
 reads them.`,
 		Example: "  regctl acl list\n  regctl acl list -o yaml > rules.yaml",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(o.Output, formatTable, formatJSON, formatYAML); err != nil {
 				return err
@@ -125,7 +125,7 @@ func NewCmdACLExport(f *Factory, runF func(context.Context, *ACLExportOptions) e
 comment, expires_at}: regctl acl import reads it back unchanged, so
 export, edit, import is a safe way to make many changes at once.`,
 		Example: "  regctl acl export > rules.yaml\n  regctl acl export -o json | jq '.[] | select(.actions == [])'",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(o.Output, formatYAML, formatJSON); err != nil {
 				return err
@@ -172,7 +172,7 @@ validated before anything is written.`,
 		Example: `  regctl acl add --seq 30 --account ci-bot --name 'ci/*' --actions pull,push --comment "CI pushes its images"
   regctl acl add --seq 5 --name 'secret/*' --deny --comment "nobody but explicit grants"
   regctl acl add --label team='*' --name '${labels:team}/*' --actions pull --expires 2027-01-01`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fl := cmd.Flags()
 			r := acl.Rule{Seq: seq, Comment: comment}
@@ -325,7 +325,7 @@ func NewCmdACLRemove(f *Factory, runF func(context.Context, *ACLRemoveOptions) e
 		Aliases:           []string{"rm"},
 		Short:             "Remove the rule with seq SEQ",
 		Example:           "  regctl acl remove 30",
-		Args:              cobra.ExactArgs(1),
+		Args:              exactArgs(1),
 		ValidArgsFunction: completeSeqs(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			seq, err := strconv.ParseInt(args[0], 10, 64)
@@ -385,7 +385,7 @@ and one labelled read-only-access='prod/*' may pull prod/.... Running it
 again changes nothing. A different rule at seq 10 or 20 is left alone unless
 --force replaces it.`,
 		Example: "  regctl acl defaults\n  regctl user label set waldi full-access='test/*'",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
 				return runF(cmd.Context(), o)
@@ -507,7 +507,7 @@ the rule. It prints which rules were added, removed and changed.`,
   YAML
   regctl acl import rules.yaml
   regctl acl export > rules.yaml && $EDITOR rules.yaml && regctl acl import rules.yaml --dry-run`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.File = args[0]
 			data, err := readFileOrStdin(f.IO, o.File)

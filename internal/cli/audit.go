@@ -56,7 +56,7 @@ line; otherwise the JSON lines are printed as they are, for jq.`,
 		Example: `  regctl audit tail --file /var/log/regctl/audit.log --user waldi -n 20
   regctl audit tail --file /opt/regctl/logs/regctl/audit.log --user NAME --follow
   regctl audit tail --file audit.log -n 0 | jq 'select(.result == "unauthorized")'`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Loc = f.loc()
 			if opts.File == "" {

@@ -293,7 +293,7 @@ After a webroot or DNS issuance nginx is checked and reloaded.`,
 
   # Wildcard through a DNS hook script
   EXEC_PATH=/usr/local/bin/dns-hook regctl certs obtain '*.example.com' example.com --challenge dns --dns-provider exec`,
-		Args: cobra.MinimumNArgs(1),
+		Args: minimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bindCertsConfig(f, cmd)
 			acme, err := certsACMEOptions(f, cmd)
@@ -580,7 +580,7 @@ certificate), so a certificate renewed on time never warns.`,
 		Example: `  regctl certs status
   regctl certs status --warn-days 20 || mail -s "certificate expiring" ops@example.com
   regctl certs status --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bindCertsConfig(f, cmd)
 			fl := cmd.Flags()
@@ -771,7 +771,7 @@ nginx needs dhparams only when the TLS profile offers DHE cipher suites
 		Example: `  regctl certs dhparams
   regctl certs dhparams --bits 4096
   regctl certs dhparams --generate 3072 --out /etc/nginx/dhparams.pem`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bindCertsConfig(f, cmd)
 			fl := cmd.Flags()

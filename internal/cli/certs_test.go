@@ -118,7 +118,7 @@ func (e *certsEnv) run(args ...string) int {
 		return ExitOK
 	case errors.Is(err, ErrSilent):
 		return ExitError
-	case errors.As(err, &fe) || isCobraUsageError(err):
+	case errors.As(err, &fe):
 		fmt.Fprintf(e.errOut, "error: %v\nRun '%s --help' for usage.\n", err, cmd.CommandPath())
 		return ExitUsage
 	}
@@ -375,7 +375,7 @@ func TestCertsFlags(t *testing.T) {
 			var fe *FlagError
 			switch {
 			case err == nil:
-			case errors.As(err, &fe) || isCobraUsageError(err):
+			case errors.As(err, &fe):
 				code = ExitUsage
 			default:
 				code = ExitError

@@ -28,7 +28,7 @@ store cannot be reached it silently offers none.`,
   regctl completion zsh > "${fpath[1]}/_regctl"
   # fish:
   regctl completion fish > ~/.config/fish/completions/regctl.fish`,
-		Args:                  cobra.ExactArgs(1),
+		Args:                  exactArgs(1),
 		ValidArgs:             []string{"bash", "zsh", "fish", "powershell"},
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -60,7 +60,7 @@ as root: ufw and fail2ban answer root only.`,
 		Example: `  regctl doctor --config /etc/regctl/regctl.yaml
   regctl doctor --config /etc/regctl/regctl.yaml --store mongodb://regctl:PW@127.0.0.1:27017/regctl?authSource=admin
   regctl doctor --config regctl.yaml -o json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(o.Output, formatTable, formatJSON); err != nil {
 				return err

@@ -164,16 +164,25 @@ func withStore(ctx context.Context, f *Factory, fn func(store.Store) error) erro
 	return fn(st)
 }
 
-// storeErr turns store sentinels into one actionable line.
+// storeErr turns store sentinels into one actionable line ("user waldi
+// not found"); errors.Is still finds the sentinel.
 func storeErr(err error, what string) error {
-	if err == nil {
-		return nil
-	}
 	switch {
-	case isErr(err, store.ErrNotFound):
-		return fmt.Errorf("%s not found", what)
-	case isErr(err, store.ErrExists):
-		return fmt.Errorf("%s already exists", what)
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return &storeError{msg: what + " not found", err: err}
+	case errors.Is(err, store.ErrExists):
+		return &storeError{msg: what + " already exists", err: err}
 	}
 	return err
 }
+
+// storeError is a store sentinel said in the command's terms.
+type storeError struct {
+	msg string
+	err error
+}
+
+func (e *storeError) Error() string { return e.msg }
+func (e *storeError) Unwrap() error { return e.err }

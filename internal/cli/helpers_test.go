@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -203,23 +202,6 @@ func diffLines(want, got string) string {
 		}
 	}
 	return b.String()
-}
-
-// exitCode maps a command's error to the exit code Execute gives it.
-func exitCode(err error) int {
-	var fe *FlagError
-	var ee *exitError
-	switch {
-	case err == nil:
-		return ExitOK
-	case errors.Is(err, ErrSilent):
-		return ExitError
-	case errors.As(err, &ee):
-		return ee.code
-	case errors.As(err, &fe) || isCobraUsageError(err):
-		return ExitUsage
-	}
-	return ExitError
 }
 
 // runCmd executes one command built by a NewCmd function with args, for

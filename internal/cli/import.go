@@ -63,7 +63,7 @@ carry over exactly.`,
 		Example: `  regctl import docker-auth auth_config.yml --dry-run
   regctl import docker-auth auth_config.yml
   regctl import docker-auth auth_config.yml --update`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.File = args[0]
 			data, err := readFileOrStdin(f.IO, o.File)

@@ -81,7 +81,7 @@ process holds it (a dry run takes no lock).`,
   regctl init --config /etc/regctl/regctl.yaml --dry-run
   echo "$ADMIN_PASSWORD" | regctl init --config /etc/regctl/regctl.yaml --password-stdin
   regctl init --config regctl.yaml --self-signed --store sqlite`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if o.Config, o.ConfigPath, err = LoadRegctlConfig(cmd, f.Config); err != nil {
@@ -333,7 +333,7 @@ func NewCmdHealthcheck(_ *Factory) *cobra.Command {
 		Use:    "healthcheck URL",
 		Short:  "Exit 0 if URL answers 200 (the token server container's health check)",
 		Hidden: true,
-		Args:   cobra.ExactArgs(1),
+		Args:   exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !strings.HasPrefix(args[0], "http://") && !strings.HasPrefix(args[0], "https://") {
 				return flagErrorf("want an http:// URL, got %q", args[0])

@@ -59,7 +59,7 @@ func provCmd(t *testing.T, args []string, build func(f *Factory) *cobra.Command)
 	_, err := root.ExecuteContextC(context.Background())
 	switch {
 	case err == nil:
-	case isCobraUsageError(err) || errors.As(err, new(*FlagError)):
+	case errors.As(err, new(*FlagError)):
 		code = ExitUsage
 		errOut.WriteString("error: " + err.Error() + "\n")
 	default:

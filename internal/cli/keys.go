@@ -43,7 +43,7 @@ The registry trusts the CA, not the signing key, so the signing key can be
 replaced later (regctl keys rotate) without touching the registry's
 configuration.`,
 		Example: "  regctl keys generate --dir /etc/regctl/keys\n  regctl keys generate --dir ./keys --alg rs256",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := keys.ParseAlgorithm(alg)
 			if err != nil {
@@ -99,7 +99,7 @@ keys directory may have leaked.`,
 		Example: `  regctl keys rotate --dir /etc/regctl/keys
   regctl keys rotate --dir /opt/regctl/keys && regctl doctor --config /etc/regctl/regctl.yaml
   regctl keys rotate --dir /etc/regctl/keys --refresh-key`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Dir == "" {
 				return flagErrorf("--dir is required")

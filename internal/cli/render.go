@@ -56,7 +56,7 @@ After a change, restart what reads the changed files; render prints how.`,
 		Example: `  regctl render --config /etc/regctl/regctl.yaml --diff
   regctl render --config /etc/regctl/regctl.yaml
   regctl render --config regctl.yaml --out /tmp/preview`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if o.Config, o.ConfigPath, err = LoadRegctlConfig(cmd, f.Config); err != nil {

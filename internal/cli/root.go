@@ -35,40 +35,26 @@ func Execute(ctx context.Context, f *Factory, args []string) int {
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	cmd, err := root.ExecuteContextC(ctx)
-	if err == nil {
-		return ExitOK
+	if err != nil {
+		if _, _, ferr := root.Find(args); ferr != nil {
+			// The arguments name no command: cobra's "unknown command".
+			err = &FlagError{Err: err}
+		}
 	}
 	var fe *FlagError
 	var ee *exitError
 	switch {
-	case errors.Is(err, ErrSilent):
-		return ExitError
-	case errors.As(err, &ee):
-		return ee.code
-	case errors.As(err, &fe) || isCobraUsageError(err):
+	case err == nil, errors.Is(err, ErrSilent), errors.As(err, &ee):
+		// Already reported.
+	case errors.As(err, &fe):
 		fmt.Fprintf(f.IO.ErrOut, "error: %v\n", err)
 		if cmd != nil {
 			fmt.Fprintf(f.IO.ErrOut, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}
-		return ExitUsage
+	default:
+		fmt.Fprintf(f.IO.ErrOut, "error: %v\n", err)
 	}
-	fmt.Fprintf(f.IO.ErrOut, "error: %v\n", err)
-	return ExitError
-}
-
-// exitError ends the command with a specific code, already reported.
-type exitError struct{ code int }
-
-func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
-
-func isCobraUsageError(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown flag", "unknown shorthand flag", "unknown command", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "requires exactly", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
+	return exitCode(err)
 }
 
 // NewCmdRoot builds the command tree.
@@ -149,5 +135,3 @@ func loadConfig(cmd *cobra.Command, f *Factory) error {
 	}
 	return nil
 }
-
-func isErr(err, target error) bool { return errors.Is(err, target) }

@@ -55,7 +55,7 @@ an address of its own; --audit-log writes one JSON line per decision, read
 with regctl audit tail.`,
 		Example: `  regctl serve --listen 127.0.0.1:5001 --issuer regctl --service registry.example.com \
     --keys /etc/regctl/keys --store mongodb://127.0.0.1:27017/regctl`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := serveOptions(f)
 			if err != nil {

@@ -37,7 +37,7 @@ users are left alone and the rules are replaced only when they differ. At the
 end both stores must agree on the user and rule counts and on a content hash.
 A destination user the source lacks stops the copy unless --prune.`,
 		Example: "  regctl store migrate --from sqlite:///var/lib/regctl/regctl.db --to 'mongodb://regctl@db1,db2,db3/regctl?replicaSet=rs0'",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.From == "" || o.To == "" {
 				return flagErrorf("--from and --to are both required")

@@ -279,7 +279,7 @@ instead (from htpasswd -nB or a docker_auth users list) and stores it as is.`,
 		Example: `  regctl user add waldi --label full-access='test/*' --expires 90d
   printf '%s\n' "$PASSWORD" | regctl user add ci-bot --password-stdin --expires 2027-01-01
   htpasswd -nBC 12 legacy | regctl user add legacy --password-hash - --label read-only-access='prod/*'`,
-		Args:              cobra.ExactArgs(1),
+		Args:              exactArgs(1),
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
@@ -327,7 +327,7 @@ func userAddRun(ctx context.Context, f *Factory, o *UserAddOptions) error {
 	return withStore(ctx, f, func(st store.Store) error {
 		if o.DryRun {
 			if _, err := st.GetUser(ctx, o.Username); err == nil {
-				return fmt.Errorf("user %s already exists", o.Username)
+				return storeErr(store.ErrExists, "user "+o.Username)
 			} else if !errors.Is(err, store.ErrNotFound) {
 				return storeErr(err, "user "+o.Username)
 			}
@@ -368,7 +368,7 @@ in which '*' does not cross '/'. Granting the same pattern again replaces its
 actions and expiry. A grant adds to what the rules allow; an explicit deny
 rule never takes it away.`,
 		Example: "  regctl user grant waldi 'team/*' --actions pull,push\n  regctl user grant contractor 'team/app' --actions pull --expires 30d",
-		Args:    cobra.ExactArgs(2),
+		Args:    exactArgs(2),
 		ValidArgsFunction: completeUserThen(f, func(context.Context, *store.User, []string) []string {
 			return nil
 		}),
@@ -505,7 +505,7 @@ func NewCmdUserRevoke(f *Factory, runF func(context.Context, *UserRevokeOptions)
 regctl user show NAME). With --actions only those actions are taken away;
 taking away the last one removes the grant.`,
 		Example: "  regctl user revoke waldi 'team/*'\n  regctl user revoke waldi 'team/*' --actions push,delete",
-		Args:    cobra.ExactArgs(2),
+		Args:    exactArgs(2),
 		ValidArgsFunction: completeUserThen(f, func(_ context.Context, u *store.User, args []string) []string {
 			if len(args) != 1 {
 				return nil

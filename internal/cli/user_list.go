@@ -111,7 +111,7 @@ with RFC 3339 times in UTC and never the password hash.`,
 		Example: `  regctl user list
   regctl user list --expiring 7d
   regctl user list -o json | jq -r '.[] | select(.status == "expired") | .username'`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(o.Output, formatTable, formatJSON, formatYAML); err != nil {
 				return err
@@ -199,7 +199,7 @@ func NewCmdUserShow(f *Factory, runF func(context.Context, *UserShowOptions) err
 the account was created and last changed. --output json or yaml prints the
 same object as one element of user list's output.`,
 		Example:           "  regctl user show waldi\n  regctl user show waldi -o yaml",
-		Args:              cobra.ExactArgs(1),
+		Args:              exactArgs(1),
 		ValidArgsFunction: completeUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]

@@ -37,7 +37,7 @@ twice), --password-stdin, --password-file, or an existing bcrypt hash with
 stored identity tokens) stop working.`,
 		Example: `  regctl user passwd waldi
   printf '%s\n' "$NEW_PASSWORD" | regctl user passwd ci-bot --password-stdin`,
-		Args:              cobra.ExactArgs(1),
+		Args:              exactArgs(1),
 		ValidArgsFunction: completeUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
@@ -107,7 +107,7 @@ or rule is consulted. To block an account at once, use regctl user disable.`,
 		Example: `  regctl user expire waldi 2027-01-01
   regctl user expire contractor 30d
   regctl user expire waldi never`,
-		Args: cobra.ExactArgs(2),
+		Args: exactArgs(2),
 		ValidArgsFunction: completeUserThen(f, func(context.Context, *store.User, []string) []string {
 			return []string{"never\tremove the expiry", "30d\t30 days from now", "90d\t90 days from now"}
 		}),
@@ -202,7 +202,7 @@ func newCmdUserState(f *Factory, runF func(context.Context, *UserStateOptions) e
 		Short:             "Re-enable a disabled user",
 		Long:              "Re-enable a disabled user. Its password, labels, grants and expiry are unchanged; an expired account stays expired.",
 		Example:           "  regctl user enable waldi",
-		Args:              cobra.ExactArgs(1),
+		Args:              exactArgs(1),
 		ValidArgsFunction: completeUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
@@ -284,7 +284,7 @@ func NewCmdUserDelete(f *Factory, runF func(context.Context, *UserDeleteOptions)
 confirmation unless --yes is given; without a terminal --yes is required. To
 block an account but keep it, use regctl user disable.`,
 		Example:           "  regctl user delete waldi\n  regctl user delete ci-bot --yes",
-		Args:              cobra.ExactArgs(1),
+		Args:              exactArgs(1),
 		ValidArgsFunction: completeUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
@@ -375,7 +375,7 @@ func NewCmdUserLabelSet(f *Factory, runF func(context.Context, *UserLabelOptions
 --add the values are added to the key's existing ones instead.`,
 		Example: `  regctl user label set waldi full-access='test/*' full-access='socke*'
   regctl user label set waldi read-only-access='prod/*' --add`,
-		Args:              cobra.MinimumNArgs(2),
+		Args:              minimumNArgs(2),
 		ValidArgsFunction: completeUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
@@ -407,7 +407,7 @@ func NewCmdUserLabelUnset(f *Factory, runF func(context.Context, *UserLabelOptio
 		Long:  "Remove labels from a user: KEY removes the key with all its values, KEY=VALUE only that value.",
 		Example: `  regctl user label unset waldi read-only-access
   regctl user label unset waldi full-access='socke*'`,
-		Args: cobra.MinimumNArgs(2),
+		Args: minimumNArgs(2),
 		ValidArgsFunction: completeUserThen(f, func(_ context.Context, u *store.User, _ []string) []string {
 			var out []string
 			for _, k := range labelKeysSorted(u.Labels) {

@@ -750,22 +750,23 @@ func stepSeed(ctx context.Context, r *initRun) (bool, error) {
 	if len(r.o.AdminPassword) == 0 {
 		return false, errors.New("no password for the first admin user: run init on a terminal or pass --password-stdin")
 	}
-	// A run that failed halfway may have done either already.
-	exists := func(err error) bool {
-		var ce *CmdError
-		return errors.As(err, &ce) && strings.Contains(ce.Output, "already exists")
-	}
-	if err := r.run(ctx, r.compose("exec", "-T", "regctl", "/regctl", "acl", "defaults")); err != nil && !exists(err) {
+	// The rules and the user go in through the deployment's own regctl, as
+	// every host change goes through r.h (so --dry-run and the tests see
+	// them). A run that failed halfway may have done either already:
+	// `acl defaults` leaves rules that are in place alone, and whether the
+	// user exists is asked (user show), not read from an error's text.
+	if err := r.run(ctx, r.compose("exec", "-T", "regctl", "/regctl", "acl", "defaults")); err != nil {
 		return false, err
 	}
-	add := r.compose("exec", "-T", "regctl", "/regctl", "user", "add", r.o.AdminUser, "--password-stdin",
-		"--label", "full-access=*", "--label", "full-access=*/*")
-	pw := append(bytes.Clone(r.o.AdminPassword), '\n')
-	if err := r.h.RunInput(ctx, pw, add[0], add[1:]...); err != nil {
-		if !exists(err) {
+	if _, err := r.query(ctx, r.compose("exec", "-T", "regctl", "/regctl", "user", "show", r.o.AdminUser)); err == nil {
+		r.printf("      user %s already exists; left as it is\n", r.o.AdminUser)
+	} else {
+		add := r.compose("exec", "-T", "regctl", "/regctl", "user", "add", r.o.AdminUser, "--password-stdin",
+			"--label", "full-access=*", "--label", "full-access=*/*")
+		pw := append(bytes.Clone(r.o.AdminPassword), '\n')
+		if err := r.h.RunInput(ctx, pw, add[0], add[1:]...); err != nil {
 			return false, err
 		}
-		r.printf("      user %s already exists; left as it is\n", r.o.AdminUser)
 	}
 	if err := ensureDirMode(r.h, r.abs(render.StateDir), render.ModeSecretDir, false); err != nil {
 		return false, err
