@@ -4,6 +4,7 @@
 package dockerauth
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -107,24 +108,15 @@ func sectionNote(key string, val *yaml.Node) string {
 			s += " --token-lifetime " + e + "s"
 		}
 		return s + "; signing keys come from regctl keys generate (the registry's rootcertbundle changes)"
-	case "mongo_auth":
-		db := get("dial_info", "database")
-		if db == "" {
-			db = "DB"
+	case "mongo_auth", "acl_mongo":
+		what, coll := "users", "users"
+		if key == "acl_mongo" {
+			what, coll = "rules", "acl"
 		}
-		s := fmt.Sprintf("Not carried over: mongo_auth: users in MongoDB need no import: run regctl with --store mongodb://HOST/%s and it reads them as they are", db)
-		if coll := get("collection"); coll != "" && coll != "users" {
-			s += fmt.Sprintf(" (regctl reads the collection \"users\", not %q)", coll)
-		}
-		return s
-	case "acl_mongo":
-		db := get("dial_info", "database")
-		if db == "" {
-			db = "DB"
-		}
-		s := fmt.Sprintf("Not carried over: acl_mongo: rules in MongoDB need no import: run regctl with --store mongodb://HOST/%s and it reads them as they are", db)
-		if coll := get("collection"); coll != "" && coll != "acl" {
-			s += fmt.Sprintf(" (regctl reads the collection \"acl\", not %q)", coll)
+		db := cmp.Or(get("dial_info", "database"), "DB")
+		s := fmt.Sprintf("Not carried over: %s: %s in MongoDB need no import: run regctl with --store mongodb://HOST/%s and it reads them as they are", key, what, db)
+		if c := get("collection"); c != "" && c != coll {
+			s += fmt.Sprintf(" (regctl reads the collection %q, not %q)", coll, c)
 		}
 		return s
 	case "ldap_auth", "google_auth", "github_auth", "oidc_auth", "gitlab_auth", "ext_auth", "plugin_authn",
