@@ -358,11 +358,7 @@ func decodeRule(raw bson.Raw) (acl.Rule, error) {
 
 func decodeMatch(v bson.RawValue) (acl.Match, error) {
 	var m acl.Match
-	doc, ok := v.DocumentOK()
-	if !ok {
-		return m, typeErr(v, "a document")
-	}
-	elems, err := doc.Elements()
+	elems, err := docElements(v)
 	if err != nil {
 		return m, err
 	}
@@ -408,11 +404,7 @@ func decodeMatchLabels(v bson.RawValue) (map[string]string, error) {
 	if v.Type == bson.TypeNull {
 		return nil, nil
 	}
-	doc, ok := v.DocumentOK()
-	if !ok {
-		return nil, typeErr(v, "a document")
-	}
-	elems, err := doc.Elements()
+	elems, err := docElements(v)
 	if err != nil {
 		return nil, err
 	}

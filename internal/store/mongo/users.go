@@ -311,11 +311,7 @@ func decodeUser(raw bson.Raw) (*store.User, userRev, error) {
 // decodeLabels decodes {key: [values]}; a single string value (which
 // docker_auth tools sometimes write) becomes a one-element list.
 func decodeLabels(v bson.RawValue) (map[string][]string, error) {
-	doc, ok := v.DocumentOK()
-	if !ok {
-		return nil, typeErr(v, "a document")
-	}
-	elems, err := doc.Elements()
+	elems, err := docElements(v)
 	if err != nil {
 		return nil, err
 	}
@@ -339,22 +335,14 @@ func decodeLabels(v bson.RawValue) (map[string][]string, error) {
 }
 
 func decodeGrants(v bson.RawValue) ([]acl.Grant, error) {
-	arr, ok := v.ArrayOK()
-	if !ok {
-		return nil, typeErr(v, "an array")
-	}
-	vals, err := arr.Values()
+	vals, err := arrayValues(v, "an array")
 	if err != nil {
 		return nil, err
 	}
 	var grants []acl.Grant
 	for i, gv := range vals {
-		doc, ok := gv.DocumentOK()
-		if !ok {
-			return nil, fmt.Errorf("grant %d: %w", i, typeErr(gv, "a document"))
-		}
 		var g acl.Grant
-		elems, err := doc.Elements()
+		elems, err := docElements(gv)
 		if err != nil {
 			return nil, fmt.Errorf("grant %d: %w", i, err)
 		}
@@ -389,11 +377,7 @@ func decodeGrants(v bson.RawValue) ([]acl.Grant, error) {
 // decodeStrings decodes an array of strings; an empty array is an empty,
 // non-nil slice.
 func decodeStrings(v bson.RawValue) ([]string, error) {
-	arr, ok := v.ArrayOK()
-	if !ok {
-		return nil, typeErr(v, "an array of strings")
-	}
-	vals, err := arr.Values()
+	vals, err := arrayValues(v, "an array of strings")
 	if err != nil {
 		return nil, err
 	}
@@ -440,6 +424,25 @@ func decodeInt(v bson.RawValue) (int64, error) {
 		return 0, fmt.Errorf("is %v, not an integer", f)
 	}
 	return 0, typeErr(v, "an integer")
+}
+
+// docElements returns the elements of v, which must be a document.
+func docElements(v bson.RawValue) ([]bson.RawElement, error) {
+	doc, ok := v.DocumentOK()
+	if !ok {
+		return nil, typeErr(v, "a document")
+	}
+	return doc.Elements()
+}
+
+// arrayValues returns the values of v, which must be an array; want
+// describes one in the error.
+func arrayValues(v bson.RawValue, want string) ([]bson.RawValue, error) {
+	arr, ok := v.ArrayOK()
+	if !ok {
+		return nil, typeErr(v, want)
+	}
+	return arr.Values()
 }
 
 func typeErr(v bson.RawValue, want string) error {

@@ -136,16 +136,7 @@ func (s *Store) AddRule(ctx context.Context, r acl.Rule) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, qAddRule, row.args()...)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrExists
-		}
-		return nil
+		return s.txExecOne(ctx, tx, store.ErrExists, qAddRule, row.args()...)
 	})
 }
 

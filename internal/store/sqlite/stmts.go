@@ -121,6 +121,21 @@ func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...an
 	return st.ExecContext(ctx, args...)
 }
 
+// txExecOne runs query in tx like txExec and returns none when it changed
+// no row.
+func (s *Store) txExecOne(ctx context.Context, tx *sql.Tx, none error, query string, args ...any) error {
+	res, err := s.txExec(ctx, tx, query, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return none
+	}
+	return nil
+}
+
 // txQueryRow runs a one-row query in tx.
 func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) scanner {
 	st, err := s.txStmt(ctx, tx, query)

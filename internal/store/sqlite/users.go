@@ -76,16 +76,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, qInsertUser, u.Username, u.PasswordHash, row.labels, row.grants, row.expiresAt, u.Disabled, row.createdAt, row.updatedAt)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrExists
-		}
-		return nil
+		return s.txExecOne(ctx, tx, store.ErrExists, qInsertUser, u.Username, u.PasswordHash, row.labels, row.grants, row.expiresAt, u.Disabled, row.createdAt, row.updatedAt)
 	})
 }
 
@@ -150,16 +141,7 @@ func (s *Store) DeleteUser(ctx context.Context, username string) error {
 // operation in errors.
 func (s *Store) deleteRow(ctx context.Context, op, q string, key any) error {
 	return s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, q, key)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrNotFound
-		}
-		return nil
+		return s.txExecOne(ctx, tx, store.ErrNotFound, q, key)
 	})
 }
 
