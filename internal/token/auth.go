@@ -282,16 +282,7 @@ func (a *authenticator) prune() {
 
 // pruneEvery prunes the user cache every interval until ctx ends.
 func (a *authenticator) pruneEvery(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			a.prune()
-		}
-	}
+	every(ctx, interval, a.prune)
 }
 
 // compare runs bcrypt for client, waiting for its turn at a slot; a nil

@@ -176,16 +176,7 @@ func (r *KeyReloader) checkExpiry(now time.Time) {
 // Run polls the keys directory every interval until ctx ends, and repeats
 // the expiry warning every ExpiryCheckInterval.
 func (r *KeyReloader) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		r.tick()
-	}
+	every(ctx, interval, r.tick)
 }
 
 func (r *KeyReloader) tick() {

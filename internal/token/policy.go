@@ -152,14 +152,5 @@ func (l *policyLoader) reloadListed(ctx context.Context, prev, next *policyState
 
 // run reloads until ctx ends.
 func (l *policyLoader) run(ctx context.Context) {
-	t := time.NewTicker(l.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_ = l.reload(ctx)
-		}
-	}
+	every(ctx, l.interval, func() { _ = l.reload(ctx) })
 }
