@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/renameio/v2"
+	"github.com/regctl/regctl/internal/atomicfile"
 )
 
 // Files of the previous signing key, kept by Rotate so that the JWKS lists
@@ -183,15 +183,7 @@ func newRefreshKey() ([]byte, error) {
 
 // writeFile replaces path atomically with exactly mode.
 func writeFile(path string, data []byte, mode fs.FileMode) error {
-	t, err := renameio.NewPendingFile(path, renameio.WithStaticPermissions(mode))
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer t.Cleanup()
-	if _, err := t.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := t.CloseAtomicallyReplace(); err != nil {
+	if err := atomicfile.Write(path, data, mode); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/regctl/regctl/internal/atomicfile"
 )
 
 // ExecHost acts on the real machine. Paths below Root go through os.Root,
@@ -146,7 +148,7 @@ func (h *ExecHost) Stat(p string) (fs.FileInfo, error) {
 func (h *ExecHost) WriteFile(p string, data []byte, mode fs.FileMode) error {
 	rel, ok := h.confined(p)
 	if !ok {
-		if err := writeAtomic(p, data, mode); err != nil {
+		if err := atomicfile.Write(p, data, mode); err != nil {
 			return fmt.Errorf("write %s: %w", p, err)
 		}
 		return nil
@@ -161,24 +163,10 @@ func (h *ExecHost) WriteFile(p string, data []byte, mode fs.FileMode) error {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	defer dir.Close()
-	if err := writeAtomic(filepath.Base(rel), data, mode, renameio.WithRoot(dir)); err != nil {
+	if err := atomicfile.Write(filepath.Base(rel), data, mode, renameio.WithRoot(dir)); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
-}
-
-// writeAtomic is renameio.WriteFile with exactly mode: renameio's own
-// WriteFile keeps the permissions of the file it replaces.
-func writeAtomic(name string, data []byte, mode fs.FileMode, opts ...renameio.Option) error {
-	t, err := renameio.NewPendingFile(name, append(opts, renameio.WithStaticPermissions(mode))...)
-	if err != nil {
-		return err
-	}
-	defer t.Cleanup()
-	if _, err := t.Write(data); err != nil {
-		return err
-	}
-	return t.CloseAtomicallyReplace()
 }
 
 // Mkdir creates p and its parents and sets p's mode.
