@@ -517,16 +517,13 @@ func (r *run) load(ctx context.Context) error {
 		}
 		for _, w := range cfg.Workloads {
 			switch w {
-			case Cold:
-				from, to := block(maxColdLines)
-				cell, err := r.cell(ctx, "regctl", w, c, r.regctl, r.rAddr, r.coldRequests(from, to), to-from)
-				if err != nil {
-					return err
+			case Cold, Mixed:
+				limit, requests := maxColdLines, r.coldRequests
+				if w == Mixed {
+					limit, requests = maxMixedUsers, r.mixedRequests
 				}
-				r.report.Cells = append(r.report.Cells, cell)
-			case Mixed:
-				from, to := block(maxMixedUsers)
-				cell, err := r.cell(ctx, "regctl", w, c, r.regctl, r.rAddr, r.mixedRequests(from, to), to-from)
+				from, to := block(limit)
+				cell, err := r.cell(ctx, "regctl", w, c, r.regctl, r.rAddr, requests(from, to), to-from)
 				if err != nil {
 					return err
 				}
