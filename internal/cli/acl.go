@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/store"
 )
 
@@ -58,7 +59,7 @@ field=pattern, "(any)" for a rule without conditions; ACTIONS "(deny)" is an
 explicit deny. --output json or yaml prints the rules as regctl acl import
 reads them.`,
 		Example: "  regctl acl list\n  regctl acl list -o yaml > rules.yaml",
-		Args:    noArgs,
+		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(o.Output, formatTable, formatJSON, formatYAML); err != nil {
 				return err
@@ -125,7 +126,7 @@ func NewCmdACLExport(f *Factory, runF func(context.Context, *ACLExportOptions) e
 comment, expires_at}: regctl acl import reads it back unchanged, so
 export, edit, import is a safe way to make many changes at once.`,
 		Example: "  regctl acl export > rules.yaml\n  regctl acl export -o json | jq '.[] | select(.actions == [])'",
-		Args:    noArgs,
+		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(o.Output, formatYAML, formatJSON); err != nil {
 				return err
@@ -172,7 +173,7 @@ validated before anything is written.`,
 		Example: `  regctl acl add --seq 30 --account ci-bot --name 'ci/*' --actions pull,push --comment "CI pushes its images"
   regctl acl add --seq 5 --name 'secret/*' --deny --comment "nobody but explicit grants"
   regctl acl add --label team='*' --name '${labels:team}/*' --actions pull --expires 2027-01-01`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fl := cmd.Flags()
 			r := acl.Rule{Seq: seq, Comment: comment}
@@ -187,25 +188,25 @@ validated before anything is written.`,
 			for _, kv := range labels {
 				k, v, ok := strings.Cut(kv, "=")
 				if !ok || k == "" {
-					return flagErrorf("--label %q: want KEY=PATTERN", kv)
+					return cmdutil.FlagErrorf("--label %q: want KEY=PATTERN", kv)
 				}
 				if r.Match.Labels == nil {
 					r.Match.Labels = map[string]string{}
 				}
 				if _, dup := r.Match.Labels[k]; dup {
-					return flagErrorf("--label %s given twice: a rule has one pattern per label key", k)
+					return cmdutil.FlagErrorf("--label %s given twice: a rule has one pattern per label key", k)
 				}
 				r.Match.Labels[k] = v
 			}
 			switch {
 			case deny && fl.Changed("actions"):
-				return flagErrorf("--deny and --actions are mutually exclusive")
+				return cmdutil.FlagErrorf("--deny and --actions are mutually exclusive")
 			case deny:
 				r.Actions = []string{}
 			default:
 				var err error
 				if r.Actions, err = parseActions(actions); err != nil {
-					return flagErrorf("--actions is required (pull, push, delete or *, comma separated), or --deny for an explicit deny")
+					return cmdutil.FlagErrorf("--actions is required (pull, push, delete or *, comma separated), or --deny for an explicit deny")
 				}
 			}
 			var err error
@@ -214,13 +215,13 @@ validated before anything is written.`,
 			}
 			o.AutoSeq = !fl.Changed("seq")
 			if !o.AutoSeq && seq < 0 {
-				return flagErrorf("--seq %d: use a number >= 0", seq)
+				return cmdutil.FlagErrorf("--seq %d: use a number >= 0", seq)
 			}
 			if err := r.Validate(); err != nil {
 				if o.AutoSeq {
 					err = withoutSeq(err)
 				}
-				return &FlagError{Err: oneLine(err)}
+				return &cmdutil.FlagError{Err: oneLine(err)}
 			}
 			o.Rule = r
 			if runF != nil {
@@ -325,12 +326,12 @@ func NewCmdACLRemove(f *Factory, runF func(context.Context, *ACLRemoveOptions) e
 		Aliases:           []string{"rm"},
 		Short:             "Remove the rule with seq SEQ",
 		Example:           "  regctl acl remove 30",
-		Args:              exactArgs(1),
+		Args:              cmdutil.ExactArgs(1),
 		ValidArgsFunction: completeSeqs(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			seq, err := strconv.ParseInt(args[0], 10, 64)
 			if err != nil {
-				return flagErrorf("seq %q: want a number (see regctl acl list)", args[0])
+				return cmdutil.FlagErrorf("seq %q: want a number (see regctl acl list)", args[0])
 			}
 			o.Seq = seq
 			if runF != nil {
@@ -385,7 +386,7 @@ and one labelled read-only-access='prod/*' may pull prod/.... Running it
 again changes nothing. A different rule at seq 10 or 20 is left alone unless
 --force replaces it.`,
 		Example: "  regctl acl defaults\n  regctl user label set waldi full-access='test/*'",
-		Args:    noArgs,
+		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
 				return runF(cmd.Context(), o)
@@ -507,7 +508,7 @@ the rule. It prints which rules were added, removed and changed.`,
   YAML
   regctl acl import rules.yaml
   regctl acl export > rules.yaml && $EDITOR rules.yaml && regctl acl import rules.yaml --dry-run`,
-		Args: exactArgs(1),
+		Args: cmdutil.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.File = args[0]
 			data, err := readFileOrStdin(f.IO, o.File)

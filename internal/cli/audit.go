@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/token"
 )
 
@@ -56,7 +57,7 @@ line; otherwise the JSON lines are printed as they are, for jq.`,
 		Example: `  regctl audit tail --file /var/log/regctl/audit.log --user waldi -n 20
   regctl audit tail --file /opt/regctl/logs/regctl/audit.log --user NAME --follow
   regctl audit tail --file audit.log -n 0 | jq 'select(.result == "unauthorized")'`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Loc = f.loc()
 			if opts.File == "" {
@@ -64,11 +65,11 @@ line; otherwise the JSON lines are printed as they are, for jq.`,
 			}
 			switch {
 			case opts.File == "":
-				return flagErrorf("no audit log: pass --file FILE (the file given to regctl serve --audit-log)")
+				return cmdutil.FlagErrorf("no audit log: pass --file FILE (the file given to regctl serve --audit-log)")
 			case opts.File == "-":
-				return flagErrorf("the audit log goes to regctl serve's stdout (--audit-log -); pass --file FILE")
+				return cmdutil.FlagErrorf("the audit log goes to regctl serve's stdout (--audit-log -); pass --file FILE")
 			case opts.Lines < 0:
-				return flagErrorf("-n %d: want 0 (all) or more", opts.Lines)
+				return cmdutil.FlagErrorf("-n %d: want 0 (all) or more", opts.Lines)
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)

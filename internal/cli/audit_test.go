@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/token"
 )
 
@@ -128,7 +129,7 @@ func TestAuditTailRun(t *testing.T) {
 		t.Errorf("no warning about the bad line: %q", e.errOut.String())
 	}
 
-	if code := e.run("", "audit", "tail", "--file", filepath.Join(t.TempDir(), "missing.log")); code != ExitError ||
+	if code := e.run("", "audit", "tail", "--file", filepath.Join(t.TempDir(), "missing.log")); code != cmdutil.ExitError ||
 		!strings.Contains(e.errOut.String(), "open audit log") {
 		t.Errorf("missing file: exit %d, %s", code, e.errOut)
 	}

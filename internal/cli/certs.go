@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/regctl/regctl/internal/certs"
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 )
 
 // NewCmdCerts builds `regctl certs`.
@@ -150,7 +151,7 @@ func certsACMEOptions(f *Factory, cmd *cobra.Command) (CertsACMEOptions, error) 
 	o.LockWait, _ = cmd.Flags().GetDuration("lock-wait")
 	o.BreakMyCerts, _ = cmd.Flags().GetBool("break-my-certs")
 	if o.Root == "" {
-		return o, flagErrorf("--root must not be empty")
+		return o, cmdutil.FlagErrorf("--root must not be empty")
 	}
 	if o.Directory == "" {
 		o.Directory = certs.LetsEncryptProduction
@@ -158,14 +159,14 @@ func certsACMEOptions(f *Factory, cmd *cobra.Command) (CertsACMEOptions, error) 
 			o.Directory = certs.LetsEncryptStaging
 		}
 	} else if !strings.HasPrefix(o.Directory, "https://") && !strings.HasPrefix(o.Directory, "http://") {
-		return o, flagErrorf("--acme-directory %q: want an https:// URL", o.Directory)
+		return o, cmdutil.FlagErrorf("--acme-directory %q: want an https:// URL", o.Directory)
 	}
 	if err := certs.CheckProfile(o.Profile); err != nil {
-		return o, &FlagError{Err: fmt.Errorf("--cert-profile: %w", err)}
+		return o, &cmdutil.FlagError{Err: fmt.Errorf("--cert-profile: %w", err)}
 	}
 	mode, err := certs.ParseChallengeMode(v.GetString("challenge"))
 	if err != nil {
-		return o, &FlagError{Err: fmt.Errorf("--challenge: %w", err)}
+		return o, &cmdutil.FlagError{Err: fmt.Errorf("--challenge: %w", err)}
 	}
 	o.Challenge = certs.ChallengeConfig{
 		Mode:         mode,
@@ -176,11 +177,11 @@ func certsACMEOptions(f *Factory, cmd *cobra.Command) (CertsACMEOptions, error) 
 		DNSResolvers: v.GetStringSlice("dns-resolver"),
 	}
 	if p := o.Challenge.HTTPPort; p < 1 || p > 65535 {
-		return o, flagErrorf("--http-port %d: want 1-65535", p)
+		return o, cmdutil.FlagErrorf("--http-port %d: want 1-65535", p)
 	}
 	if mode == certs.ChallengeDNS {
 		if _, ok := certs.DNSProviders[o.Challenge.DNSProvider]; !ok {
-			return o, flagErrorf("--challenge dns needs --dns-provider: one of %s", strings.Join(certs.DNSProviderNames(), ", "))
+			return o, cmdutil.FlagErrorf("--challenge dns needs --dns-provider: one of %s", strings.Join(certs.DNSProviderNames(), ", "))
 		}
 	}
 	layout := certs.Layout{Root: o.Root}
@@ -293,7 +294,7 @@ After a webroot or DNS issuance nginx is checked and reloaded.`,
 
   # Wildcard through a DNS hook script
   EXEC_PATH=/usr/local/bin/dns-hook regctl certs obtain '*.example.com' example.com --challenge dns --dns-provider exec`,
-		Args: minimumNArgs(1),
+		Args: cmdutil.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bindCertsConfig(f, cmd)
 			acme, err := certsACMEOptions(f, cmd)
@@ -303,10 +304,10 @@ After a webroot or DNS issuance nginx is checked and reloaded.`,
 			o := &CertsObtainOptions{CertsACMEOptions: acme}
 			o.Names, err = certs.NormalizeNames(args)
 			if err != nil {
-				return &FlagError{Err: err}
+				return &cmdutil.FlagError{Err: err}
 			}
 			if acme.Challenge.Mode != certs.ChallengeDNS && slices.ContainsFunc(o.Names, certs.IsWildcard) {
-				return flagErrorf("wildcard names need --challenge dns")
+				return cmdutil.FlagErrorf("wildcard names need --challenge dns")
 			}
 			o.CertName, _ = cmd.Flags().GetString("cert-name")
 			o.Force, _ = cmd.Flags().GetBool("force")
@@ -358,7 +359,7 @@ func certsObtainRun(ctx context.Context, f *Factory, o *CertsObtainOptions) erro
 	switch {
 	case err != nil:
 		fmt.Fprintf(w, "  %-12s NOT reloaded: %v\n", "nginx", oneLine(err))
-		return ErrSilent
+		return cmdutil.ErrSilent
 	case res.Reloaded:
 		fmt.Fprintf(w, "  %-12s configuration OK, reloaded\n", "nginx")
 	case res.ReloadErr != nil:
@@ -456,10 +457,10 @@ REGCTL_CERT_NAME set.`,
 			o.Quiet, _ = fl.GetBool("quiet")
 			o.DeployHook = f.Config.GetString("deploy-hook")
 			if o.Days < 0 {
-				return flagErrorf("--days %d: want a positive number of days", o.Days)
+				return cmdutil.FlagErrorf("--days %d: want a positive number of days", o.Days)
 			}
 			if o.Interval <= 0 {
-				return flagErrorf("--interval %s: want a positive duration", o.Interval)
+				return cmdutil.FlagErrorf("--interval %s: want a positive duration", o.Interval)
 			}
 			if runF != nil {
 				return runF(cmd.Context(), o)
@@ -544,7 +545,7 @@ func certsRenewRun(ctx context.Context, f *Factory, o *CertsRenewOptions) error 
 		fmt.Fprintf(w, "FAILED: %v\n", oneLine(e))
 	}
 	if err != nil {
-		return ErrSilent
+		return cmdutil.ErrSilent
 	}
 	return nil
 }
@@ -580,7 +581,7 @@ certificate), so a certificate renewed on time never warns.`,
 		Example: `  regctl certs status
   regctl certs status --warn-days 20 || mail -s "certificate expiring" ops@example.com
   regctl certs status --json`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bindCertsConfig(f, cmd)
 			fl := cmd.Flags()
@@ -590,7 +591,7 @@ certificate), so a certificate renewed on time never warns.`,
 			o.Interval, _ = fl.GetDuration("interval")
 			o.JSON, _ = fl.GetBool("json")
 			if o.WarnDays < 0 || o.Days < 0 {
-				return flagErrorf("--warn-days and --days must not be negative")
+				return cmdutil.FlagErrorf("--warn-days and --days must not be negative")
 			}
 			if runF != nil {
 				return runF(cmd.Context(), o)
@@ -688,7 +689,7 @@ func certsStatusRun(f *Factory, o *CertsStatusOptions) error {
 	if len(st) > 0 {
 		fmt.Fprintln(f.IO.ErrOut, "Check `regctl certs renew` (run it by hand to see why it fails) and its cron entry.")
 	}
-	return ErrSilent
+	return cmdutil.ErrSilent
 }
 
 func statusTable(f *Factory, st []certs.CertStatus, now time.Time) *table {
@@ -771,7 +772,7 @@ nginx needs dhparams only when the TLS profile offers DHE cipher suites
 		Example: `  regctl certs dhparams
   regctl certs dhparams --bits 4096
   regctl certs dhparams --generate 3072 --out /etc/nginx/dhparams.pem`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bindCertsConfig(f, cmd)
 			fl := cmd.Flags()
@@ -783,13 +784,13 @@ nginx needs dhparams only when the TLS profile offers DHE cipher suites
 				o.Out = certs.Layout{Root: f.Config.GetString("root")}.DHParams()
 			}
 			if fl.Changed("bits") && fl.Changed("generate") {
-				return flagErrorf("--bits and --generate are mutually exclusive")
+				return cmdutil.FlagErrorf("--bits and --generate are mutually exclusive")
 			}
 			if o.Generate == 0 && !slices.Contains(certs.FFDHEBits, o.Bits) {
-				return flagErrorf("--bits %d: RFC 7919 groups have 2048, 3072 or 4096 bits (--generate BITS computes other sizes)", o.Bits)
+				return cmdutil.FlagErrorf("--bits %d: RFC 7919 groups have 2048, 3072 or 4096 bits (--generate BITS computes other sizes)", o.Bits)
 			}
 			if o.Generate != 0 && (o.Generate < 512 || o.Generate > 8192) {
-				return flagErrorf("--generate %d: want 512-8192 bits (2048 or more outside tests)", o.Generate)
+				return cmdutil.FlagErrorf("--generate %d: want 512-8192 bits (2048 or more outside tests)", o.Generate)
 			}
 			if runF != nil {
 				return runF(cmd.Context(), o)

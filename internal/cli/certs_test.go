@@ -21,6 +21,7 @@ import (
 
 	"github.com/regctl/regctl/internal/certs"
 	"github.com/regctl/regctl/internal/certs/certstest"
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 )
 
 // certsEnv runs `regctl certs` commands in-process with a settable clock,
@@ -112,18 +113,18 @@ func (e *certsEnv) run(args ...string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd, err := root.ExecuteContextC(ctx)
-	var fe *FlagError
+	var fe *cmdutil.FlagError
 	switch {
 	case err == nil:
-		return ExitOK
-	case errors.Is(err, ErrSilent):
-		return ExitError
+		return cmdutil.ExitOK
+	case errors.Is(err, cmdutil.ErrSilent):
+		return cmdutil.ExitError
 	case errors.As(err, &fe):
 		fmt.Fprintf(e.errOut, "error: %v\nRun '%s --help' for usage.\n", err, cmd.CommandPath())
-		return ExitUsage
+		return cmdutil.ExitUsage
 	}
 	fmt.Fprintf(e.errOut, "error: %v\n", err)
-	return ExitError
+	return cmdutil.ExitError
 }
 
 // must runs args and fails the test unless the exit code is want.
@@ -334,14 +335,14 @@ func TestCertsFlags(t *testing.T) {
 				t.Errorf("options %+v", o)
 			}
 		}},
-		{name: "no names", args: []string{"obtain"}, wantCode: ExitUsage, wantErr: "requires at least 1 arg"},
-		{name: "bad name", args: []string{"obtain", "a b"}, wantCode: ExitUsage, wantErr: `invalid name "a b"`},
-		{name: "wildcard needs dns", args: []string{"obtain", "*.example.com"}, wantCode: ExitUsage, wantErr: "wildcard names need --challenge dns"},
-		{name: "dns needs provider", args: []string{"obtain", "a.example", "--challenge", "dns"}, wantCode: ExitUsage, wantErr: "--challenge dns needs --dns-provider: one of exec, httpreq"},
-		{name: "bad challenge", args: []string{"obtain", "a.example", "--challenge", "tls-alpn"}, wantCode: ExitUsage, wantErr: `--challenge: unknown challenge "tls-alpn"`},
-		{name: "bad profile", args: []string{"obtain", "a.example", "--cert-profile", "Short Lived"}, wantCode: ExitUsage, wantErr: "--cert-profile: invalid certificate profile"},
-		{name: "bad directory", args: []string{"obtain", "a.example", "--acme-directory", "acme.example"}, wantCode: ExitUsage, wantErr: "want an https:// URL"},
-		{name: "bad port", args: []string{"obtain", "a.example", "--http-port", "0"}, wantCode: ExitUsage, wantErr: "--http-port 0"},
+		{name: "no names", args: []string{"obtain"}, wantCode: cmdutil.ExitUsage, wantErr: "requires at least 1 arg"},
+		{name: "bad name", args: []string{"obtain", "a b"}, wantCode: cmdutil.ExitUsage, wantErr: `invalid name "a b"`},
+		{name: "wildcard needs dns", args: []string{"obtain", "*.example.com"}, wantCode: cmdutil.ExitUsage, wantErr: "wildcard names need --challenge dns"},
+		{name: "dns needs provider", args: []string{"obtain", "a.example", "--challenge", "dns"}, wantCode: cmdutil.ExitUsage, wantErr: "--challenge dns needs --dns-provider: one of exec, httpreq"},
+		{name: "bad challenge", args: []string{"obtain", "a.example", "--challenge", "tls-alpn"}, wantCode: cmdutil.ExitUsage, wantErr: `--challenge: unknown challenge "tls-alpn"`},
+		{name: "bad profile", args: []string{"obtain", "a.example", "--cert-profile", "Short Lived"}, wantCode: cmdutil.ExitUsage, wantErr: "--cert-profile: invalid certificate profile"},
+		{name: "bad directory", args: []string{"obtain", "a.example", "--acme-directory", "acme.example"}, wantCode: cmdutil.ExitUsage, wantErr: "want an https:// URL"},
+		{name: "bad port", args: []string{"obtain", "a.example", "--http-port", "0"}, wantCode: cmdutil.ExitUsage, wantErr: "--http-port 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -371,14 +372,14 @@ func TestCertsFlags(t *testing.T) {
 			root.SetOut(e.out)
 			root.SetErr(e.errOut)
 			_, err := root.ExecuteC()
-			code := ExitOK
-			var fe *FlagError
+			code := cmdutil.ExitOK
+			var fe *cmdutil.FlagError
 			switch {
 			case err == nil:
 			case errors.As(err, &fe):
-				code = ExitUsage
+				code = cmdutil.ExitUsage
 			default:
-				code = ExitError
+				code = cmdutil.ExitError
 			}
 			if code != tt.wantCode {
 				t.Fatalf("exit %d, want %d (err %v)", code, tt.wantCode, err)
@@ -410,9 +411,9 @@ func TestCertsRenewFlags(t *testing.T) {
 		cmd.SetArgs(bad)
 		cmd.SetOut(e.out)
 		cmd.SetErr(e.errOut)
-		var fe *FlagError
+		var fe *cmdutil.FlagError
 		if err := cmd.Execute(); !errors.As(err, &fe) {
-			t.Errorf("%v: err = %v, want a FlagError", bad, err)
+			t.Errorf("%v: err = %v, want a cmdutil.FlagError", bad, err)
 		}
 	}
 }
@@ -491,7 +492,7 @@ func TestCertsDHParams(t *testing.T) {
 		{"--generate", "256"},
 		{"--bits", "3072", "--generate", "2048"},
 	} {
-		e.must(ExitUsage, append([]string{"certs", "dhparams", "--root", e.root}, bad...)...)
+		e.must(cmdutil.ExitUsage, append([]string{"certs", "dhparams", "--root", e.root}, bad...)...)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/store"
 )
 
@@ -28,7 +29,7 @@ store cannot be reached it silently offers none.`,
   regctl completion zsh > "${fpath[1]}/_regctl"
   # fish:
   regctl completion fish > ~/.config/fish/completions/regctl.fish`,
-		Args:                  exactArgs(1),
+		Args:                  cmdutil.ExactArgs(1),
 		ValidArgs:             []string{"bash", "zsh", "fish", "powershell"},
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -43,7 +44,7 @@ store cannot be reached it silently offers none.`,
 			case "powershell":
 				return root.GenPowerShellCompletionWithDesc(out)
 			}
-			return flagErrorf("unsupported shell %q: use bash, zsh, fish or powershell", args[0])
+			return cmdutil.FlagErrorf("unsupported shell %q: use bash, zsh, fish or powershell", args[0])
 		},
 	}
 	return cmd

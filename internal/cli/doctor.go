@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/doctor"
 	"github.com/regctl/regctl/internal/provision"
@@ -60,7 +61,7 @@ as root: ufw and fail2ban answer root only.`,
 		Example: `  regctl doctor --config /etc/regctl/regctl.yaml
   regctl doctor --config /etc/regctl/regctl.yaml --store mongodb://regctl:PW@127.0.0.1:27017/regctl?authSource=admin
   regctl doctor --config regctl.yaml -o json`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(o.Output, formatTable, formatJSON); err != nil {
 				return err
@@ -75,7 +76,7 @@ as root: ufw and fail2ban answer root only.`,
 					return err
 				}
 				if err := config.CheckPath(abs); err != nil {
-					return flagErrorf("--root: %v", err)
+					return cmdutil.FlagErrorf("--root: %v", err)
 				}
 				c.Root = abs
 			}
@@ -161,7 +162,7 @@ func doctorRun(ctx context.Context, o *DoctorOptions) error {
 	}
 	fmt.Fprintf(o.IO.ErrOut, "%s: %s\n", o.Env.Config.Root, strings.Join(parts, ", "))
 	if doctor.Failed(findings) {
-		return ErrSilent
+		return cmdutil.ErrSilent
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/doctor"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/provision"
@@ -50,9 +51,9 @@ func TestNewCmdDoctorFlags(t *testing.T) {
 				t.Error("--store ignored")
 			}
 		}},
-		{"bad output", []string{"--config", p, "-o", "yaml"}, ExitUsage, nil},
-		{"bad root", []string{"--config", p, "--root", "/srv/my root"}, ExitUsage, nil},
-		{"extra argument", []string{"--config", p, "now"}, ExitUsage, nil},
+		{"bad output", []string{"--config", p, "-o", "yaml"}, cmdutil.ExitUsage, nil},
+		{"bad root", []string{"--config", p, "--root", "/srv/my root"}, cmdutil.ExitUsage, nil},
+		{"extra argument", []string{"--config", p, "now"}, cmdutil.ExitUsage, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var got *DoctorOptions
@@ -111,7 +112,7 @@ func TestDoctorCommand(t *testing.T) {
 
 	// No certificates yet and no database: errors, exit 1.
 	code, stdout, stderr := provCmd(t, []string{"doctor", "--config", p, "--root", root}, doctorCmd)
-	if code != ExitError {
+	if code != cmdutil.ExitError {
 		t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
@@ -142,7 +143,7 @@ func TestDoctorCommand(t *testing.T) {
 	st.Close(context.Background())
 
 	code, stdout, stderr = provCmd(t, []string{"doctor", "--config", p, "--root", root, "-o", "json"}, doctorCmd)
-	if code != ExitOK {
+	if code != cmdutil.ExitOK {
 		t.Fatalf("exit %d, want 0\n%s\n%s", code, stdout, stderr)
 	}
 	var fs []doctor.Finding
@@ -172,7 +173,7 @@ func TestDoctorCommand(t *testing.T) {
 	}
 	os.Chmod(filepath.Join(root, "keys", keys.SigningKeyFile), 0o644)
 	code, stdout, _ = provCmd(t, []string{"doctor", "--config", p, "--root", root}, doctorCmd)
-	if code != ExitError || !strings.Contains(stdout, "chmod 600 "+filepath.Join(root, "keys", keys.SigningKeyFile)) {
+	if code != cmdutil.ExitError || !strings.Contains(stdout, "chmod 600 "+filepath.Join(root, "keys", keys.SigningKeyFile)) {
 		t.Errorf("world-readable signing key: exit %d\n%s", code, stdout)
 	}
 }
@@ -189,12 +190,12 @@ func openSQLiteAt(t *testing.T, p string) interface{ Close(context.Context) erro
 func TestKeysRotateCommand(t *testing.T) {
 	e := newEnv(t, nil)
 	dir := filepath.Join(t.TempDir(), "keys")
-	e.must(ExitOK, "", "keys", "generate", "--dir", dir)
+	e.must(cmdutil.ExitOK, "", "keys", "generate", "--dir", dir)
 	before, err := keys.Load(dir, fixedNow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.must(ExitOK, "", "keys", "rotate", "--dir", dir)
+	e.must(cmdutil.ExitOK, "", "keys", "rotate", "--dir", dir)
 	after, err := keys.Load(dir, fixedNow)
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +217,7 @@ func TestKeysRotateCommand(t *testing.T) {
 	}
 
 	e.errOut.Reset()
-	e.must(ExitOK, "", "keys", "rotate", "--dir", dir, "--refresh-key")
+	e.must(cmdutil.ExitOK, "", "keys", "rotate", "--dir", dir, "--refresh-key")
 	third, err := keys.Load(dir, fixedNow)
 	if err != nil {
 		t.Fatal(err)
@@ -228,11 +229,11 @@ func TestKeysRotateCommand(t *testing.T) {
 		t.Errorf("refresh.key after --refresh-key: %v, %v", fi.Mode(), err)
 	}
 
-	if code := e.run("", "keys", "rotate"); code != ExitUsage || !strings.Contains(e.errOut.String(), "--dir is required") {
+	if code := e.run("", "keys", "rotate"); code != cmdutil.ExitUsage || !strings.Contains(e.errOut.String(), "--dir is required") {
 		t.Errorf("without --dir: exit %d: %s", code, e.errOut)
 	}
 	missing := filepath.Join(t.TempDir(), "none")
-	if code := e.run("", "keys", "rotate", "--dir", missing); code != ExitError || !strings.Contains(e.errOut.String(), filepath.Join(missing, keys.CAKeyFile)) {
+	if code := e.run("", "keys", "rotate", "--dir", missing); code != cmdutil.ExitError || !strings.Contains(e.errOut.String(), filepath.Join(missing, keys.CAKeyFile)) {
 		t.Errorf("missing directory: exit %d: %s", code, e.errOut)
 	}
 }

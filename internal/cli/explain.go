@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/token"
 	"github.com/regctl/regctl/internal/when"
@@ -60,9 +61,9 @@ running server applies store changes within its --reload-interval.`,
 			case len(args) == 3, len(args) == 1 && len(scopes) > 0:
 				return nil
 			case len(args) == 1:
-				return flagErrorf("give ACTION and REPOSITORY after USER, or --scope")
+				return cmdutil.FlagErrorf("give ACTION and REPOSITORY after USER, or --scope")
 			}
-			return flagErrorf("want USER ACTION REPOSITORY or USER --scope SCOPE, got %d argument(s)", len(args))
+			return cmdutil.FlagErrorf("want USER ACTION REPOSITORY or USER --scope SCOPE, got %d argument(s)", len(args))
 		},
 		ValidArgsFunction: completeUserThen(f, func(_ context.Context, _ *store.User, args []string) []string {
 			if len(args) == 1 {
@@ -81,7 +82,7 @@ running server applies store changes within its --reload-interval.`,
 			}
 			var err error
 			if o.Scopes, err = acl.ParseScopes(values); err != nil {
-				return &FlagError{Err: err}
+				return &cmdutil.FlagError{Err: err}
 			}
 			if !cmd.Flags().Changed("service") {
 				o.Service = f.Config.GetString("service")
@@ -89,13 +90,13 @@ running server applies store changes within its --reload-interval.`,
 			if ip != "" {
 				a, err := netip.ParseAddr(ip)
 				if err != nil {
-					return flagErrorf("--ip %q: want an IP address", ip)
+					return cmdutil.FlagErrorf("--ip %q: want an IP address", ip)
 				}
 				o.IP = a.Unmap().WithZone("")
 			}
 			if at != "" {
 				if o.At, err = when.Parse(at, f.Now()); err != nil {
-					return &FlagError{Err: fmt.Errorf("--at: %w", err)}
+					return &cmdutil.FlagError{Err: fmt.Errorf("--at: %w", err)}
 				}
 			}
 			if err := checkOutput(o.Output, formatText, formatJSON); err != nil {
@@ -152,7 +153,7 @@ func aclExplainRun(ctx context.Context, f *Factory, o *ACLExplainOptions) error 
 		printExplain(f.IO.Out, &res, f.Now(), f.loc(), f.colors())
 	}
 	if !res.Granted {
-		return &exitError{code: ExitError}
+		return &cmdutil.ExitCodeError{Code: cmdutil.ExitError}
 	}
 	return nil
 }

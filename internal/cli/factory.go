@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/store/mongo"
@@ -112,7 +113,7 @@ func DefaultStoreURL() string {
 func OpenStore(ctx context.Context, url string) (store.Store, error) {
 	switch {
 	case url == "":
-		return nil, flagErrorf("no store configured: pass --store URL or set REGCTL_STORE (for example sqlite:///var/lib/regctl/regctl.db or mongodb://127.0.0.1:27017/regctl)")
+		return nil, cmdutil.FlagErrorf("no store configured: pass --store URL or set REGCTL_STORE (for example sqlite:///var/lib/regctl/regctl.db or mongodb://127.0.0.1:27017/regctl)")
 	case strings.HasPrefix(url, "mongodb://"), strings.HasPrefix(url, "mongodb+srv://"):
 		return mongo.Open(ctx, url)
 	}
@@ -120,7 +121,7 @@ func OpenStore(ctx context.Context, url string) (store.Store, error) {
 		return sqlite.Open(ctx, path)
 	}
 	scheme, _, _ := strings.Cut(url, ":")
-	return nil, flagErrorf("unsupported store URL scheme %q: use sqlite:///PATH/regctl.db or mongodb://HOST/DB", scheme)
+	return nil, cmdutil.FlagErrorf("unsupported store URL scheme %q: use sqlite:///PATH/regctl.db or mongodb://HOST/DB", scheme)
 }
 
 func newLogger(f *Factory) *slog.Logger { return slog.New(newLogHandler(f, f.IO.ErrOut)) }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/templates"
 )
@@ -31,7 +32,7 @@ func runFault(t *testing.T, dir string, tc faultCase, commands [][]string) {
 		e := newEnv(t, openSQLite(t, func() time.Time { return fixedNow }))
 		code := e.run("", args...)
 		stderr := e.errOut.String()
-		if code == ExitOK {
+		if code == cmdutil.ExitOK {
 			t.Errorf("regctl %s with %s: exit 0, want an error\nstderr:\n%s", strings.Join(args, " "), tc.name, stderr)
 			continue
 		}
@@ -159,10 +160,10 @@ func TestCorruptRulesFile(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	writeFile(t, good, "- seq: 10\n  match: {name: \"x/*\"}\n  actions: [pull]\n")
-	e.must(ExitOK, "", "acl", "import", good)
+	e.must(cmdutil.ExitOK, "", "acl", "import", good)
 	bad := filepath.Join(dir, "bad.yaml")
 	writeFile(t, bad, "- seq: 20\n  match: {name: \"/(/\"}\n  actions: [pull]\n")
-	if code := e.run("", "acl", "import", bad); code == ExitOK {
+	if code := e.run("", "acl", "import", bad); code == cmdutil.ExitOK {
 		t.Fatal("a bad rules file was imported")
 	}
 	rules, err := e.st.ListRules(testCtx(t))

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 )
 
 // The tests in this file check flag and argument parsing only: each
@@ -66,9 +68,9 @@ func testFlags[O any](t *testing.T, build func(*Factory, func(context.Context, *
 			}
 			want := tc.wantCode
 			if want == 0 {
-				want = ExitUsage
+				want = cmdutil.ExitUsage
 			}
-			if code := exitCode(err); code != want {
+			if code := cmdutil.ExitCode(err); code != want {
 				t.Errorf("exit code %d, want %d (error %v)", code, want, err)
 			}
 			if got != nil {
@@ -115,7 +117,7 @@ func TestNewCmdUserAdd(t *testing.T) {
 				t.Errorf("password %q", o.Password)
 			}
 		}},
-		{name: "tty prompt mismatch", args: []string{"waldi"}, wantCode: ExitError, wantErr: "passwords do not match", setup: func(e *testEnv) {
+		{name: "tty prompt mismatch", args: []string{"waldi"}, wantCode: cmdutil.ExitError, wantErr: "passwords do not match", setup: func(e *testEnv) {
 			e.ios.SetStdinTTY(true)
 			n := 0
 			e.ios.readPassword = func() ([]byte, error) { n++; return []byte(strings.Repeat("x", 8+n)), nil }
@@ -137,10 +139,10 @@ func TestNewCmdUserAdd(t *testing.T) {
 		{name: "hash not bcrypt", args: []string{"waldi", "--password-hash", "$1$abc$def"}, wantErr: "not a bcrypt hash"},
 		{name: "hash truncated by the shell", args: []string{"waldi", "--password-hash", "$2y$10$"}, wantErr: "quote it in single quotes"},
 		{name: "hash bad cost", args: []string{"waldi", "--password-hash", "$2y$99$" + strings.Repeat("a", 53)}, wantErr: "not a valid bcrypt hash"},
-		{name: "short password", args: []string{"waldi", "--password-stdin"}, stdin: "short\n", wantErr: "too short", wantCode: ExitError},
-		{name: "empty stdin", args: []string{"waldi", "--password-stdin"}, wantErr: "empty password", wantCode: ExitError},
-		{name: "long password", args: []string{"waldi", "--password-stdin"}, stdin: strings.Repeat("p", 73) + "\n", wantErr: "at most 72 bytes", wantCode: ExitError},
-		{name: "missing file", args: []string{"waldi", "--password-file", "/nonexistent/pw"}, wantErr: "read password file", wantCode: ExitError},
+		{name: "short password", args: []string{"waldi", "--password-stdin"}, stdin: "short\n", wantErr: "too short", wantCode: cmdutil.ExitError},
+		{name: "empty stdin", args: []string{"waldi", "--password-stdin"}, wantErr: "empty password", wantCode: cmdutil.ExitError},
+		{name: "long password", args: []string{"waldi", "--password-stdin"}, stdin: strings.Repeat("p", 73) + "\n", wantErr: "at most 72 bytes", wantCode: cmdutil.ExitError},
+		{name: "missing file", args: []string{"waldi", "--password-file", "/nonexistent/pw"}, wantErr: "read password file", wantCode: cmdutil.ExitError},
 		{name: "low cost", args: []string{"waldi", "--password-stdin", "--bcrypt-cost", "9"}, stdin: "secret-password\n", wantErr: "--bcrypt-cost 9: use 10 to 31"},
 		{name: "bad name", args: []string{"wal:di", "--password-stdin"}, stdin: "secret-password\n", wantErr: "invalid username"},
 		{name: "bad label", args: []string{"waldi", "--password-stdin", "--label", "nokey"}, stdin: "secret-password\n", wantErr: `want KEY=VALUE`},
@@ -389,14 +391,14 @@ func TestNewCmdACLOther(t *testing.T) {
 				t.Errorf("got %+v", o)
 			}
 		}},
-		{name: "unknown key", args: []string{typo}, wantErr: "field acount not found", wantCode: ExitError},
-		{name: "duplicate seq", args: []string{dup}, wantErr: "duplicate seq", wantCode: ExitError},
-		{name: "costly regexes", args: []string{costly}, wantCode: ExitError,
+		{name: "unknown key", args: []string{typo}, wantErr: "field acount not found", wantCode: cmdutil.ExitError},
+		{name: "duplicate seq", args: []string{dup}, wantErr: "duplicate seq", wantCode: cmdutil.ExitError},
+		{name: "costly regexes", args: []string{costly}, wantCode: cmdutil.ExitError,
 			wantErr: "rule seq 1: match.name: regular expression /(x?){1000}/ (4004 instructions) may take 898212 steps to match a 255-character value, " +
 				"more than the 16384 that deciding one scope of a request (of up to 64) may take; shorten it, give it a literal prefix, or avoid counted repetition {n,m} of optional or large groups; " +
 				"rule seq 2: match.account: regular expression /(x?){1000}/ (4004 instructions) may take 898212 steps"},
-		{name: "missing file", args: []string{filepath.Join(dir, "nope")}, wantErr: "no such file", wantCode: ExitError},
-		{name: "empty", args: []string{"-"}, wantErr: "no rules found", wantCode: ExitError},
+		{name: "missing file", args: []string{filepath.Join(dir, "nope")}, wantErr: "no such file", wantCode: cmdutil.ExitError},
+		{name: "empty", args: []string{"-"}, wantErr: "no rules found", wantCode: cmdutil.ExitError},
 	})
 }
 
@@ -446,9 +448,9 @@ func TestNewCmdImportDockerAuth(t *testing.T) {
 				t.Errorf("got %+v", o.Config)
 			}
 		}},
-		{name: "acl problems", args: []string{bad}, wantCode: ExitError,
+		{name: "acl problems", args: []string{bad}, wantCode: cmdutil.ExitError,
 			wantErr: "the acl cannot be carried over, nothing imported: acl entry 1 (seq 10): match.team is not supported by regctl; dropping it would widen the rule; acl entry 2 (seq 20): rule seq 20: match.account: invalid regular expression"},
-		{name: "costly regex", args: []string{"-"}, stdin: "acl:\n  - match: {name: \"/(x?){1000}/\"}\n    actions: [pull]\n", wantCode: ExitError,
+		{name: "costly regex", args: []string{"-"}, stdin: "acl:\n  - match: {name: \"/(x?){1000}/\"}\n    actions: [pull]\n", wantCode: cmdutil.ExitError,
 			wantErr: "the acl cannot be carried over, nothing imported: acl entry 1 (seq 10): rule seq 10: match.name: regular expression /.*(?:(x?){1000}).*/ (4008 instructions) may take"},
 		{name: "mixed actions", args: []string{"-"}, stdin: "acl:\n  - match: {name: x}\n    actions: [\"*\", push]\n  - match: {name: y}\n    actions: [\"*\"]\n",
 			check: func(t *testing.T, o *ImportDockerAuthOptions) {
@@ -457,8 +459,8 @@ func TestNewCmdImportDockerAuth(t *testing.T) {
 					t.Errorf("got %+v", o.Config)
 				}
 			}},
-		{name: "not a mapping", args: []string{"-"}, stdin: "- a\n- b\n", wantCode: ExitError, wantErr: "not a docker_auth config"},
-		{name: "bad yaml", args: []string{"-"}, stdin: "users: [\n", wantCode: ExitError, wantErr: "yaml:"},
+		{name: "not a mapping", args: []string{"-"}, stdin: "- a\n- b\n", wantCode: cmdutil.ExitError, wantErr: "not a docker_auth config"},
+		{name: "bad yaml", args: []string{"-"}, stdin: "users: [\n", wantCode: cmdutil.ExitError, wantErr: "yaml:"},
 	})
 }
 

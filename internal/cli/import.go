@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/dockerauth"
 	"github.com/regctl/regctl/internal/store"
 )
@@ -63,7 +64,7 @@ carry over exactly.`,
 		Example: `  regctl import docker-auth auth_config.yml --dry-run
   regctl import docker-auth auth_config.yml
   regctl import docker-auth auth_config.yml --update`,
-		Args: exactArgs(1),
+		Args: cmdutil.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.File = args[0]
 			data, err := readFileOrStdin(f.IO, o.File)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/redact"
@@ -81,7 +82,7 @@ process holds it (a dry run takes no lock).`,
   regctl init --config /etc/regctl/regctl.yaml --dry-run
   echo "$ADMIN_PASSWORD" | regctl init --config /etc/regctl/regctl.yaml --password-stdin
   regctl init --config regctl.yaml --self-signed --store sqlite`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if o.Config, o.ConfigPath, err = LoadRegctlConfig(cmd, f.Config); err != nil {
@@ -92,7 +93,7 @@ process holds it (a dry run takes no lock).`,
 			case config.BackendMongo, config.BackendSQLite:
 				o.Config.Database.Backend = store
 			default:
-				return flagErrorf("--store %q: use %s or %s", store, config.BackendSQLite, config.BackendMongo)
+				return cmdutil.FlagErrorf("--store %q: use %s or %s", store, config.BackendSQLite, config.BackendMongo)
 			}
 			if root != "" {
 				abs, err := filepath.Abs(root)
@@ -100,7 +101,7 @@ process holds it (a dry run takes no lock).`,
 					return err
 				}
 				if err := config.CheckPath(abs); err != nil {
-					return flagErrorf("--root: %v", err)
+					return cmdutil.FlagErrorf("--root: %v", err)
 				}
 				o.Config.Root = abs
 			}
@@ -108,7 +109,7 @@ process holds it (a dry run takes no lock).`,
 				switch c {
 				case provision.CheckOS, provision.CheckPorts, provision.CheckDNS, provision.CheckDisk:
 				default:
-					return flagErrorf("--skip-check %q: use os, ports, dns or disk", c)
+					return cmdutil.FlagErrorf("--skip-check %q: use os, ports, dns or disk", c)
 				}
 			}
 			if err := o.Config.Validate(); err != nil {
@@ -226,7 +227,7 @@ func initWith(ctx context.Context, o *InitOptions, secrets *redact.Set) error {
 			return err
 		}
 	default:
-		return flagErrorf("the first admin user %q needs a password: run on a terminal or pass --password-stdin", o.Admin)
+		return cmdutil.FlagErrorf("the first admin user %q needs a password: run on a terminal or pass --password-stdin", o.Admin)
 	}
 
 	if !o.DryRun {
@@ -296,7 +297,7 @@ func readPasswordLine(ios *IOStreams) ([]byte, error) {
 	}
 	pw := bytes.TrimRight(line, "\r\n")
 	if len(pw) == 0 {
-		return nil, flagErrorf("--password-stdin: empty password")
+		return nil, cmdutil.FlagErrorf("--password-stdin: empty password")
 	}
 	return pw, nil
 }
@@ -333,10 +334,10 @@ func NewCmdHealthcheck(_ *Factory) *cobra.Command {
 		Use:    "healthcheck URL",
 		Short:  "Exit 0 if URL answers 200 (the token server container's health check)",
 		Hidden: true,
-		Args:   exactArgs(1),
+		Args:   cmdutil.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !strings.HasPrefix(args[0], "http://") && !strings.HasPrefix(args[0], "https://") {
-				return flagErrorf("want an http:// URL, got %q", args[0])
+				return cmdutil.FlagErrorf("want an http:// URL, got %q", args[0])
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Second)
 			defer cancel()

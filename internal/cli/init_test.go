@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/render"
@@ -59,11 +60,11 @@ func provCmd(t *testing.T, args []string, build func(f *Factory) *cobra.Command)
 	_, err := root.ExecuteContextC(context.Background())
 	switch {
 	case err == nil:
-	case errors.As(err, new(*FlagError)):
-		code = ExitUsage
+	case errors.As(err, new(*cmdutil.FlagError)):
+		code = cmdutil.ExitUsage
 		errOut.WriteString("error: " + err.Error() + "\n")
 	default:
-		code = ExitError
+		code = cmdutil.ExitError
 		errOut.WriteString("error: " + err.Error() + "\n")
 	}
 	return code, out.String(), errOut.String()
@@ -362,7 +363,7 @@ func TestInitNeedsPassword(t *testing.T) {
 	p := provExample(t, "")
 	root := filepath.Join(t.TempDir(), "scratch")
 	code, _, stderr := provCmd(t, []string{"init", "--config", p, "--root", root}, provInitWith(provSystem()))
-	if code != ExitUsage || !strings.Contains(stderr, "--password-stdin") {
+	if code != cmdutil.ExitUsage || !strings.Contains(stderr, "--password-stdin") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
 }
@@ -382,7 +383,7 @@ func TestInitFlags(t *testing.T) {
 	}
 	for _, args := range [][]string{{"--store", "postgres"}, {"--skip-check", "root"}, {"--root", "relative/../x y"}} {
 		code, _, stderr := provCmd(t, append([]string{"init", "--config", p}, args...), capture)
-		if code != ExitUsage {
+		if code != cmdutil.ExitUsage {
 			t.Errorf("%v: exit %d: %s", args, code, stderr)
 		}
 	}

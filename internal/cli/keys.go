@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/keys"
 )
 
@@ -43,14 +44,14 @@ The registry trusts the CA, not the signing key, so the signing key can be
 replaced later (regctl keys rotate) without touching the registry's
 configuration.`,
 		Example: "  regctl keys generate --dir /etc/regctl/keys\n  regctl keys generate --dir ./keys --alg rs256",
-		Args:    noArgs,
+		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := keys.ParseAlgorithm(alg)
 			if err != nil {
-				return &FlagError{Err: fmt.Errorf("--alg: %w", err)}
+				return &cmdutil.FlagError{Err: fmt.Errorf("--alg: %w", err)}
 			}
 			if dir == "" {
-				return flagErrorf("--dir is required")
+				return cmdutil.FlagErrorf("--dir is required")
 			}
 			o := &KeysGenerateOptions{Dir: dir, Alg: a}
 			if runF != nil {
@@ -99,10 +100,10 @@ keys directory may have leaked.`,
 		Example: `  regctl keys rotate --dir /etc/regctl/keys
   regctl keys rotate --dir /opt/regctl/keys && regctl doctor --config /etc/regctl/regctl.yaml
   regctl keys rotate --dir /etc/regctl/keys --refresh-key`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Dir == "" {
-				return flagErrorf("--dir is required")
+				return cmdutil.FlagErrorf("--dir is required")
 			}
 			if runF != nil {
 				return runF(o)

@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 )
 
 // Output formats.
@@ -40,7 +41,7 @@ func checkOutput(v string, allowed ...string) error {
 	if slices.Contains(allowed, v) {
 		return nil
 	}
-	return flagErrorf("--output %q: use %s", v, strings.Join(allowed, ", "))
+	return cmdutil.FlagErrorf("--output %q: use %s", v, strings.Join(allowed, ", "))
 }
 
 // writeJSON writes v as indented JSON followed by a newline.

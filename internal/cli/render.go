@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/redact"
@@ -56,7 +57,7 @@ After a change, restart what reads the changed files; render prints how.`,
 		Example: `  regctl render --config /etc/regctl/regctl.yaml --diff
   regctl render --config /etc/regctl/regctl.yaml
   regctl render --config regctl.yaml --out /tmp/preview`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if o.Config, o.ConfigPath, err = LoadRegctlConfig(cmd, f.Config); err != nil {
@@ -68,7 +69,7 @@ After a change, restart what reads the changed files; render prints how.`,
 				}
 				o.Config.Root = o.Out
 				if err := config.CheckPath(o.Out); err != nil {
-					return flagErrorf("--out: %v", err)
+					return cmdutil.FlagErrorf("--out: %v", err)
 				}
 			}
 			if err := o.Config.Validate(); err != nil {

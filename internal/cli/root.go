@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=...".
@@ -38,13 +40,13 @@ func Execute(ctx context.Context, f *Factory, args []string) int {
 	if err != nil {
 		if _, _, ferr := root.Find(args); ferr != nil {
 			// The arguments name no command: cobra's "unknown command".
-			err = &FlagError{Err: err}
+			err = &cmdutil.FlagError{Err: err}
 		}
 	}
-	var fe *FlagError
-	var ee *exitError
+	var fe *cmdutil.FlagError
+	var ee *cmdutil.ExitCodeError
 	switch {
-	case err == nil, errors.Is(err, ErrSilent), errors.As(err, &ee):
+	case err == nil, errors.Is(err, cmdutil.ErrSilent), errors.As(err, &ee):
 		// Already reported.
 	case errors.As(err, &fe):
 		fmt.Fprintf(f.IO.ErrOut, "error: %v\n", err)
@@ -54,7 +56,7 @@ func Execute(ctx context.Context, f *Factory, args []string) int {
 	default:
 		fmt.Fprintf(f.IO.ErrOut, "error: %v\n", err)
 	}
-	return exitCode(err)
+	return cmdutil.ExitCode(err)
 }
 
 // NewCmdRoot builds the command tree.
@@ -78,7 +80,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	for _, name := range []string{"store", "log-level", "log-format"} {
 		_ = f.Config.BindPFlag(name, pf.Lookup(name))
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &FlagError{Err: err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
 
 	root.AddCommand(
 		NewCmdServe(f, nil),

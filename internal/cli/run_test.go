@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/token"
@@ -528,18 +529,18 @@ func TestStoreErrors(t *testing.T) {
 	f.StorePointer = filepath.Join(t.TempDir(), "no-such-pointer") // not this machine's
 	def := filepath.Join(t.TempDir(), "default.db")
 	f.DefaultStore = "sqlite://" + def
-	if code := Execute(context.Background(), f, []string{"user", "list"}); code != ExitOK {
-		t.Errorf("exit %d, want %d: %s", code, ExitOK, errOut)
+	if code := Execute(context.Background(), f, []string{"user", "list"}); code != cmdutil.ExitOK {
+		t.Errorf("exit %d, want %d: %s", code, cmdutil.ExitOK, errOut)
 	}
 	if _, err := os.Stat(def); err != nil {
 		t.Errorf("default store not created: %v", err)
 	}
-	if code := Execute(context.Background(), f, []string{"user", "list", "--store", ""}); code != ExitOK {
+	if code := Execute(context.Background(), f, []string{"user", "list", "--store", ""}); code != cmdutil.ExitOK {
 		t.Errorf("empty --store: exit %d, want the default store: %s", code, errOut)
 	}
 	errOut.Reset()
-	if code := Execute(context.Background(), f, []string{"user", "list", "--store", "redis://x"}); code != ExitUsage {
-		t.Errorf("exit %d, want %d", code, ExitUsage)
+	if code := Execute(context.Background(), f, []string{"user", "list", "--store", "redis://x"}); code != cmdutil.ExitUsage {
+		t.Errorf("exit %d, want %d", code, cmdutil.ExitUsage)
 	}
 	if !strings.HasPrefix(errOut.String(), `error: unsupported store URL scheme "redis"`) {
 		t.Errorf("stderr %q", errOut)
@@ -564,7 +565,7 @@ func TestStorePointer(t *testing.T) {
 		code := Execute(context.Background(), f, args)
 		return code, out.String() + errOut.String()
 	}
-	if code, out := run("acl", "defaults"); code != ExitOK {
+	if code, out := run("acl", "defaults"); code != cmdutil.ExitOK {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 	if _, err := os.Stat(deployed); err != nil {
@@ -573,11 +574,11 @@ func TestStorePointer(t *testing.T) {
 	if _, err := os.Stat(def); err == nil {
 		t.Error("the default store was used although init left a pointer")
 	}
-	if code, out := run("acl", "list", "--store", "sqlite://"+other); code != ExitOK || strings.Contains(out, "labels:full-access") {
+	if code, out := run("acl", "list", "--store", "sqlite://"+other); code != cmdutil.ExitOK || strings.Contains(out, "labels:full-access") {
 		t.Errorf("--store did not win over the pointer: exit %d: %s", code, out)
 	}
 	t.Setenv("REGCTL_STORE", "sqlite://"+other)
-	if code, out := run("acl", "list"); code != ExitOK || strings.Contains(out, "labels:full-access") {
+	if code, out := run("acl", "list"); code != cmdutil.ExitOK || strings.Contains(out, "labels:full-access") {
 		t.Errorf("REGCTL_STORE did not win over the pointer: exit %d: %s", code, out)
 	}
 	t.Setenv("REGCTL_STORE", "")
@@ -588,7 +589,7 @@ func TestStorePointer(t *testing.T) {
 	if err := os.Mkdir(pointer, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if code, out := run("acl", "list"); code == ExitOK || !strings.Contains(out, "run as root, or pass --store") {
+	if code, out := run("acl", "list"); code == cmdutil.ExitOK || !strings.Contains(out, "run as root, or pass --store") {
 		t.Errorf("unreadable pointer: exit %d: %s", code, out)
 	}
 }

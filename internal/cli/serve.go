@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/token"
 )
@@ -55,7 +56,7 @@ an address of its own; --audit-log writes one JSON line per decision, read
 with regctl audit tail.`,
 		Example: `  regctl serve --listen 127.0.0.1:5001 --issuer regctl --service registry.example.com \
     --keys /etc/regctl/keys --store mongodb://127.0.0.1:27017/regctl`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := serveOptions(f)
 			if err != nil {
@@ -105,19 +106,19 @@ func serveOptions(f *Factory) (*ServeOptions, error) {
 			}
 			pfx, err := parsePrefix(s)
 			if err != nil {
-				return nil, flagErrorf("--trusted-proxy %q: want an IP or CIDR", s)
+				return nil, cmdutil.FlagErrorf("--trusted-proxy %q: want an IP or CIDR", s)
 			}
 			o.Token.TrustedProxies = append(o.Token.TrustedProxies, pfx)
 		}
 	}
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
-		return nil, flagErrorf("--listen %q: want HOST:PORT", o.Listen)
+		return nil, cmdutil.FlagErrorf("--listen %q: want HOST:PORT", o.Listen)
 	}
 	if err := serveOpsOptions(v, o); err != nil {
 		return nil, err
 	}
 	if err := o.Token.Validate(); err != nil {
-		return nil, &FlagError{Err: err}
+		return nil, &cmdutil.FlagError{Err: err}
 	}
 	return o, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/token"
 )
 
@@ -45,10 +46,10 @@ func addServeOpsFlags(fl *pflag.FlagSet) {
 func serveOpsOptions(v *viper.Viper, o *ServeOptions) error {
 	var err error
 	if o.Token.FailLimitIP, err = token.ParseFailLimit(v.GetString("fail-limit-ip")); err != nil {
-		return &FlagError{Err: fmt.Errorf("--fail-limit-ip: %w", err)}
+		return &cmdutil.FlagError{Err: fmt.Errorf("--fail-limit-ip: %w", err)}
 	}
 	if o.Token.FailLimitAccount, err = token.ParseFailLimit(v.GetString("fail-limit-account")); err != nil {
-		return &FlagError{Err: fmt.Errorf("--fail-limit-account: %w", err)}
+		return &cmdutil.FlagError{Err: fmt.Errorf("--fail-limit-account: %w", err)}
 	}
 	o.Ops = ServeOps{
 		MetricsListen: v.GetString("metrics-listen"),
@@ -57,10 +58,10 @@ func serveOpsOptions(v *viper.Viper, o *ServeOptions) error {
 	}
 	if o.Ops.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(o.Ops.MetricsListen); err != nil {
-			return flagErrorf("--metrics-listen %q: want HOST:PORT", o.Ops.MetricsListen)
+			return cmdutil.FlagErrorf("--metrics-listen %q: want HOST:PORT", o.Ops.MetricsListen)
 		}
 		if o.Ops.MetricsListen == o.Listen {
-			return flagErrorf("--metrics-listen must differ from --listen: nginx proxies --listen to the internet")
+			return cmdutil.FlagErrorf("--metrics-listen must differ from --listen: nginx proxies --listen to the internet")
 		}
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/token"
 )
@@ -156,7 +157,7 @@ func TestServeMetricsAndAudit(t *testing.T) {
 	cancel()
 	select {
 	case code := <-done:
-		if code != ExitOK {
+		if code != cmdutil.ExitOK {
 			t.Fatalf("serve exited %d: %s", code, e.errOut)
 		}
 	case <-time.After(30 * time.Second):

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/store"
 )
 
@@ -37,13 +38,13 @@ users are left alone and the rules are replaced only when they differ. At the
 end both stores must agree on the user and rule counts and on a content hash.
 A destination user the source lacks stops the copy unless --prune.`,
 		Example: "  regctl store migrate --from sqlite:///var/lib/regctl/regctl.db --to 'mongodb://regctl@db1,db2,db3/regctl?replicaSet=rs0'",
-		Args:    noArgs,
+		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.From == "" || o.To == "" {
-				return flagErrorf("--from and --to are both required")
+				return cmdutil.FlagErrorf("--from and --to are both required")
 			}
 			if o.From == o.To {
-				return flagErrorf("--from and --to name the same store")
+				return cmdutil.FlagErrorf("--from and --to name the same store")
 			}
 			if runF != nil {
 				return runF(cmd.Context(), o)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/store"
 	"path/filepath"
 	"strings"
@@ -18,9 +19,9 @@ func TestNewCmdStoreMigrate(t *testing.T) {
 	}{
 		{name: "both", args: []string{"--from", "sqlite:///a.db", "--to", "mongodb://h/db", "--prune", "--dry-run"},
 			want: StoreMigrateOptions{From: "sqlite:///a.db", To: "mongodb://h/db", Prune: true, DryRun: true}},
-		{name: "missing to", args: []string{"--from", "sqlite:///a.db"}, wantCode: ExitUsage, wantErr: "--from and --to"},
-		{name: "same", args: []string{"--from", "x.db", "--to", "x.db"}, wantCode: ExitUsage, wantErr: "same store"},
-		{name: "positional", args: []string{"a", "b"}, wantCode: ExitUsage, wantErr: "unknown command"},
+		{name: "missing to", args: []string{"--from", "sqlite:///a.db"}, wantCode: cmdutil.ExitUsage, wantErr: "--from and --to"},
+		{name: "same", args: []string{"--from", "x.db", "--to", "x.db"}, wantCode: cmdutil.ExitUsage, wantErr: "same store"},
+		{name: "positional", args: []string{"a", "b"}, wantCode: cmdutil.ExitUsage, wantErr: "unknown command"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -28,7 +29,7 @@ func TestNewCmdStoreMigrate(t *testing.T) {
 			var got *StoreMigrateOptions
 			cmd := NewCmdStoreMigrate(NewFactory(ios), func(_ context.Context, o *StoreMigrateOptions) error { got = o; return nil })
 			err := runCmd(cmd, ios, tt.args...)
-			if code := exitCode(err); code != tt.wantCode {
+			if code := cmdutil.ExitCode(err); code != tt.wantCode {
 				t.Fatalf("exit %d (%v), want %d", code, err, tt.wantCode)
 			}
 			if tt.wantErr != "" {

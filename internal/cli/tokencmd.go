@@ -13,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/spf13/cobra"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/keys"
 )
 
@@ -35,7 +36,7 @@ response JSON is accepted too). With --keys DIR the signature is verified
 the way the registry does: the x5c chain must lead to the CA in DIR.`,
 		Example: `  curl -s -u waldi "http://localhost:5001/auth/token?service=registry.example.com&scope=repository:test/app:pull" \
     | regctl token decode --keys /etc/regctl/keys`,
-		Args: maximumNArgs(1),
+		Args: cmdutil.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var raw []byte
 			if len(args) == 1 && args[0] != "-" {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/passwd"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/when"
@@ -81,7 +82,7 @@ func (p *passwordSource) resolve(ios *IOStreams) (pw []byte, hash string, err er
 		}
 	}
 	if n > 1 {
-		return nil, "", flagErrorf("--password-stdin, --password-file and --password-hash are mutually exclusive")
+		return nil, "", cmdutil.FlagErrorf("--password-stdin, --password-file and --password-hash are mutually exclusive")
 	}
 	if p.hash == "-" {
 		line, err := firstLine(ios.In)
@@ -97,7 +98,7 @@ func (p *passwordSource) resolve(ios *IOStreams) (pw []byte, hash string, err er
 	if p.hash != "" {
 		cost, err := passwd.CheckHash(p.hash)
 		if err != nil {
-			return nil, "", &FlagError{Err: fmt.Errorf("--password-hash: %w", err)}
+			return nil, "", &cmdutil.FlagError{Err: fmt.Errorf("--password-hash: %w", err)}
 		}
 		if cost < minBcryptCost {
 			fmt.Fprintf(ios.ErrOut, "Warning: the hash has bcrypt cost %d (below %d); consider `regctl user passwd` to rehash\n", cost, minBcryptCost)
@@ -148,7 +149,7 @@ func (p *passwordSource) read(ios *IOStreams) ([]byte, error) {
 		}
 		pw = a
 	default:
-		return nil, flagErrorf("no password given: use --password-stdin, --password-file or --password-hash (standard input is not a terminal)")
+		return nil, cmdutil.FlagErrorf("no password given: use --password-stdin, --password-file or --password-hash (standard input is not a terminal)")
 	}
 	if len(pw) < minPasswordLen {
 		return nil, fmt.Errorf("password too short: use at least %d characters", minPasswordLen)
@@ -178,10 +179,10 @@ func parseExpiry(flag, s string, now time.Time) (*time.Time, error) {
 	}
 	t, err := when.Parse(s, now)
 	if err != nil {
-		return nil, &FlagError{Err: fmt.Errorf("--%s: %w", flag, err)}
+		return nil, &cmdutil.FlagError{Err: fmt.Errorf("--%s: %w", flag, err)}
 	}
 	if !t.After(now) {
-		return nil, flagErrorf("--%s %s lies in the past", flag, s)
+		return nil, cmdutil.FlagErrorf("--%s %s lies in the past", flag, s)
 	}
 	t = t.UTC().Truncate(time.Millisecond)
 	return &t, nil
@@ -196,10 +197,10 @@ func parseLabels(flags []string) (map[string][]string, error) {
 	for _, kv := range flags {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
-			return nil, flagErrorf("label %q: want KEY=VALUE", kv)
+			return nil, cmdutil.FlagErrorf("label %q: want KEY=VALUE", kv)
 		}
 		if err := store.ValidateLabel(k, v); err != nil {
-			return nil, &FlagError{Err: err}
+			return nil, &cmdutil.FlagError{Err: err}
 		}
 		if !slices.Contains(labels[k], v) {
 			labels[k] = append(labels[k], v)
@@ -220,11 +221,11 @@ func parseActions(s string) ([]string, error) {
 			}
 		case "":
 		default:
-			return nil, flagErrorf("--actions: unknown action %q (use pull, push, delete or *)", a)
+			return nil, cmdutil.FlagErrorf("--actions: unknown action %q (use pull, push, delete or *)", a)
 		}
 	}
 	if len(out) == 0 {
-		return nil, flagErrorf("--actions is required: pull, push, delete or * (comma separated)")
+		return nil, cmdutil.FlagErrorf("--actions is required: pull, push, delete or * (comma separated)")
 	}
 	return out, nil
 }
@@ -232,7 +233,7 @@ func parseActions(s string) ([]string, error) {
 // validateUsernameArg checks a NAME argument.
 func validateUsernameArg(name string) error {
 	if err := store.ValidateUsername(name); err != nil {
-		return &FlagError{Err: err}
+		return &cmdutil.FlagError{Err: err}
 	}
 	return nil
 }
@@ -279,7 +280,7 @@ instead (from htpasswd -nB or a docker_auth users list) and stores it as is.`,
 		Example: `  regctl user add waldi --label full-access='test/*' --expires 90d
   printf '%s\n' "$PASSWORD" | regctl user add ci-bot --password-stdin --expires 2027-01-01
   htpasswd -nBC 12 legacy | regctl user add legacy --password-hash - --label read-only-access='prod/*'`,
-		Args:              exactArgs(1),
+		Args:              cmdutil.ExactArgs(1),
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
@@ -287,7 +288,7 @@ instead (from htpasswd -nB or a docker_auth users list) and stores it as is.`,
 				return err
 			}
 			if o.BcryptCost < minBcryptCost || o.BcryptCost > bcrypt.MaxCost {
-				return flagErrorf("--bcrypt-cost %d: use %d to %d", o.BcryptCost, minBcryptCost, bcrypt.MaxCost)
+				return cmdutil.FlagErrorf("--bcrypt-cost %d: use %d to %d", o.BcryptCost, minBcryptCost, bcrypt.MaxCost)
 			}
 			var err error
 			if o.Expires, err = parseExpiry("expires", expires, f.Now()); err != nil {
@@ -368,7 +369,7 @@ in which '*' does not cross '/'. Granting the same pattern again replaces its
 actions and expiry. A grant adds to what the rules allow; an explicit deny
 rule never takes it away.`,
 		Example: "  regctl user grant waldi 'team/*' --actions pull,push\n  regctl user grant contractor 'team/app' --actions pull --expires 30d",
-		Args:    exactArgs(2),
+		Args:    cmdutil.ExactArgs(2),
 		ValidArgsFunction: completeUserThen(f, func(context.Context, *store.User, []string) []string {
 			return nil
 		}),
@@ -385,7 +386,7 @@ rule never takes it away.`,
 				return err
 			}
 			if err := o.Grant.Validate(); err != nil {
-				return &FlagError{Err: err}
+				return &cmdutil.FlagError{Err: err}
 			}
 			if runF != nil {
 				return runF(cmd.Context(), o)
@@ -505,7 +506,7 @@ func NewCmdUserRevoke(f *Factory, runF func(context.Context, *UserRevokeOptions)
 regctl user show NAME). With --actions only those actions are taken away;
 taking away the last one removes the grant.`,
 		Example: "  regctl user revoke waldi 'team/*'\n  regctl user revoke waldi 'team/*' --actions push,delete",
-		Args:    exactArgs(2),
+		Args:    cmdutil.ExactArgs(2),
 		ValidArgsFunction: completeUserThen(f, func(_ context.Context, u *store.User, args []string) []string {
 			if len(args) != 1 {
 				return nil

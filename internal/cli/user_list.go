@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/when"
 )
@@ -111,7 +112,7 @@ with RFC 3339 times in UTC and never the password hash.`,
 		Example: `  regctl user list
   regctl user list --expiring 7d
   regctl user list -o json | jq -r '.[] | select(.status == "expired") | .username'`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(o.Output, formatTable, formatJSON, formatYAML); err != nil {
 				return err
@@ -119,7 +120,7 @@ with RFC 3339 times in UTC and never the password hash.`,
 			if expiring != "" {
 				d, err := when.ParseDuration(expiring)
 				if err != nil || d <= 0 {
-					return flagErrorf("--expiring %q: want a positive duration such as 7d, 12h or 2w", expiring)
+					return cmdutil.FlagErrorf("--expiring %q: want a positive duration such as 7d, 12h or 2w", expiring)
 				}
 				o.Expiring = d
 			}
@@ -199,7 +200,7 @@ func NewCmdUserShow(f *Factory, runF func(context.Context, *UserShowOptions) err
 the account was created and last changed. --output json or yaml prints the
 same object as one element of user list's output.`,
 		Example:           "  regctl user show waldi\n  regctl user show waldi -o yaml",
-		Args:              exactArgs(1),
+		Args:              cmdutil.ExactArgs(1),
 		ValidArgsFunction: completeUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]

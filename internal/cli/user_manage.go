@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/when"
 )
@@ -37,7 +38,7 @@ twice), --password-stdin, --password-file, or an existing bcrypt hash with
 stored identity tokens) stop working.`,
 		Example: `  regctl user passwd waldi
   printf '%s\n' "$NEW_PASSWORD" | regctl user passwd ci-bot --password-stdin`,
-		Args:              exactArgs(1),
+		Args:              cmdutil.ExactArgs(1),
 		ValidArgsFunction: completeUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
@@ -45,7 +46,7 @@ stored identity tokens) stop working.`,
 				return err
 			}
 			if o.BcryptCost < minBcryptCost || o.BcryptCost > bcrypt.MaxCost {
-				return flagErrorf("--bcrypt-cost %d: use %d to %d", o.BcryptCost, minBcryptCost, bcrypt.MaxCost)
+				return cmdutil.FlagErrorf("--bcrypt-cost %d: use %d to %d", o.BcryptCost, minBcryptCost, bcrypt.MaxCost)
 			}
 			var err error
 			if o.Password, o.PasswordHash, err = pw.resolve(f.IO); err != nil {
@@ -107,7 +108,7 @@ or rule is consulted. To block an account at once, use regctl user disable.`,
 		Example: `  regctl user expire waldi 2027-01-01
   regctl user expire contractor 30d
   regctl user expire waldi never`,
-		Args: exactArgs(2),
+		Args: cmdutil.ExactArgs(2),
 		ValidArgsFunction: completeUserThen(f, func(context.Context, *store.User, []string) []string {
 			return []string{"never\tremove the expiry", "30d\t30 days from now", "90d\t90 days from now"}
 		}),
@@ -119,10 +120,10 @@ or rule is consulted. To block an account at once, use regctl user disable.`,
 			if args[1] != "never" {
 				t, err := when.Parse(args[1], f.Now())
 				if err != nil {
-					return &FlagError{Err: fmt.Errorf("%w, or never", err)}
+					return &cmdutil.FlagError{Err: fmt.Errorf("%w, or never", err)}
 				}
 				if !t.After(f.Now()) {
-					return flagErrorf("%s lies in the past: to block the account now, use regctl user disable %s", args[1], o.Username)
+					return cmdutil.FlagErrorf("%s lies in the past: to block the account now, use regctl user disable %s", args[1], o.Username)
 				}
 				t = store.Truncate(t)
 				o.Expires = &t
@@ -202,7 +203,7 @@ func newCmdUserState(f *Factory, runF func(context.Context, *UserStateOptions) e
 		Short:             "Re-enable a disabled user",
 		Long:              "Re-enable a disabled user. Its password, labels, grants and expiry are unchanged; an expired account stays expired.",
 		Example:           "  regctl user enable waldi",
-		Args:              exactArgs(1),
+		Args:              cmdutil.ExactArgs(1),
 		ValidArgsFunction: completeUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
@@ -284,7 +285,7 @@ func NewCmdUserDelete(f *Factory, runF func(context.Context, *UserDeleteOptions)
 confirmation unless --yes is given; without a terminal --yes is required. To
 block an account but keep it, use regctl user disable.`,
 		Example:           "  regctl user delete waldi\n  regctl user delete ci-bot --yes",
-		Args:              exactArgs(1),
+		Args:              cmdutil.ExactArgs(1),
 		ValidArgsFunction: completeUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
@@ -292,7 +293,7 @@ block an account but keep it, use regctl user disable.`,
 				return err
 			}
 			if !o.Yes && !o.DryRun && !f.IO.CanPrompt() {
-				return flagErrorf("refusing to delete user %s without confirmation: pass --yes (standard input is not a terminal)", o.Username)
+				return cmdutil.FlagErrorf("refusing to delete user %s without confirmation: pass --yes (standard input is not a terminal)", o.Username)
 			}
 			if runF != nil {
 				return runF(cmd.Context(), o)
@@ -375,7 +376,7 @@ func NewCmdUserLabelSet(f *Factory, runF func(context.Context, *UserLabelOptions
 --add the values are added to the key's existing ones instead.`,
 		Example: `  regctl user label set waldi full-access='test/*' full-access='socke*'
   regctl user label set waldi read-only-access='prod/*' --add`,
-		Args:              minimumNArgs(2),
+		Args:              cmdutil.MinimumNArgs(2),
 		ValidArgsFunction: completeUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
@@ -407,7 +408,7 @@ func NewCmdUserLabelUnset(f *Factory, runF func(context.Context, *UserLabelOptio
 		Long:  "Remove labels from a user: KEY removes the key with all its values, KEY=VALUE only that value.",
 		Example: `  regctl user label unset waldi read-only-access
   regctl user label unset waldi full-access='socke*'`,
-		Args: minimumNArgs(2),
+		Args: cmdutil.MinimumNArgs(2),
 		ValidArgsFunction: completeUserThen(f, func(_ context.Context, u *store.User, _ []string) []string {
 			var out []string
 			for _, k := range labelKeysSorted(u.Labels) {
@@ -427,7 +428,7 @@ func NewCmdUserLabelUnset(f *Factory, runF func(context.Context, *UserLabelOptio
 			for _, kv := range args[1:] {
 				k, v, hasValue := strings.Cut(kv, "=")
 				if k == "" || (hasValue && v == "") {
-					return flagErrorf("label %q: want KEY or KEY=VALUE", kv)
+					return cmdutil.FlagErrorf("label %q: want KEY or KEY=VALUE", kv)
 				}
 				if _, ok := o.Labels[k]; !ok {
 					o.Labels[k] = []string{}

@@ -1,0 +1,77 @@
+// Package cmdutil is what regctl's command packages share: errors that
+// become exit codes, positional-argument checks, and (as the per-noun split
+// proceeds) the factory, I/O streams and output helpers. It imports no
+// command package.
+package cmdutil
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// FlagError is a usage error: the command's usage is worth showing.
+type FlagError struct{ Err error }
+
+func (e *FlagError) Error() string { return e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
+
+// FlagErrorf builds a FlagError.
+func FlagErrorf(format string, args ...any) error {
+	return &FlagError{Err: fmt.Errorf(format, args...)}
+}
+
+// ErrSilent means the command already reported the failure; exit 1 without
+// printing anything more.
+var ErrSilent = errors.New("silent error")
+
+// Exit codes.
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+)
+
+// ExitCodeError ends the command with a specific code, already reported.
+type ExitCodeError struct{ Code int }
+
+func (e *ExitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// UsageArgs makes a positional-argument check's error a FlagError, so that
+// the usage hint follows it and regctl exits with ExitUsage.
+func UsageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		err := check(cmd, args)
+		var fe *FlagError
+		if err == nil || errors.As(err, &fe) {
+			return err
+		}
+		return &FlagError{Err: err}
+	}
+}
+
+// Positional-argument checks that fail with a FlagError; cobra's own fail
+// with plain errors.
+var NoArgs = UsageArgs(cobra.NoArgs)
+
+func ExactArgs(n int) cobra.PositionalArgs    { return UsageArgs(cobra.ExactArgs(n)) }
+func MinimumNArgs(n int) cobra.PositionalArgs { return UsageArgs(cobra.MinimumNArgs(n)) }
+func MaximumNArgs(n int) cobra.PositionalArgs { return UsageArgs(cobra.MaximumNArgs(n)) }
+
+// ExitCode is the exit code for a command's error: what Execute returns.
+func ExitCode(err error) int {
+	var fe *FlagError
+	var ee *ExitCodeError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, ErrSilent):
+		return ExitError
+	case errors.As(err, &ee):
+		return ee.Code
+	case errors.As(err, &fe):
+		return ExitUsage
+	}
+	return ExitError
+}
