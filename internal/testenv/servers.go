@@ -183,22 +183,36 @@ func StartDockerd(t testing.TB, bin, dockerCLI string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "docker.sock")
-	p := Start(t, "dockerd", nil, bin,
+	args, host := DockerdArgs(dir)
+	p := Start(t, "dockerd", nil, bin, args...)
+	p.WaitReady(t, 60*time.Second, DockerInfoCheck(t, []string{"DOCKER_HOST=" + host}, dockerCLI))
+	return host
+}
+
+// DockerdArgs returns the arguments of a dockerd with no networking of its
+// own and the vfs storage driver that keeps all its state in dir, and its
+// DOCKER_HOST value: the socket dir/docker.sock. The socket path must fit
+// in 108 bytes, so dir should be short.
+func DockerdArgs(dir string) (args []string, host string) {
+	host = "unix://" + filepath.Join(dir, "docker.sock")
+	return []string{
 		"--iptables=false", "--ip6tables=false", "--bridge=none",
 		"--storage-driver=vfs",
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "docker.pid"),
-		"-H", "unix://"+sock,
-	)
-	host := "unix://" + sock
-	p.WaitReady(t, 60*time.Second, func() error {
-		r := Run(t, []string{"DOCKER_HOST=" + host}, "", dockerCLI, "info", "--format", "{{.ServerVersion}}")
+		"-H", host,
+	}, host
+}
+
+// DockerInfoCheck returns a readiness check that succeeds once `docker
+// info`, run with the extra environment env, answers.
+func DockerInfoCheck(t testing.TB, env []string, dockerCLI string) func() error {
+	return func() error {
+		r := Run(t, env, "", dockerCLI, "info", "--format", "{{.ServerVersion}}")
 		if r.Code != 0 {
 			return fmt.Errorf("docker info: exit %d: %s", r.Code, r.Stderr)
 		}
 		return nil
-	})
-	return host
+	}
 }

@@ -149,12 +149,8 @@ func Run(t testing.TB, env []string, stdin, name string, args ...string) Result 
 	start := time.Now()
 	err := cmd.Run()
 	r := Result{Stdout: stdout.String(), Stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		r.Code = exitErr.ExitCode()
-	default:
+	var ok bool
+	if r.Code, ok = ExitCode(err); !ok {
 		t.Fatalf("run %s: %v", commandLine(name, args), err)
 	}
 	if ctx.Err() != nil {
@@ -164,6 +160,20 @@ func Run(t testing.TB, env []string, stdin, name string, args ...string) Result 
 	t.Logf("$ %s  (exit %d, %s)%s%s", commandLine(name, args), r.Code,
 		time.Since(start).Round(time.Millisecond), indent("stdout", r.Stdout), indent("stderr", r.Stderr))
 	return r
+}
+
+// ExitCode returns the exit code that err, from exec.Cmd's Run or Wait,
+// carries: 0 for nil, the status of an *exec.ExitError (-1 if a signal
+// ended the command). ok is false for any other error: the command did not
+// run, or its end was not seen.
+func ExitCode(err error) (code int, ok bool) {
+	if err == nil {
+		return 0, true
+	}
+	if exitErr, isExit := errors.AsType[*exec.ExitError](err); isExit {
+		return exitErr.ExitCode(), true
+	}
+	return 0, false
 }
 
 // MustRun is Run that fails the test unless the command exits 0.

@@ -3,7 +3,6 @@ package freshhost
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -175,15 +174,9 @@ func run(argv, env []string, c Cmd) (testenv.Result, error) {
 	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
 	r := testenv.Result{Stdout: stdout.String(), Stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		r.Code = exitErr.ExitCode()
-	default:
-		if ctx.Err() == nil {
-			return r, err
-		}
+	var ok bool
+	if r.Code, ok = testenv.ExitCode(err); !ok && ctx.Err() == nil {
+		return r, err
 	}
 	if ctx.Err() != nil {
 		r.Code = -1
@@ -396,22 +389,8 @@ func (h *Host) OutsideDockerd(t testing.TB, args ...string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "docker.sock")
-	p := h.StartOutside(t, "dockerd-outside-"+h.Name, nil, bin, append([]string{
-		"--iptables=false", "--ip6tables=false", "--bridge=none",
-		"--storage-driver=vfs",
-		"--data-root", filepath.Join(dir, "data"),
-		"--exec-root", filepath.Join(dir, "exec"),
-		"--pidfile", filepath.Join(dir, "docker.pid"),
-		"-H", "unix://" + sock,
-	}, args...)...)
-	host := "unix://" + sock
-	p.WaitReady(t, 60*time.Second, func() error {
-		r := testenv.Run(t, []string{"DOCKER_HOST=" + host, "DOCKER_CONFIG=" + dir}, "", docker, "info", "--format", "{{.ServerVersion}}")
-		if r.Code != 0 {
-			return fmt.Errorf("docker info: exit %d: %s", r.Code, r.Stderr)
-		}
-		return nil
-	})
+	dargs, host := testenv.DockerdArgs(dir)
+	p := h.StartOutside(t, "dockerd-outside-"+h.Name, nil, bin, append(dargs, args...)...)
+	p.WaitReady(t, 60*time.Second, testenv.DockerInfoCheck(t, []string{"DOCKER_HOST=" + host, "DOCKER_CONFIG=" + dir}, docker))
 	return host
 }
