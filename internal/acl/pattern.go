@@ -263,13 +263,19 @@ func (p *pattern) anchored() string {
 // templateSource builds the anchored source of a templated regex with
 // every variable replaced by the literal group (?:v).
 func templateSource(segs []segment, v string) string {
+	return templateSourceFunc(segs, func(int) string { return v })
+}
+
+// templateSourceFunc is templateSource with value(i) in place of the
+// variable that is segs[i].
+func templateSourceFunc(segs []segment, value func(i int) string) string {
 	var b strings.Builder
 	b.WriteString("^(?:")
-	for _, s := range segs {
+	for i, s := range segs {
 		if s.kind == segLiteral {
 			b.WriteString(s.text)
 		} else {
-			b.WriteString("(?:" + v + ")")
+			b.WriteString("(?:" + value(i) + ")")
 		}
 	}
 	b.WriteString(")$")
@@ -282,17 +288,9 @@ func templateSource(segs []segment, v string) string {
 // with each other or with the pattern's text, which would hide growth.
 func templateGrowth(segs []segment) (size1, growth int, err error) {
 	size := func(n int) (int, error) {
-		var b strings.Builder
-		b.WriteString("^(?:")
-		for i, s := range segs {
-			if s.kind == segLiteral {
-				b.WriteString(s.text)
-			} else {
-				b.WriteString("(?:" + strings.Repeat(string(rune(0xF0000+i)), n) + ")")
-			}
-		}
-		b.WriteString(")$")
-		prog, err := validateAnchored(b.String())
+		prog, err := validateAnchored(templateSourceFunc(segs, func(i int) string {
+			return strings.Repeat(string(rune(0xF0000+i)), n)
+		}))
 		if err != nil {
 			return 0, err
 		}
