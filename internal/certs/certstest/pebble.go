@@ -98,29 +98,20 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 		profiles = DefaultProfiles()
 	}
 	apiPort, mgmtPort, tlsPort := FreePort(t), FreePort(t), FreePort(t)
-	conf := map[string]any{"pebble": map[string]any{
-		"listenAddress":                  "127.0.0.1:" + strconv.Itoa(apiPort),
-		"managementListenAddress":        "127.0.0.1:" + strconv.Itoa(mgmtPort),
-		"certificate":                    certFile,
-		"privateKey":                     keyFile,
-		"httpPort":                       o.HTTPPort,
-		"tlsPort":                        tlsPort,
-		"ocspResponderURL":               "",
-		"externalAccountBindingRequired": false,
-		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
-		"keyAlgorithm":                   "ecdsa",
-		"profiles":                       profiles,
-	}}
-	data, _ := json.MarshalIndent(conf, "", "  ")
-	confPath := filepath.Join(dir, "pebble-config.json")
-	if err := os.WriteFile(confPath, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	confPath := WritePebbleConfig(t, dir, PebbleConfig{
+		ListenAddress:     "127.0.0.1:" + strconv.Itoa(apiPort),
+		ManagementAddress: "127.0.0.1:" + strconv.Itoa(mgmtPort),
+		Certificate:       certFile,
+		PrivateKey:        keyFile,
+		HTTPPort:          o.HTTPPort,
+		TLSPort:           tlsPort,
+		Profiles:          profiles,
+	})
 	args := []string{"-config", confPath}
 	if o.DNSServer != "" {
 		args = append(args, "-dnsserver", o.DNSServer)
 	}
-	env := []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}
+	env := PebbleEnv()
 	p := &Pebble{
 		Directory:    fmt.Sprintf("https://127.0.0.1:%d/dir", apiPort),
 		Management:   fmt.Sprintf("https://127.0.0.1:%d", mgmtPort),
@@ -140,6 +131,53 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 		return err
 	})
 	return p
+}
+
+// PebbleConfig is what a Pebble configuration file sets apart from the
+// settings every test shares.
+type PebbleConfig struct {
+	ListenAddress     string // the ACME API's host:port
+	ManagementAddress string // the management API's host:port
+	// Certificate and PrivateKey are the API's TLS certificate and key
+	// files.
+	Certificate, PrivateKey string
+	// HTTPPort and TLSPort are where the validation authority connects
+	// for HTTP-01 and TLS-ALPN-01.
+	HTTPPort, TLSPort int
+	Profiles          map[string]Profile
+}
+
+// WritePebbleConfig writes c as dir/pebble-config.json, with what every
+// test shares: no OCSP, no external account binding, Retry-After 1 s and
+// ECDSA keys. It returns the file's path.
+func WritePebbleConfig(t testing.TB, dir string, c PebbleConfig) string {
+	t.Helper()
+	conf := map[string]any{"pebble": map[string]any{
+		"listenAddress":                  c.ListenAddress,
+		"managementListenAddress":        c.ManagementAddress,
+		"certificate":                    c.Certificate,
+		"privateKey":                     c.PrivateKey,
+		"httpPort":                       c.HTTPPort,
+		"tlsPort":                        c.TLSPort,
+		"ocspResponderURL":               "",
+		"externalAccountBindingRequired": false,
+		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
+		"keyAlgorithm":                   "ecdsa",
+		"profiles":                       c.Profiles,
+	}}
+	data, _ := json.MarshalIndent(conf, "", "  ")
+	path := filepath.Join(dir, "pebble-config.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// PebbleEnv is the environment the tests run Pebble with: validation
+// sleeps off, no rejected nonces and no reused authorizations (every
+// order is validated).
+func PebbleEnv() []string {
+	return []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}
 }
 
 // pebbleAPICert returns the API's certificate, key and root files.
