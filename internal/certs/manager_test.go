@@ -11,6 +11,7 @@ import (
 	"errors"
 	"github.com/regctl/regctl/internal/certs"
 	"github.com/regctl/regctl/internal/certs/certstest"
+	"github.com/regctl/regctl/internal/testenv"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -25,22 +26,9 @@ const testDirectory = "https://acme.test/directory"
 
 var errBoom = errors.New("boom")
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newTestManager(t *testing.T) (*certs.Manager, *certstest.FakeIssuer, *certstest.RecordingReloader, *fakeClock) {
+func newTestManager(t *testing.T) (*certs.Manager, *certstest.FakeIssuer, *certstest.RecordingReloader, *testenv.Clock) {
 	t.Helper()
-	clock := &fakeClock{t: time.Now().UTC().Truncate(time.Second)}
+	clock := testenv.NewClock(time.Now().UTC().Truncate(time.Second))
 	iss := certstest.NewFakeIssuer(t, clock.Now)
 	rl := &certstest.RecordingReloader{}
 	m := &certs.Manager{
@@ -108,7 +96,7 @@ func TestManagerObtain(t *testing.T) {
 	}
 
 	// Forced: a replacement order naming the old certificate.
-	clock.Add(time.Hour)
+	clock.Advance(time.Hour)
 	res, err = m.Obtain(ctx, certs.ObtainOptions{Names: []string{"registry.example.com", "www.example.com"}, Profile: "classic", Force: true})
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +238,7 @@ func TestManagerRenew(t *testing.T) {
 	opts := certs.RenewOptions{DeployHook: "echo deployed"}
 
 	// Day 30: nothing due, nothing reloaded; the window is recorded.
-	clock.Add(30 * day)
+	clock.Advance(30 * day)
 	res, err := m.Renew(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +258,7 @@ func TestManagerRenew(t *testing.T) {
 
 	// Six hours before the window opens: due, because the next run (12h)
 	// would be inside it.
-	clock.Add(29*day - 6*time.Hour)
+	clock.Advance(29*day - 6*time.Hour)
 	res, err = m.Renew(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -299,7 +287,7 @@ func TestManagerRenew(t *testing.T) {
 
 	// The next run: nothing due.
 	rl.Calls()
-	clock.Add(12 * time.Hour)
+	clock.Advance(12 * time.Hour)
 	res, err = m.Renew(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +304,7 @@ func TestManagerRenewErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	rl.Calls()
-	clock.Add(61 * 24 * time.Hour) // a third left, no ARI
+	clock.Advance(61 * 24 * time.Hour) // a third left, no ARI
 
 	t.Run("CA fails", func(t *testing.T) {
 		iss.Set(func(f *certstest.FakeIssuer) { f.Err = errBoom })
@@ -365,7 +353,7 @@ func TestManagerRenewRecheck(t *testing.T) {
 	if _, err := m.Obtain(ctx, certs.ObtainOptions{Names: []string{"a.example"}}); err != nil {
 		t.Fatal(err)
 	}
-	clock.Add(61 * 24 * time.Hour)
+	clock.Advance(61 * 24 * time.Hour)
 
 	other, err := certs.TryLock(m.Layout.LockFile())
 	if err != nil {
@@ -446,12 +434,12 @@ func TestManagerStatus(t *testing.T) {
 		t.Errorf("short.example: %+v", s)
 	}
 
-	clock.Add(5*day + time.Hour)
+	clock.Advance(5*day + time.Hour)
 	st, _ = m.Status(certs.StatusOptions{})
 	if s := st[2]; !s.Warn || s.Expired || !s.Next.Due {
 		t.Errorf("short.example at day 5: %+v", s)
 	}
-	clock.Add(day)
+	clock.Advance(day)
 	st, _ = m.Status(certs.StatusOptions{WarnBefore: 100 * day})
 	if a, s := st[0], st[2]; !a.Warn || a.Expired || !s.Expired || s.Left >= 0 {
 		t.Errorf("day 6: %+v %+v", a, s)

@@ -2,7 +2,6 @@ package token
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -11,32 +10,15 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/regctl/regctl/internal/testenv"
 )
-
-// auditBuffer is a bytes.Buffer safe for the audit writer and the test.
-type auditBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *auditBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *auditBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestAuditLog(t *testing.T) {
 	f := newFixture(t)
-	var buf auditBuffer
+	var buf testenv.SyncBuffer
 	a := NewAuditLog(&buf, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.srv.SetAudit(a)
 

@@ -19,6 +19,7 @@ import (
 	"github.com/regctl/regctl/internal/acl"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/store"
+	"github.com/regctl/regctl/internal/testenv"
 )
 
 // memStore is an in-memory token.Store for protocol tests; the real
@@ -113,24 +114,7 @@ type fixture struct {
 	st    *memStore
 	srv   *Server
 	h     http.Handler
-	clock *clock
-}
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+	clock *testenv.Clock
 }
 
 const testService = "registry.test"
@@ -149,7 +133,7 @@ func newFixture(t testing.TB) *fixture {
 	cfg.Issuer, cfg.Service = "regctl-test", testService
 	cfg.ReloadInterval = time.Second
 	cfg.BcryptCost = bcrypt.MinCost // the users' cost: fast under -race
-	clk := &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
 	srv, err := New(cfg, st, testKeys(t), slog.New(slog.NewTextHandler(io.Discard, nil)), clk.Now)
 	if err != nil {
 		t.Fatal(err)

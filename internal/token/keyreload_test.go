@@ -28,14 +28,14 @@ type reloadFixture struct {
 	srv   *Server
 	rl    *KeyReloader
 	h     http.Handler
-	clock *clock
+	clock *testenv.Clock
 	log   *testenv.SyncBuffer
 	ca    *x509.CertPool
 }
 
 func newReloadFixture(t *testing.T) *reloadFixture {
 	t.Helper()
-	clk := &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
 	dir := filepath.Join(t.TempDir(), "keys")
 	if err := keys.Generate(dir, keys.ES256, clk.Now()); err != nil {
 		t.Fatal(err)
@@ -123,13 +123,6 @@ func (f *reloadFixture) tryVerify(tok string) (string, error) {
 		return "", fmt.Errorf("kid %q is not the x5c leaf's %q (%v)", h.KeyID, kid, err)
 	}
 	return h.KeyID, nil
-}
-
-// setClock sets the fixture clock (helpers_test.go's clock only advances).
-func setClock(c *clock, t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
 }
 
 func (f *reloadFixture) jwksKIDs(t *testing.T) []string {
@@ -249,7 +242,7 @@ func TestKeyReloadExpiryWarnings(t *testing.T) {
 	if strings.Contains(f.log.String(), "expires soon") {
 		t.Fatalf("warning with a year left:\n%s", f.log)
 	}
-	setClock(f.clock, notAfter.Add(-10*24*time.Hour))
+	f.clock.Set(notAfter.Add(-10 * 24 * time.Hour))
 	f.rl.tick() // more than a day since the last check
 	if !strings.Contains(f.log.String(), `msg="signing certificate expires soon"`) || !strings.Contains(f.log.String(), "days_left=10") ||
 		!strings.Contains(f.log.String(), "regctl keys rotate --dir "+f.dir) {
@@ -265,7 +258,7 @@ func TestKeyReloadExpiryWarnings(t *testing.T) {
 	if n := strings.Count(f.log.String(), "expires soon"); n != 2 {
 		t.Errorf("%d warnings after a day, want 2", n)
 	}
-	setClock(f.clock, notAfter.Add(time.Minute))
+	f.clock.Set(notAfter.Add(time.Minute))
 	f.rl.CheckExpiry()
 	if !strings.Contains(f.log.String(), `level=ERROR msg="signing certificate has expired`) {
 		t.Errorf("no error after expiry:\n%s", f.log)

@@ -15,6 +15,7 @@ import (
 	"github.com/regctl/regctl/internal/acl"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/store/sqlite"
+	"github.com/regctl/regctl/internal/testenv"
 )
 
 // versionedRules is a RuleSource with a change counter, like the SQLite
@@ -56,7 +57,7 @@ func (v *versionedRules) set(rules ...acl.Rule) {
 func TestReloadSkipsUnchangedVersion(t *testing.T) {
 	src := &versionedRules{}
 	src.set(acl.Rule{Seq: 1, Match: acl.Match{Name: ptr("a/*")}, Actions: []string{"pull"}})
-	clk := &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
 	l := &policyLoader{rules: src, interval: time.Second, timeout: time.Second, now: clk.Now, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx := t.Context()
 
@@ -178,7 +179,7 @@ func TestReloadFromChangeFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	feed := &countingFeed{Store: st}
-	clk := &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
 	l := &policyLoader{rules: feed, interval: time.Second, timeout: 5 * time.Second, now: clk.Now, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	decide := func(name string) []string {
 		t.Helper()

@@ -11,25 +11,8 @@ import (
 
 	"github.com/regctl/regctl/internal/acl"
 	"github.com/regctl/regctl/internal/store/storetest"
+	"github.com/regctl/regctl/internal/testenv"
 )
-
-// testClock is a clock the test moves by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // TestRulesVersionOtherPrograms: RulesVersion, read through another handle
 // (another regctl process), moves after a change through the store; after
@@ -39,9 +22,9 @@ func (c *testClock) advance(d time.Duration) {
 func TestRulesVersionOtherPrograms(t *testing.T) {
 	uri, db := testURI(t), uniqueDB()
 	// One second into a bucket, so advancing by a bucket turns exactly one.
-	clock := &testClock{t: time.UnixMilli(0).Add(1000*ExternalEditBound + time.Second)}
-	s := openDB(t, uri, db, WithClock(clock.now), WithTimeout(20*time.Second))
-	poller := openDB(t, uri, db, WithClock(clock.now), WithTimeout(20*time.Second))
+	clock := testenv.NewClock(time.UnixMilli(0).Add(1000*ExternalEditBound + time.Second))
+	s := openDB(t, uri, db, WithClock(clock.Now), WithTimeout(20*time.Second))
+	poller := openDB(t, uri, db, WithClock(clock.Now), WithTimeout(20*time.Second))
 	poller.bucketPhase = 0
 	acls := rawClient(t).Database(db).Collection(DefaultRulesCollection)
 	ctx := testCtx(t)
@@ -78,11 +61,11 @@ func TestRulesVersionOtherPrograms(t *testing.T) {
 	}
 	// The documented limit: an edit in place is seen when the bucket turns.
 	check("an edit in place by another program, same time bucket", false)
-	clock.advance(ExternalEditBound - 2*time.Second)
+	clock.Advance(ExternalEditBound - 2*time.Second)
 	check("an edit in place by another program, end of the time bucket", false)
-	clock.advance(time.Second)
+	clock.Advance(time.Second)
 	check("an edit in place by another program, next time bucket", true)
-	clock.advance(ExternalEditBound - time.Second)
+	clock.Advance(ExternalEditBound - time.Second)
 	check("nothing, same time bucket", false)
 
 	if _, err := acls.DeleteOne(ctx, bson.D{{Key: "seq", Value: int64(3)}}); err != nil {
