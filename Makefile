@@ -2,6 +2,9 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/regctl/regctl/internal/cli.Version=$(VERSION)
 GO      ?= go
+# make dist: where, and for which linux architectures (Go's and Debian's names).
+DIST       ?= dist
+DIST_ARCHS ?= amd64 arm64
 
 .DEFAULT_GOAL := help
 
@@ -13,6 +16,9 @@ build: ## build bin/regctl
 
 demo: ## quickstart: regctl serve on the embedded store, one allowed and one denied request (and a real push if docker-registry and skopeo exist)
 	scripts/demo.sh
+
+dist: ## release files in dist/: static linux amd64 and arm64 binaries, a .deb of each (nfpm), SHA256SUMS
+	VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' scripts/dist.sh $(DIST) $(DIST_ARCHS)
 
 install: ## install regctl into /usr/local/bin
 	install -m 0755 bin/regctl /usr/local/bin/regctl
@@ -47,6 +53,6 @@ cover: ## unit test coverage report
 	$(GO) test -coverprofile=cover.out ./... && $(GO) tool cover -func=cover.out | tail -1
 
 clean: ## remove build output
-	rm -rf bin cover.out
+	rm -rf bin dist cover.out
 
-.PHONY: help build demo install test test-all bench bench-stack microbench lint fmt tidy cover clean
+.PHONY: help build demo dist install test test-all bench bench-stack microbench lint fmt tidy cover clean

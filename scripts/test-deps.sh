@@ -38,21 +38,8 @@ if ((${#missing[@]})); then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-# build_cached NAME VERSION CMD...: runs CMD with $out set to the target path
-# unless the cached binary already exists.
-build_cached() {
-	local name=$1 version=$2
-	shift 2
-	local dir="$cache/$name-$version"
-	out="$dir/$name"
-	if [[ ! -x $out ]]; then
-		log "building $name $version (cached in $dir)"
-		mkdir -p "$dir"
-		"$@"
-	fi
-	local var=${name^^}
-	echo "${var//-/_}=$out"
-}
+# build_cached NAME VERSION CMD... and go_install PKG@VERSION
+source "$(dirname "${BASH_SOURCE[0]}")/build-cached.sh"
 
 build_ferretdb() {
 	# The module zip lacks build/version/version.txt, which the binary needs at
@@ -66,10 +53,6 @@ build_ferretdb() {
 	(cd "$tmp" && go build -trimpath -o "$out.tmp" ./cmd/ferretdb)
 	mv "$out.tmp" "$out"
 	rm -rf "$tmp"
-}
-
-go_install() {
-	GOBIN=$(dirname "$out") go install "$1"
 }
 
 build_cached ferretdb "$FERRETDB_VERSION" build_ferretdb
