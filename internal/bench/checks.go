@@ -193,23 +193,9 @@ func (r *run) staleness(ctx context.Context) error {
 	if err := r.st.AddRule(ctx, rule); err != nil {
 		return err
 	}
-	t0 := time.Now()
-	for {
-		ok, err := r.granted(ctx, 0, scope)
-		if err != nil {
-			return err
-		}
-		if ok {
-			st.RuleChangeS = time.Since(t0).Seconds()
-			break
-		}
-		if time.Since(t0) > limit {
-			st.RuleChangeS = -1
-			break
-		}
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
-			return err
-		}
+	var err error
+	if st.RuleChangeS, err = secondsUntil(ctx, limit, func() (bool, error) { return r.granted(ctx, 0, scope) }); err != nil {
+		return err
 	}
 	_ = r.st.RemoveRule(ctx, rule.Seq)
 
@@ -220,27 +206,37 @@ func (r *run) staleness(ctx context.Context) error {
 	if _, err := r.st.UpdateUser(ctx, UserName(1), func(u *store.User) error { u.Disabled = true; return nil }); err != nil {
 		return err
 	}
-	t0 = time.Now()
-	for {
+	st.UserChangeS, err = secondsUntil(ctx, limit, func() (bool, error) {
 		status, _, _, err := get(ctx, r.rAddr, 1, Scope(1, 0, r.cfg.Rules), false)
-		if err != nil {
-			return err
-		}
-		if status == http.StatusUnauthorized {
-			st.UserChangeS = time.Since(t0).Seconds()
-			break
-		}
-		if time.Since(t0) > limit {
-			st.UserChangeS = -1
-			break
-		}
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
-			return err
-		}
+		return status == http.StatusUnauthorized, err
+	})
+	if err != nil {
+		return err
 	}
 	r.logf("staleness: a rule change applied after %.2fs, a disabled user after %.2fs (reload interval %s)",
 		st.RuleChangeS, st.UserChangeS, interval)
 	return nil
+}
+
+// secondsUntil polls cond every 20 ms and returns the seconds until it
+// held, or -1 if it did not within limit.
+func secondsUntil(ctx context.Context, limit time.Duration, cond func() (bool, error)) (float64, error) {
+	t0 := time.Now()
+	for {
+		ok, err := cond()
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return time.Since(t0).Seconds(), nil
+		}
+		if time.Since(t0) > limit {
+			return -1, nil
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return 0, err
+		}
+	}
 }
 
 // stalenessSlack is what a change may take beyond the reload interval:

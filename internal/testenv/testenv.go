@@ -203,7 +203,8 @@ func indent(label, s string) string {
 }
 
 // Poll calls check every interval until it returns nil or timeout passes,
-// and returns the last error (nil on success).
+// and returns the last error (nil on success). An error made by Stop ends
+// it at once, and Poll returns the error Stop was given.
 func Poll(timeout, interval time.Duration, check func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -211,9 +212,18 @@ func Poll(timeout, interval time.Duration, check func() error) error {
 		if err == nil {
 			return nil
 		}
+		if s, ok := errors.AsType[stopError](err); ok {
+			return s.error
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("still failing after %s: %w", timeout, err)
 		}
 		time.Sleep(interval)
 	}
 }
+
+// stopError ends Poll at once.
+type stopError struct{ error }
+
+// Stop returns an error that makes Poll give up at once, returning err.
+func Stop(err error) error { return stopError{err} }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/regctl/regctl/internal/testenv"
 )
 
 // Variant is which cached rootfs a host boots.
@@ -418,9 +420,9 @@ func (h *Host) start(t testing.TB) {
 	h.mu.Unlock()
 
 	var pid int
-	err = poll(30*time.Second, 50*time.Millisecond, func() error {
+	err = testenv.Poll(30*time.Second, 50*time.Millisecond, func() error {
 		if p.exited() {
-			return stop(fmt.Errorf("systemd-nspawn exited: %v", p.err))
+			return testenv.Stop(fmt.Errorf("systemd-nspawn exited: %v", p.err))
 		}
 		var err error
 		pid, err = containerInit(cmd.Process.Pid)
@@ -434,9 +436,9 @@ func (h *Host) start(t testing.TB) {
 	h.mu.Unlock()
 
 	var state string
-	err = poll(h.Opts.BootTimeout, 200*time.Millisecond, func() error {
+	err = testenv.Poll(h.Opts.BootTimeout, 200*time.Millisecond, func() error {
 		if p.exited() {
-			return stop(fmt.Errorf("systemd-nspawn exited: %v", p.err))
+			return testenv.Stop(fmt.Errorf("systemd-nspawn exited: %v", p.err))
 		}
 		r, err := h.exec(Cmd{Args: []string{"systemctl", "is-system-running"}, Timeout: 10 * time.Second})
 		if err != nil {
@@ -464,30 +466,6 @@ func (h *Host) start(t testing.TB) {
 		h.Name, state, time.Since(began).Round(time.Millisecond), pid, h.IP, h.Netns, h.OuterIP)
 	if state != "running" {
 		t.Logf("freshhost: %s failed units:\n%s", h.Name, h.failedUnits())
-	}
-}
-
-// stopError ends poll at once.
-type stopError struct{ error }
-
-func stop(err error) error { return stopError{err} }
-
-// poll is testenv.Poll that gives up at once on an error made by stop.
-func poll(timeout, interval time.Duration, check func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return nil
-		}
-		var s stopError
-		if errors.As(err, &s) {
-			return s.error
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("still failing after %s: %w", timeout, err)
-		}
-		time.Sleep(interval)
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regctl/regctl/internal/testenv"
 )
 
 // MirrorPort is where the registry Mirror starts listens, on OuterIP.
@@ -114,10 +116,10 @@ http:
 	if h.Run(t, "", "systemctl", "is-active", "--quiet", "docker").Code == 0 {
 		// Both settings reload on SIGHUP.
 		h.MustRun(t, "", "systemctl", "reload", "docker")
-		err := poll(30*time.Second, 200*time.Millisecond, func() error {
+		err := testenv.Poll(30*time.Second, 200*time.Millisecond, func() error {
 			r, err := h.exec(Cmd{Args: []string{"docker", "info", "--format", "{{json .RegistryConfig.Mirrors}}"}, Timeout: 10 * time.Second})
 			if err != nil {
-				return stop(err)
+				return testenv.Stop(err)
 			}
 			if !strings.Contains(r.Stdout, h.mirrorURL()) {
 				return fmt.Errorf("docker info: mirrors %s", r.Output())
