@@ -151,6 +151,12 @@ gofmt_check() {
 	fi
 }
 
+# make dist: the release binaries, amd64 and arm64 cross-built, and their
+# .debs (building nfpm the first time), into the temporary directory.
+dist_build() {
+	make dist DIST="$tmp/dist"
+}
+
 # Without the servers nothing else can run meaningfully.
 phase deps deps
 phase ferretdb start_ferretdb
@@ -170,6 +176,7 @@ env | grep '^REGCTL_TEST_' | sort >&2
 
 phase vet go vet -tags integration ./...
 phase gofmt gofmt_check
+phase dist dist_build
 # Benchmarks run once each, only to keep them compiling and working.
 phase bench go test -run='^$' -bench=. -benchtime=1x ./...
 # The end-to-end tests wait on real servers with deadlines (expiry, revoke
