@@ -256,9 +256,8 @@ func TestInitACMEFreshHost(t *testing.T) {
 	pebbleBin := certstest.PebbleBinary(t)
 	challBin := testenv.Require(t, acmeEnvChalltestsrv, "the path of a pebble-challtestsrv v2.10.3 binary (scripts/test-deps.sh builds it into ~/.cache/regctl-test/pebble-challtestsrv-v2.10.3/)")
 	a := freshhost.Cache(t)
-	bin := freshhost.StaticRegctl(t)
 
-	h := bootRegctlHost(t, bin, freshhost.Options{
+	h := bootRegctlHost(t, freshhost.Options{
 		Variant:     freshhost.Full,
 		MountRepo:   true,
 		BootTimeout: 5 * time.Minute,

@@ -47,9 +47,8 @@ func TestInitGuardsFreshHost(t *testing.T) {
 	t.Parallel()
 	crane := testenv.Require(t, testenv.EnvCrane, "the path of a crane binary (go-containerregistry v0.22.1)")
 	a := freshhost.Cache(t)
-	bin := freshhost.StaticRegctl(t)
 
-	h := bootRegctlHost(t, bin, freshhost.Options{
+	h := bootRegctlHost(t, freshhost.Options{
 		Variant:   freshhost.Full,
 		MountRepo: true,
 	})

@@ -146,9 +146,8 @@ func TestInitFreshHost(t *testing.T) {
 	t.Parallel()
 	crane := testenv.Require(t, testenv.EnvCrane, "the path of a crane binary (go-containerregistry v0.22.1)")
 	a := freshhost.Cache(t)
-	bin := freshhost.StaticRegctl(t)
 
-	h := bootRegctlHost(t, bin, freshhost.Options{
+	h := bootRegctlHost(t, freshhost.Options{
 		Variant:    freshhost.Bare,
 		Persistent: true,
 		MountRepo:  true,
@@ -395,14 +394,39 @@ func (d *deployment) testReboot(t *testing.T) {
 	t.Logf("TIMING reboot to first push: %s", time.Since(start).Round(time.Millisecond))
 }
 
-// bootRegctlHost boots a fresh host with regctl (bin) installed at
-// /usr/local/bin/regctl and the registry's name resolving to it outside.
-func bootRegctlHost(t *testing.T, bin string, o freshhost.Options) *freshhost.Host {
+// bootRegctlHost boots a fresh host, installs regctl there from its .deb
+// as a user would (dpkg -i; freshhost.RegctlDeb builds it with make dist)
+// and makes the registry's name resolve to the host outside.
+func bootRegctlHost(t *testing.T, o freshhost.Options) *freshhost.Host {
 	t.Helper()
-	o.Binds = append(o.Binds, freshhost.Bind{Src: bin, Dst: "/usr/local/bin/regctl", ReadOnly: true})
+	deb := freshhost.RegctlDeb(t)
+	dst := "/root/" + filepath.Base(deb)
+	o.Binds = append(o.Binds, freshhost.Bind{Src: deb, Dst: dst, ReadOnly: true})
 	o.Hostnames = append(o.Hostnames, registryName)
 	start := time.Now()
 	h := freshhost.Boot(t, o)
 	t.Logf("TIMING boot: %s", time.Since(start).Round(time.Millisecond))
+
+	start = time.Now()
+	h.MustRun(t, "", "dpkg", "-i", dst)
+	t.Logf("TIMING dpkg -i: %s", time.Since(start).Round(time.Millisecond))
+	// The host has no man-db: check that the pages are there, not man.
+	files := strings.Split(h.MustRun(t, "", "dpkg", "-L", "regctl").Stdout, "\n")
+	for _, f := range []string{
+		"/usr/bin/regctl",
+		"/usr/share/man/man1/regctl.1.gz",
+		"/usr/share/man/man1/regctl-init.1.gz",
+		"/usr/share/bash-completion/completions/regctl",
+		"/usr/share/zsh/vendor-completions/_regctl",
+		"/usr/share/fish/vendor_completions.d/regctl.fish",
+		"/usr/share/doc/regctl/regctl.example.yaml",
+	} {
+		if !slices.Contains(files, f) {
+			t.Errorf("dpkg -L regctl lacks %s:\n%s", f, strings.Join(files, "\n"))
+		}
+	}
+	if got := strings.TrimSpace(h.MustRun(t, "", "sh", "-c", "command -v regctl").Stdout); got != "/usr/bin/regctl" {
+		t.Errorf("regctl on the host's PATH is %q, want the package's /usr/bin/regctl", got)
+	}
 	return h
 }

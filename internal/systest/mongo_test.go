@@ -31,7 +31,7 @@ func TestInitFreshHostMongo(t *testing.T) {
 	a := freshhost.Cache(t)
 	bin := freshhost.StaticRegctl(t)
 
-	h := bootRegctlHost(t, bin, freshhost.Options{
+	h := bootRegctlHost(t, freshhost.Options{
 		Variant:    freshhost.Full,
 		Persistent: true, // for the reboot
 	})

@@ -1,7 +1,13 @@
 package freshhost
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/regctl/regctl/internal/testenv"
 )
@@ -12,4 +18,51 @@ import (
 func StaticRegctl(t testing.TB) string {
 	t.Helper()
 	return testenv.BuildStaticRegctl(t)
+}
+
+var debBuild struct {
+	once sync.Once
+	deb  string
+	err  error
+}
+
+// RegctlDeb builds regctl's amd64 .deb from the current tree once per test
+// process, the way a release is built: `make dist` (scripts/dist.sh, nfpm,
+// packaging/nfpm.yaml), so that a test installing it (dpkg -i in the host)
+// tests the packaging too. It lives beside StaticRegctl's build, removed
+// with it by testenv.RemoveBuilds.
+//
+// The build runs with GOPROXY=off, so the test reaches nothing outside:
+// nfpm must be in dist.sh's cache already, which the first `make dist` on
+// the machine (or scripts/test.sh's dist phase) sees to.
+func RegctlDeb(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(StaticRegctl(t)), "dist")
+	debBuild.once.Do(func() {
+		debBuild.deb, debBuild.err = buildDeb(dir)
+	})
+	if debBuild.err != nil {
+		t.Fatalf("build regctl's .deb: %v", debBuild.err)
+	}
+	return debBuild.deb
+}
+
+func buildDeb(dir string) (string, error) {
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("make", "-s", "dist", "DIST="+dir, "DIST_ARCHS=amd64")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOPROXY=off")
+	start := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%v in %s: %v\n%s\n(nfpm not built yet? run make dist once, with the module proxy reachable)", cmd.Args, root, err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dir, "regctl_*_amd64.deb"))
+	if len(debs) != 1 {
+		return "", fmt.Errorf("make dist left %d amd64 .debs in %s, want 1: %v", len(debs), dir, debs)
+	}
+	fmt.Fprintf(os.Stderr, "freshhost: built %s in %s\n", filepath.Base(debs[0]), time.Since(start).Round(time.Millisecond))
+	return debs[0], nil
 }
