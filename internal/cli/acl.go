@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +18,7 @@ import (
 )
 
 // NewCmdACL builds `regctl acl`.
-func NewCmdACL(f *Factory) *cobra.Command {
+func NewCmdACL(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "acl",
 		Short: "Manage docker_auth-style ACL rules and explain decisions",
@@ -48,7 +47,7 @@ type ACLListOptions struct {
 }
 
 // NewCmdACLList builds `regctl acl list`.
-func NewCmdACLList(f *Factory, runF func(context.Context, *ACLListOptions) error) *cobra.Command {
+func NewCmdACLList(f *cmdutil.Factory, runF func(context.Context, *ACLListOptions) error) *cobra.Command {
 	o := &ACLListOptions{}
 	cmd := &cobra.Command{
 		Use:     "list",
@@ -61,7 +60,7 @@ reads them.`,
 		Example: "  regctl acl list\n  regctl acl list -o yaml > rules.yaml",
 		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(o.Output, formatTable, formatJSON, formatYAML); err != nil {
+			if err := cmdutil.CheckOutput(o.Output, cmdutil.FormatTable, cmdutil.FormatJSON, cmdutil.FormatYAML); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -70,30 +69,30 @@ reads them.`,
 			return aclListRun(cmd.Context(), f, o)
 		},
 	}
-	addOutputFlag(cmd, &o.Output, formatTable, formatJSON, formatYAML)
+	cmdutil.AddOutputFlag(cmd, &o.Output, cmdutil.FormatTable, cmdutil.FormatJSON, cmdutil.FormatYAML)
 	return cmd
 }
 
-func aclListRun(ctx context.Context, f *Factory, o *ACLListOptions) error {
-	return withStore(ctx, f, func(st store.Store) error {
+func aclListRun(ctx context.Context, f *cmdutil.Factory, o *ACLListOptions) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		rules, err := st.ListRules(ctx)
 		if err != nil {
-			return storeErr(err, "rules")
+			return cmdutil.StoreErr(err, "rules")
 		}
-		if o.Output != formatTable {
-			return writeData(f.IO.Out, o.Output, exportRules(rules))
+		if o.Output != cmdutil.FormatTable {
+			return cmdutil.WriteData(f.IO.Out, o.Output, exportRules(rules))
 		}
 		if len(rules) == 0 {
 			fmt.Fprintln(f.IO.ErrOut, "No rules. Install the classic label rules with: regctl acl defaults")
 			return nil
 		}
-		now, loc := f.Now(), f.loc()
-		t := newTable("SEQ", "MATCH", "ACTIONS", "EXPIRES", "COMMENT")
+		now, loc := f.Now(), f.Loc()
+		t := cmdutil.NewTable("SEQ", "MATCH", "ACTIONS", "EXPIRES", "COMMENT")
 		for _, r := range rules {
-			t.row(strconv.FormatInt(r.Seq, 10), formatMatch(r.Match), formatActions(r.Actions),
-				formatExpiry(r.ExpiresAt, now, loc), r.Comment)
+			t.Row(strconv.FormatInt(r.Seq, 10), cmdutil.FormatMatch(r.Match), cmdutil.FormatActions(r.Actions),
+				cmdutil.FormatExpiry(r.ExpiresAt, now, loc), r.Comment)
 		}
-		return t.render(f.IO.Out)
+		return t.Render(f.IO.Out)
 	})
 }
 
@@ -102,7 +101,7 @@ func aclListRun(ctx context.Context, f *Factory, o *ACLListOptions) error {
 func exportRules(rules []acl.Rule) []acl.Rule {
 	out := make([]acl.Rule, len(rules))
 	for i, r := range rules {
-		r.ExpiresAt = utc(r.ExpiresAt)
+		r.ExpiresAt = cmdutil.UTC(r.ExpiresAt)
 		if r.Actions == nil {
 			r.Actions = []string{}
 		}
@@ -117,7 +116,7 @@ type ACLExportOptions struct {
 }
 
 // NewCmdACLExport builds `regctl acl export`.
-func NewCmdACLExport(f *Factory, runF func(context.Context, *ACLExportOptions) error) *cobra.Command {
+func NewCmdACLExport(f *cmdutil.Factory, runF func(context.Context, *ACLExportOptions) error) *cobra.Command {
 	o := &ACLExportOptions{}
 	cmd := &cobra.Command{
 		Use:   "export",
@@ -128,7 +127,7 @@ export, edit, import is a safe way to make many changes at once.`,
 		Example: "  regctl acl export > rules.yaml\n  regctl acl export -o json | jq '.[] | select(.actions == [])'",
 		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(o.Output, formatYAML, formatJSON); err != nil {
+			if err := cmdutil.CheckOutput(o.Output, cmdutil.FormatYAML, cmdutil.FormatJSON); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -137,7 +136,7 @@ export, edit, import is a safe way to make many changes at once.`,
 			return aclListRun(cmd.Context(), f, &ACLListOptions{Output: o.Output})
 		},
 	}
-	addOutputFlag(cmd, &o.Output, formatYAML, formatJSON)
+	cmdutil.AddOutputFlag(cmd, &o.Output, cmdutil.FormatYAML, cmdutil.FormatJSON)
 	return cmd
 }
 
@@ -150,7 +149,7 @@ type ACLAddOptions struct {
 }
 
 // NewCmdACLAdd builds `regctl acl add`.
-func NewCmdACLAdd(f *Factory, runF func(context.Context, *ACLAddOptions) error) *cobra.Command {
+func NewCmdACLAdd(f *cmdutil.Factory, runF func(context.Context, *ACLAddOptions) error) *cobra.Command {
 	var account, name, typ, service, ip, actions, expires, comment string
 	var labels []string
 	var deny bool
@@ -205,12 +204,12 @@ validated before anything is written.`,
 				r.Actions = []string{}
 			default:
 				var err error
-				if r.Actions, err = parseActions(actions); err != nil {
+				if r.Actions, err = cmdutil.ParseActions(actions); err != nil {
 					return cmdutil.FlagErrorf("--actions is required (pull, push, delete or *, comma separated), or --deny for an explicit deny")
 				}
 			}
 			var err error
-			if r.ExpiresAt, err = parseExpiry("expires", expires, f.Now()); err != nil {
+			if r.ExpiresAt, err = cmdutil.ParseExpiry("expires", expires, f.Now()); err != nil {
 				return err
 			}
 			o.AutoSeq = !fl.Changed("seq")
@@ -221,7 +220,7 @@ validated before anything is written.`,
 				if o.AutoSeq {
 					err = withoutSeq(err)
 				}
-				return &cmdutil.FlagError{Err: oneLine(err)}
+				return &cmdutil.FlagError{Err: cmdutil.OneLine(err)}
 			}
 			o.Rule = r
 			if runF != nil {
@@ -242,17 +241,17 @@ validated before anything is written.`,
 	fl.BoolVar(&deny, "deny", false, "an explicit deny: the rule allows nothing and stops the search")
 	fl.StringVar(&comment, "comment", "", "free text shown by acl list")
 	fl.StringVar(&expires, "expires", "", "rule expiry: RFC 3339 date or time, or a duration such as 30d")
-	addDryRunFlag(cmd, &o.DryRun)
-	_ = cmd.RegisterFlagCompletionFunc("actions", completeActions)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
+	_ = cmd.RegisterFlagCompletionFunc("actions", cmdutil.CompleteActions)
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{"repository", "registry"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
-func aclAddRun(ctx context.Context, f *Factory, o *ACLAddOptions) error {
-	return withStore(ctx, f, func(st store.Store) error {
+func aclAddRun(ctx context.Context, f *cmdutil.Factory, o *ACLAddOptions) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		rules, err := st.ListRules(ctx)
 		if err != nil {
-			return storeErr(err, "rules")
+			return cmdutil.StoreErr(err, "rules")
 		}
 		r := o.Rule
 		if o.AutoSeq {
@@ -263,18 +262,18 @@ func aclAddRun(ctx context.Context, f *Factory, o *ACLAddOptions) error {
 		}
 		if i := slices.IndexFunc(rules, func(x acl.Rule) bool { return x.Seq == r.Seq }); i >= 0 {
 			return fmt.Errorf("rule seq %d already exists (%s): remove it with regctl acl remove %d, or choose another --seq",
-				r.Seq, describeRule(rules[i]), r.Seq)
+				r.Seq, cmdutil.DescribeRule(rules[i]), r.Seq)
 		}
 		if _, err := acl.Compile(append(slices.Clone(rules), r)); err != nil {
-			return oneLine(err)
+			return cmdutil.OneLine(err)
 		}
 		if !o.DryRun {
 			if err := st.AddRule(ctx, r); err != nil {
-				return storeErr(err, fmt.Sprintf("rule seq %d", r.Seq))
+				return cmdutil.StoreErr(err, fmt.Sprintf("rule seq %d", r.Seq))
 			}
 		}
-		fmt.Fprintf(f.IO.ErrOut, "%s rule %s\n", would(o.DryRun, "Added", "add"), describeRule(r))
-		if formatMatch(r.Match) == "(any)" {
+		fmt.Fprintf(f.IO.ErrOut, "%s rule %s\n", cmdutil.Would(o.DryRun, "Added", "add"), cmdutil.DescribeRule(r))
+		if cmdutil.FormatMatch(r.Match) == "(any)" {
 			fmt.Fprintln(f.IO.ErrOut, "Note: the rule has no conditions: it matches every request, so rules after it are never consulted")
 		}
 		if note := acl.MixedActionsNote(r.Actions); note != "" {
@@ -319,7 +318,7 @@ type ACLRemoveOptions struct {
 }
 
 // NewCmdACLRemove builds `regctl acl remove`.
-func NewCmdACLRemove(f *Factory, runF func(context.Context, *ACLRemoveOptions) error) *cobra.Command {
+func NewCmdACLRemove(f *cmdutil.Factory, runF func(context.Context, *ACLRemoveOptions) error) *cobra.Command {
 	o := &ACLRemoveOptions{}
 	cmd := &cobra.Command{
 		Use:               "remove SEQ",
@@ -327,7 +326,7 @@ func NewCmdACLRemove(f *Factory, runF func(context.Context, *ACLRemoveOptions) e
 		Short:             "Remove the rule with seq SEQ",
 		Example:           "  regctl acl remove 30",
 		Args:              cmdutil.ExactArgs(1),
-		ValidArgsFunction: completeSeqs(f),
+		ValidArgsFunction: cmdutil.CompleteSeqs(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			seq, err := strconv.ParseInt(args[0], 10, 64)
 			if err != nil {
@@ -340,15 +339,15 @@ func NewCmdACLRemove(f *Factory, runF func(context.Context, *ACLRemoveOptions) e
 			return aclRemoveRun(cmd.Context(), f, o)
 		},
 	}
-	addDryRunFlag(cmd, &o.DryRun)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
-func aclRemoveRun(ctx context.Context, f *Factory, o *ACLRemoveOptions) error {
-	return withStore(ctx, f, func(st store.Store) error {
+func aclRemoveRun(ctx context.Context, f *cmdutil.Factory, o *ACLRemoveOptions) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		rules, err := st.ListRules(ctx)
 		if err != nil {
-			return storeErr(err, "rules")
+			return cmdutil.StoreErr(err, "rules")
 		}
 		i := slices.IndexFunc(rules, func(r acl.Rule) bool { return r.Seq == o.Seq })
 		if i < 0 {
@@ -356,10 +355,10 @@ func aclRemoveRun(ctx context.Context, f *Factory, o *ACLRemoveOptions) error {
 		}
 		if !o.DryRun {
 			if err := st.RemoveRule(ctx, o.Seq); err != nil {
-				return storeErr(err, fmt.Sprintf("rule seq %d", o.Seq))
+				return cmdutil.StoreErr(err, fmt.Sprintf("rule seq %d", o.Seq))
 			}
 		}
-		fmt.Fprintf(f.IO.ErrOut, "%s rule %s\n", would(o.DryRun, "Removed", "remove"), describeRule(rules[i]))
+		fmt.Fprintf(f.IO.ErrOut, "%s rule %s\n", cmdutil.Would(o.DryRun, "Removed", "remove"), cmdutil.DescribeRule(rules[i]))
 		return nil
 	})
 }
@@ -371,7 +370,7 @@ type ACLDefaultsOptions struct {
 }
 
 // NewCmdACLDefaults builds `regctl acl defaults`.
-func NewCmdACLDefaults(f *Factory, runF func(context.Context, *ACLDefaultsOptions) error) *cobra.Command {
+func NewCmdACLDefaults(f *cmdutil.Factory, runF func(context.Context, *ACLDefaultsOptions) error) *cobra.Command {
 	o := &ACLDefaultsOptions{}
 	cmd := &cobra.Command{
 		Use:   "defaults",
@@ -395,7 +394,7 @@ again changes nothing. A different rule at seq 10 or 20 is left alone unless
 		},
 	}
 	cmd.Flags().BoolVar(&o.Force, "force", false, "replace different rules at seq 10 and 20")
-	addDryRunFlag(cmd, &o.DryRun)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
@@ -403,7 +402,7 @@ again changes nothing. A different rule at seq 10 or 20 is left alone unless
 // count.
 func sameRule(a, b acl.Rule) bool {
 	return a.Seq == b.Seq && matchEqual(a.Match, b.Match) && slices.Equal(a.Actions, b.Actions) &&
-		(a.Actions == nil) == (b.Actions == nil) && timePtrEqual(a.ExpiresAt, b.ExpiresAt)
+		(a.Actions == nil) == (b.Actions == nil) && cmdutil.TimePtrEqual(a.ExpiresAt, b.ExpiresAt)
 }
 
 func matchEqual(a, b acl.Match) bool {
@@ -412,11 +411,11 @@ func matchEqual(a, b acl.Match) bool {
 		eq(a.IP, b.IP) && maps.Equal(a.Labels, b.Labels)
 }
 
-func aclDefaultsRun(ctx context.Context, f *Factory, o *ACLDefaultsOptions) error {
-	return withStore(ctx, f, func(st store.Store) error {
+func aclDefaultsRun(ctx context.Context, f *cmdutil.Factory, o *ACLDefaultsOptions) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		rules, err := st.ListRules(ctx)
 		if err != nil {
-			return storeErr(err, "rules")
+			return cmdutil.StoreErr(err, "rules")
 		}
 		var add, replace []acl.Rule
 		var conflicts []string
@@ -429,9 +428,9 @@ func aclDefaultsRun(ctx context.Context, f *Factory, o *ACLDefaultsOptions) erro
 				fmt.Fprintf(f.IO.ErrOut, "No change: rule %d is already installed\n", d.Seq)
 			case o.Force:
 				replace = append(replace, d)
-				fmt.Fprintf(f.IO.ErrOut, "%s rule %s (was %s)\n", would(o.DryRun, "Replaced", "replace"), describeRule(d), describeRule(rules[i]))
+				fmt.Fprintf(f.IO.ErrOut, "%s rule %s (was %s)\n", cmdutil.Would(o.DryRun, "Replaced", "replace"), cmdutil.DescribeRule(d), cmdutil.DescribeRule(rules[i]))
 			default:
-				conflicts = append(conflicts, describeRule(rules[i]))
+				conflicts = append(conflicts, cmdutil.DescribeRule(rules[i]))
 			}
 		}
 		if len(conflicts) > 0 {
@@ -443,27 +442,27 @@ func aclDefaultsRun(ctx context.Context, f *Factory, o *ACLDefaultsOptions) erro
 			next = slices.DeleteFunc(next, func(r acl.Rule) bool { return r.Seq == d.Seq })
 		}
 		if _, err := acl.Compile(append(next, append(add, replace...)...)); err != nil {
-			return oneLine(err)
+			return cmdutil.OneLine(err)
 		}
 		if o.DryRun {
 			for _, d := range add {
-				fmt.Fprintf(f.IO.ErrOut, "Would add rule %s\n", describeRule(d))
+				fmt.Fprintf(f.IO.ErrOut, "Would add rule %s\n", cmdutil.DescribeRule(d))
 			}
 			return nil
 		}
 		for _, d := range replace {
 			if err := st.RemoveRule(ctx, d.Seq); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return storeErr(err, fmt.Sprintf("rule seq %d", d.Seq))
+				return cmdutil.StoreErr(err, fmt.Sprintf("rule seq %d", d.Seq))
 			}
 			if err := st.AddRule(ctx, d); err != nil {
-				return storeErr(err, fmt.Sprintf("rule seq %d", d.Seq))
+				return cmdutil.StoreErr(err, fmt.Sprintf("rule seq %d", d.Seq))
 			}
 		}
 		for _, d := range add {
 			if err := st.AddRule(ctx, d); err != nil {
-				return storeErr(err, fmt.Sprintf("rule seq %d", d.Seq))
+				return cmdutil.StoreErr(err, fmt.Sprintf("rule seq %d", d.Seq))
 			}
-			fmt.Fprintf(f.IO.ErrOut, "Added rule %s\n", describeRule(d))
+			fmt.Fprintf(f.IO.ErrOut, "Added rule %s\n", cmdutil.DescribeRule(d))
 		}
 		return nil
 	})
@@ -487,7 +486,7 @@ type ACLImportOptions struct {
 }
 
 // NewCmdACLImport builds `regctl acl import`.
-func NewCmdACLImport(f *Factory, runF func(context.Context, *ACLImportOptions) error) *cobra.Command {
+func NewCmdACLImport(f *cmdutil.Factory, runF func(context.Context, *ACLImportOptions) error) *cobra.Command {
 	o := &ACLImportOptions{}
 	cmd := &cobra.Command{
 		Use:   "import FILE",
@@ -511,7 +510,7 @@ the rule. It prints which rules were added, removed and changed.`,
 		Args: cmdutil.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.File = args[0]
-			data, err := readFileOrStdin(f.IO, o.File)
+			data, err := cmdutil.ReadFileOrStdin(f.IO, o.File)
 			if err != nil {
 				return err
 			}
@@ -519,7 +518,7 @@ the rule. It prints which rules were added, removed and changed.`,
 				return fmt.Errorf("%s: %w", o.File, err)
 			}
 			if _, err := acl.Compile(o.Rules); err != nil {
-				return fmt.Errorf("%s: %w", o.File, oneLine(err))
+				return fmt.Errorf("%s: %w", o.File, cmdutil.OneLine(err))
 			}
 			if runF != nil {
 				return runF(cmd.Context(), o)
@@ -527,15 +526,15 @@ the rule. It prints which rules were added, removed and changed.`,
 			return aclImportRun(cmd.Context(), f, o)
 		},
 	}
-	addDryRunFlag(cmd, &o.DryRun)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
-func aclImportRun(ctx context.Context, f *Factory, o *ACLImportOptions) error {
-	return withStore(ctx, f, func(st store.Store) error {
+func aclImportRun(ctx context.Context, f *cmdutil.Factory, o *ACLImportOptions) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		old, err := st.ListRules(ctx)
 		if err != nil {
-			return storeErr(err, "rules")
+			return cmdutil.StoreErr(err, "rules")
 		}
 		defer printMixedActionsNotes(f.IO.ErrOut, o.Rules)
 		diff := diffRules(old, o.Rules)
@@ -545,10 +544,10 @@ func aclImportRun(ctx context.Context, f *Factory, o *ACLImportOptions) error {
 		}
 		if !o.DryRun {
 			if err := st.ReplaceRules(ctx, o.Rules); err != nil {
-				return storeErr(err, "rules")
+				return cmdutil.StoreErr(err, "rules")
 			}
 		}
-		fmt.Fprintf(f.IO.ErrOut, "%s %d rule(s) with %d rule(s) from %s:\n", would(o.DryRun, "Replaced", "replace"), len(old), len(o.Rules), o.File)
+		fmt.Fprintf(f.IO.ErrOut, "%s %d rule(s) with %d rule(s) from %s:\n", cmdutil.Would(o.DryRun, "Replaced", "replace"), len(old), len(o.Rules), o.File)
 		for _, line := range diff {
 			fmt.Fprintln(f.IO.ErrOut, line)
 		}
@@ -580,23 +579,12 @@ func diffRules(old, next []acl.Rule) []string {
 		b, inNew := n[s]
 		switch {
 		case !inOld:
-			out = append(out, "  + "+describeRule(b))
+			out = append(out, "  + "+cmdutil.DescribeRule(b))
 		case !inNew:
-			out = append(out, "  - "+describeRule(a))
+			out = append(out, "  - "+cmdutil.DescribeRule(a))
 		case !sameRule(a, b) || a.Comment != b.Comment:
-			out = append(out, "  ~ "+describeRule(b)+" (was "+strings.TrimPrefix(describeRule(a), fmt.Sprintf("seq %d: ", s))+")")
+			out = append(out, "  ~ "+cmdutil.DescribeRule(b)+" (was "+strings.TrimPrefix(cmdutil.DescribeRule(a), fmt.Sprintf("seq %d: ", s))+")")
 		}
 	}
 	return out
-}
-
-func readFileOrStdin(ios *IOStreams, path string) ([]byte, error) {
-	if path == "-" {
-		return io.ReadAll(io.LimitReader(ios.In, 64<<20))
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read %w", err)
-	}
-	return data, nil
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // NewCmdAudit builds `regctl audit`.
-func NewCmdAudit(f *Factory) *cobra.Command {
+func NewCmdAudit(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Read the token server's audit log",
@@ -31,7 +31,7 @@ or token.`,
 
 // AuditTailOptions are `regctl audit tail`'s settings.
 type AuditTailOptions struct {
-	IO     *IOStreams
+	IO     *cmdutil.IOStreams
 	Loc    *time.Location
 	File   string
 	User   string
@@ -42,7 +42,7 @@ type AuditTailOptions struct {
 }
 
 // NewCmdAuditTail builds `regctl audit tail`.
-func NewCmdAuditTail(f *Factory, runF func(context.Context, *AuditTailOptions) error) *cobra.Command {
+func NewCmdAuditTail(f *cmdutil.Factory, runF func(context.Context, *AuditTailOptions) error) *cobra.Command {
 	opts := &AuditTailOptions{IO: f.IO, Poll: 500 * time.Millisecond}
 	cmd := &cobra.Command{
 		Use:   "tail",
@@ -59,7 +59,7 @@ line; otherwise the JSON lines are printed as they are, for jq.`,
   regctl audit tail --file audit.log -n 0 | jq 'select(.result == "unauthorized")'`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts.Loc = f.loc()
+			opts.Loc = f.Loc()
 			if opts.File == "" {
 				opts.File = f.Config.GetString("audit-log")
 			}

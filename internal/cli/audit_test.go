@@ -159,7 +159,7 @@ func TestAuditTailFollow(t *testing.T) {
 	if err := os.WriteFile(path, []byte(lines[0]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ios, _, _, _ := Test()
+	ios, _, _, _ := cmdutil.Test()
 	var out lockedBuffer
 	ios.Out = &out
 	ctx, cancel := context.WithCancel(t.Context())

@@ -23,7 +23,7 @@ import (
 )
 
 // NewCmdCerts builds `regctl certs`.
-func NewCmdCerts(f *Factory) *cobra.Command {
+func NewCmdCerts(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "certs",
 		Short: "Obtain and renew the TLS certificates (ACME, Let's Encrypt), dhparams, expiry status",
@@ -69,7 +69,7 @@ var certsConfigKeys = []string{
 // bindCertsConfig binds the running command's flags to the config keys.
 // It runs when the command runs, not when it is built, so that a key
 // shared with another command's flag (root) reads this command's flag.
-func bindCertsConfig(f *Factory, cmd *cobra.Command) {
+func bindCertsConfig(f *cmdutil.Factory, cmd *cobra.Command) {
 	for _, k := range certsConfigKeys {
 		if fl := cmd.Flags().Lookup(k); fl != nil {
 			_ = f.Config.BindPFlag(k, fl)
@@ -136,7 +136,7 @@ func addCertsACMEFlags(cmd *cobra.Command) {
 }
 
 // certsACMEOptions reads the shared flags (through the config).
-func certsACMEOptions(f *Factory, cmd *cobra.Command) (CertsACMEOptions, error) {
+func certsACMEOptions(f *cmdutil.Factory, cmd *cobra.Command) (CertsACMEOptions, error) {
 	v := f.Config
 	o := CertsACMEOptions{
 		Root:         v.GetString("root"),
@@ -196,7 +196,7 @@ func certsACMEOptions(f *Factory, cmd *cobra.Command) (CertsACMEOptions, error) 
 
 // manager builds the certs.Manager: the lego issuer unless o.Issuer is
 // set, the docker compose reloader unless o.Reloader is set.
-func (o *CertsACMEOptions) manager(f *Factory, logger *slog.Logger) (*certs.Manager, error) {
+func (o *CertsACMEOptions) manager(f *cmdutil.Factory, logger *slog.Logger) (*certs.Manager, error) {
 	layout := certs.Layout{Root: o.Root}
 	iss := o.Issuer
 	if iss == nil {
@@ -260,7 +260,7 @@ type CertsObtainOptions struct {
 }
 
 // NewCmdCertsObtain builds `regctl certs obtain`.
-func NewCmdCertsObtain(f *Factory, runF func(context.Context, *CertsObtainOptions) error) *cobra.Command {
+func NewCmdCertsObtain(f *cmdutil.Factory, runF func(context.Context, *CertsObtainOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "obtain NAME...",
 		Short: "Obtain a certificate for one or more names",
@@ -323,7 +323,7 @@ After a webroot or DNS issuance nginx is checked and reloaded.`,
 	return cmd
 }
 
-func certsObtainRun(ctx context.Context, f *Factory, o *CertsObtainOptions) error {
+func certsObtainRun(ctx context.Context, f *cmdutil.Factory, o *CertsObtainOptions) error {
 	logger := f.Logger()
 	m, err := o.manager(f, logger)
 	if err != nil {
@@ -358,19 +358,19 @@ func certsObtainRun(ctx context.Context, f *Factory, o *CertsObtainOptions) erro
 	printCertFiles(w, f, m.Layout, c)
 	switch {
 	case err != nil:
-		fmt.Fprintf(w, "  %-12s NOT reloaded: %v\n", "nginx", oneLine(err))
+		fmt.Fprintf(w, "  %-12s NOT reloaded: %v\n", "nginx", cmdutil.OneLine(err))
 		return cmdutil.ErrSilent
 	case res.Reloaded:
 		fmt.Fprintf(w, "  %-12s configuration OK, reloaded\n", "nginx")
 	case res.ReloadErr != nil:
-		fmt.Fprintf(w, "  %-12s not reloaded (not running yet?): %v\n", "nginx", oneLine(res.ReloadErr))
+		fmt.Fprintf(w, "  %-12s not reloaded (not running yet?): %v\n", "nginx", cmdutil.OneLine(res.ReloadErr))
 	default:
 		fmt.Fprintf(w, "  %-12s not reloaded (standalone challenge: nginx is not running)\n", "nginx")
 	}
 	return nil
 }
 
-func printCertFiles(w io.Writer, f *Factory, l certs.Layout, c *certs.Cert) {
+func printCertFiles(w io.Writer, f *cmdutil.Factory, l certs.Layout, c *certs.Cert) {
 	now := f.Now()
 	issuer := c.Meta.Issuer
 	if c.Staging() {
@@ -380,7 +380,7 @@ func printCertFiles(w io.Writer, f *Factory, l certs.Layout, c *certs.Cert) {
 	fmt.Fprintf(w, "  %-12s %s\n", "private key", l.Privkey(c.Name))
 	fmt.Fprintf(w, "  %-12s %s\n", "issuer", issuer)
 	fmt.Fprintf(w, "  %-12s %s\n", "serial", c.Meta.Serial)
-	fmt.Fprintf(w, "  %-12s %s\n", "valid until", formatDate(c.Leaf.NotAfter, now, f.loc()))
+	fmt.Fprintf(w, "  %-12s %s\n", "valid until", cmdutil.FormatDate(c.Leaf.NotAfter, now, f.Loc()))
 }
 
 // CertsRenewOptions are `regctl certs renew`'s settings.
@@ -408,7 +408,7 @@ type CertsRenewOptions struct {
 const DefaultRenewDelay = 8 * time.Minute
 
 // NewCmdCertsRenew builds `regctl certs renew`.
-func NewCmdCertsRenew(f *Factory, runF func(context.Context, *CertsRenewOptions) error) *cobra.Command {
+func NewCmdCertsRenew(f *cmdutil.Factory, runF func(context.Context, *CertsRenewOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "renew [NAME...]",
 		Short: "Renew the certificates that are due (run from cron twice a day)",
@@ -490,7 +490,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func certsRenewRun(ctx context.Context, f *Factory, o *CertsRenewOptions) error {
+func certsRenewRun(ctx context.Context, f *cmdutil.Factory, o *CertsRenewOptions) error {
 	logger := f.Logger()
 	if !o.NoRandomSleep && !f.IO.IsStdoutTTY() && o.MaxDelay > 0 {
 		d := rand.N(o.MaxDelay)
@@ -523,26 +523,26 @@ func certsRenewRun(ctx context.Context, f *Factory, o *CertsRenewOptions) error 
 	for _, out := range res.Outcomes {
 		switch {
 		case out.Err != nil:
-			msg := oneLine(stagingHint(out.Err)).Error()
+			msg := cmdutil.OneLine(stagingHint(out.Err)).Error()
 			fmt.Fprintf(w, "%s: FAILED: %s\n", out.Name, strings.TrimPrefix(msg, out.Name+": "))
 		case out.Renewed:
 			fmt.Fprintf(w, "%s: renewed (%s); serial %s, valid until %s\n", out.Name, out.Decision.Reason,
-				out.Cert.Meta.Serial, formatDate(out.Cert.Leaf.NotAfter, now, f.loc()))
+				out.Cert.Meta.Serial, cmdutil.FormatDate(out.Cert.Leaf.NotAfter, now, f.Loc()))
 		case o.Quiet:
 		case out.Note != "":
 			fmt.Fprintf(w, "%s: %s\n", out.Name, out.Note)
 		default:
-			fmt.Fprintf(w, "%s: not due; next renewal %s (%s)\n", out.Name, formatDate(out.Decision.At, now, f.loc()), out.Decision.Reason)
+			fmt.Fprintf(w, "%s: not due; next renewal %s (%s)\n", out.Name, cmdutil.FormatDate(out.Decision.At, now, f.Loc()), out.Decision.Reason)
 		}
 	}
 	switch {
 	case res.Reloaded:
 		fmt.Fprintln(w, "nginx: configuration OK, reloaded")
 	case res.ReloadErr != nil:
-		fmt.Fprintf(w, "nginx: NOT reloaded: %v\n", oneLine(res.ReloadErr))
+		fmt.Fprintf(w, "nginx: NOT reloaded: %v\n", cmdutil.OneLine(res.ReloadErr))
 	}
 	for _, e := range res.HookErrs {
-		fmt.Fprintf(w, "FAILED: %v\n", oneLine(e))
+		fmt.Fprintf(w, "FAILED: %v\n", cmdutil.OneLine(e))
 	}
 	if err != nil {
 		return cmdutil.ErrSilent
@@ -562,7 +562,7 @@ type CertsStatusOptions struct {
 }
 
 // NewCmdCertsStatus builds `regctl certs status`.
-func NewCmdCertsStatus(f *Factory, runF func(context.Context, *CertsStatusOptions) error) *cobra.Command {
+func NewCmdCertsStatus(f *cmdutil.Factory, runF func(context.Context, *CertsStatusOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the certificates' expiry and next renewal; fail when one is about to expire",
@@ -627,7 +627,7 @@ type certStatusJSON struct {
 	Error       string               `json:"error,omitempty"`
 }
 
-func certsStatusRun(f *Factory, o *CertsStatusOptions) error {
+func certsStatusRun(f *cmdutil.Factory, o *CertsStatusOptions) error {
 	m := &certs.Manager{Layout: certs.Layout{Root: o.Root}, Now: f.Now}
 	st, err := m.Status(certs.StatusOptions{
 		Policy:     certs.Policy{RenewBefore: time.Duration(o.Days) * 24 * time.Hour, Interval: o.Interval},
@@ -653,18 +653,18 @@ func certsStatusRun(f *Factory, o *CertsStatusOptions) error {
 			}
 			out = append(out, j)
 		}
-		if err := writeJSON(f.IO.Out, out); err != nil {
+		if err := cmdutil.WriteJSON(f.IO.Out, out); err != nil {
 			return err
 		}
 	} else if len(st) > 0 {
-		if err := statusTable(f, st, now).render(f.IO.Out); err != nil {
+		if err := statusTable(f, st, now).Render(f.IO.Out); err != nil {
 			return err
 		}
 	}
 	var problems []string
 	if pending, since := m.ReloadPending(); pending {
 		problems = append(problems, fmt.Sprintf("nginx was not reloaded after the certificates changed (%s) and may serve old ones; run regctl certs renew to retry",
-			relTime(since, now)))
+			cmdutil.RelTime(since, now)))
 	}
 	if len(st) == 0 {
 		problems = append(problems, fmt.Sprintf("no certificates in %s; obtain one with: regctl certs obtain NAME", m.Layout.LiveDir()))
@@ -674,10 +674,10 @@ func certsStatusRun(f *Factory, o *CertsStatusOptions) error {
 		case s.Err != nil:
 			problems = append(problems, fmt.Sprintf("%s: unreadable: %v", s.Name, s.Err))
 		case s.Expired:
-			problems = append(problems, fmt.Sprintf("%s: EXPIRED %s", s.Name, relTime(s.NotAfter, now)))
+			problems = append(problems, fmt.Sprintf("%s: EXPIRED %s", s.Name, cmdutil.RelTime(s.NotAfter, now)))
 		case s.Warn:
 			problems = append(problems, fmt.Sprintf("%s: expires %s, within the warning window of %s",
-				s.Name, relTime(s.NotAfter, now), days(s.WarnBefore)))
+				s.Name, cmdutil.RelTime(s.NotAfter, now), days(s.WarnBefore)))
 		}
 	}
 	if len(problems) == 0 {
@@ -692,19 +692,19 @@ func certsStatusRun(f *Factory, o *CertsStatusOptions) error {
 	return cmdutil.ErrSilent
 }
 
-func statusTable(f *Factory, st []certs.CertStatus, now time.Time) *table {
+func statusTable(f *cmdutil.Factory, st []certs.CertStatus, now time.Time) *cmdutil.Table {
 	tty := f.IO.IsStdoutTTY()
-	loc := f.loc()
+	loc := f.Loc()
 	date := func(t time.Time) string {
 		if tty {
-			return t.In(loc).Format(dateLayout)
+			return t.In(loc).Format(cmdutil.DateLayout)
 		}
 		return t.UTC().Format(time.RFC3339)
 	}
-	tbl := newTable("NAME", "ISSUER", "NOT AFTER", "DAYS LEFT", "NEXT RENEWAL", "ARI WINDOW")
+	tbl := cmdutil.NewTable("NAME", "ISSUER", "NOT AFTER", "DAYS LEFT", "NEXT RENEWAL", "ARI WINDOW")
 	for _, s := range st {
 		if s.Err != nil {
-			tbl.row(s.Name, "(unreadable)", "", "", "", "")
+			tbl.Row(s.Name, "(unreadable)", "", "", "", "")
 			continue
 		}
 		issuer := s.Issuer
@@ -716,7 +716,7 @@ func statusTable(f *Factory, st []certs.CertStatus, now time.Time) *table {
 		case s.Expired:
 			left = "expired"
 		case s.Warn && tty:
-			left = f.colors().red(left)
+			left = f.Colors().Red(left)
 		}
 		next := date(s.Next.At)
 		if s.Next.Due {
@@ -726,7 +726,7 @@ func statusTable(f *Factory, st []certs.CertStatus, now time.Time) *table {
 		if s.ARI.Valid() {
 			ari = date(s.ARI.Start) + " to " + date(s.ARI.End)
 		}
-		tbl.row(s.Name, issuer, date(s.NotAfter), left, next, ari)
+		tbl.Row(s.Name, issuer, date(s.NotAfter), left, next, ari)
 	}
 	return tbl
 }
@@ -754,7 +754,7 @@ type CertsDHParamsOptions struct {
 }
 
 // NewCmdCertsDHParams builds `regctl certs dhparams`.
-func NewCmdCertsDHParams(f *Factory, runF func(context.Context, *CertsDHParamsOptions) error) *cobra.Command {
+func NewCmdCertsDHParams(f *cmdutil.Factory, runF func(context.Context, *CertsDHParamsOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dhparams",
 		Short: "Write Diffie-Hellman parameters for nginx's ssl_dhparam",
@@ -806,7 +806,7 @@ nginx needs dhparams only when the TLS profile offers DHE cipher suites
 	return cmd
 }
 
-func certsDHParamsRun(ctx context.Context, f *Factory, o *CertsDHParamsOptions) error {
+func certsDHParamsRun(ctx context.Context, f *cmdutil.Factory, o *CertsDHParamsOptions) error {
 	var params *certs.DHParams
 	var what string
 	if o.Generate > 0 {

@@ -29,8 +29,8 @@ import (
 // and docker compose.
 type certsEnv struct {
 	t           *testing.T
-	f           *Factory
-	ios         *IOStreams
+	f           *cmdutil.Factory
+	ios         *cmdutil.IOStreams
 	out, errOut *bytes.Buffer
 	root        string
 
@@ -47,10 +47,10 @@ var certsNow = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 
 func newCertsEnv(t *testing.T) *certsEnv {
 	t.Helper()
-	ios, _, out, errOut := Test()
+	ios, _, out, errOut := cmdutil.Test()
 	e := &certsEnv{t: t, ios: ios, out: out, errOut: errOut, root: t.TempDir(), clock: certsNow}
-	e.f = &Factory{IO: ios, Config: newViper(), Now: e.now, Location: time.UTC}
-	e.f.Logger = func() *slog.Logger { return newLogger(e.f) }
+	e.f = &cmdutil.Factory{IO: ios, Config: cmdutil.NewViper(), Now: e.now, Location: time.UTC}
+	e.f.Logger = func() *slog.Logger { return cmdutil.NewLogger(e.f) }
 	return e
 }
 

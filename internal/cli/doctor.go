@@ -21,7 +21,7 @@ import (
 
 // DoctorOptions are `regctl doctor`'s settings.
 type DoctorOptions struct {
-	IO     *IOStreams
+	IO     *cmdutil.IOStreams
 	Output string
 	// Env is the deployment and the probes the checks use: the real ones
 	// unless a test's runF replaces them.
@@ -29,7 +29,7 @@ type DoctorOptions struct {
 }
 
 // NewCmdDoctor builds `regctl doctor`.
-func NewCmdDoctor(f *Factory, runF func(context.Context, *DoctorOptions) error) *cobra.Command {
+func NewCmdDoctor(f *cmdutil.Factory, runF func(context.Context, *DoctorOptions) error) *cobra.Command {
 	o := &DoctorOptions{IO: f.IO}
 	var root string
 	cmd := &cobra.Command{
@@ -63,7 +63,7 @@ as root: ufw and fail2ban answer root only.`,
   regctl doctor --config regctl.yaml -o json`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(o.Output, formatTable, formatJSON); err != nil {
+			if err := cmdutil.CheckOutput(o.Output, cmdutil.FormatTable, cmdutil.FormatJSON); err != nil {
 				return err
 			}
 			c, path, err := LoadRegctlConfig(cmd, f.Config)
@@ -99,7 +99,7 @@ as root: ufw and fail2ban answer root only.`,
 			return doctorRun(cmd.Context(), o)
 		},
 	}
-	addOutputFlag(cmd, &o.Output, formatTable, formatJSON)
+	cmdutil.AddOutputFlag(cmd, &o.Output, cmdutil.FormatTable, cmdutil.FormatJSON)
 	cmd.Flags().StringVar(&root, "root", "", "install root `DIR` to check (overrides root in regctl.yaml)")
 	return cmd
 }
@@ -111,7 +111,7 @@ as root: ufw and fail2ban answer root only.`,
 func doctorStore(url string, c *config.Config) (func(context.Context) (store.Store, error), string) {
 	switch {
 	case url != "":
-		return func(ctx context.Context) (store.Store, error) { return OpenStore(ctx, url) }, ""
+		return func(ctx context.Context) (store.Store, error) { return cmdutil.OpenStore(ctx, url) }, ""
 	case c.Database.Backend == config.BackendSQLite:
 		p := filepath.Join(c.Root, filepath.FromSlash(render.SQLiteDataDir), "regctl.db")
 		return func(ctx context.Context) (store.Store, error) {
@@ -122,7 +122,7 @@ func doctorStore(url string, c *config.Config) (func(context.Context) (store.Sto
 			return sqlite.Open(ctx, p)
 		}, ""
 	case c.Database.URL != "":
-		return func(ctx context.Context) (store.Store, error) { return OpenStore(ctx, c.Database.URL) }, ""
+		return func(ctx context.Context) (store.Store, error) { return cmdutil.OpenStore(ctx, c.Database.URL) }, ""
 	}
 	return nil, "the managed MongoDB is on the compose network only: pass --store to check its indexes and clock"
 }
@@ -132,17 +132,17 @@ func doctorRun(ctx context.Context, o *DoctorOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if o.Output == formatJSON {
-		if err := writeJSON(o.IO.Out, findings); err != nil {
+	if o.Output == cmdutil.FormatJSON {
+		if err := cmdutil.WriteJSON(o.IO.Out, findings); err != nil {
 			return err
 		}
 	} else {
-		c := colors{on: o.IO.ColorEnabled()}
-		t := newTable("CHECK", "STATUS", "FINDING", "FIX")
+		c := cmdutil.Colors{On: o.IO.ColorEnabled()}
+		t := cmdutil.NewTable("CHECK", "STATUS", "FINDING", "FIX")
 		for _, fd := range findings {
-			t.row(fd.Check, c.status(fd.Status), fd.Message, fd.Fix)
+			t.Row(fd.Check, statusColor(c, fd.Status), fd.Message, fd.Fix)
 		}
-		if err := t.render(o.IO.Out); err != nil {
+		if err := t.Render(o.IO.Out); err != nil {
 			return err
 		}
 	}
@@ -167,15 +167,15 @@ func doctorRun(ctx context.Context, o *DoctorOptions) error {
 	return nil
 }
 
-// status colours a doctor status on a terminal.
-func (c colors) status(s doctor.Status) string {
+// statusColor colours a doctor status on a terminal.
+func statusColor(c cmdutil.Colors, s doctor.Status) string {
 	switch s {
 	case doctor.OK:
-		return c.green(s.String())
+		return c.Green(s.String())
 	case doctor.Warn:
-		return c.wrap("33", s.String())
+		return c.Wrap("33", s.String())
 	case doctor.Error:
-		return c.red(s.String())
+		return c.Red(s.String())
 	}
 	return s.String()
 }

@@ -30,7 +30,7 @@ func TestNewCmdDoctorFlags(t *testing.T) {
 		check    func(t *testing.T, o *DoctorOptions)
 	}{
 		{"defaults", []string{"--config", p}, 0, func(t *testing.T, o *DoctorOptions) {
-			if o.Output != formatTable || o.Env.Config.Root != "/opt/regctl" || o.Env.ConfigPath != p {
+			if o.Output != cmdutil.FormatTable || o.Env.Config.Root != "/opt/regctl" || o.Env.ConfigPath != p {
 				t.Errorf("options %+v", o)
 			}
 			// The managed MongoDB is not reachable from the host.
@@ -42,7 +42,7 @@ func TestNewCmdDoctorFlags(t *testing.T) {
 			}
 		}},
 		{"json and root", []string{"--config", p, "-o", "json", "--root", "/srv/regctl"}, 0, func(t *testing.T, o *DoctorOptions) {
-			if o.Output != formatJSON || o.Env.Config.Root != "/srv/regctl" {
+			if o.Output != cmdutil.FormatJSON || o.Env.Config.Root != "/srv/regctl" {
 				t.Errorf("options %+v", o)
 			}
 		}},
@@ -57,7 +57,7 @@ func TestNewCmdDoctorFlags(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var got *DoctorOptions
-			code, _, stderr := provCmd(t, append([]string{"doctor"}, tt.args...), func(f *Factory) *cobra.Command {
+			code, _, stderr := provCmd(t, append([]string{"doctor"}, tt.args...), func(f *cmdutil.Factory) *cobra.Command {
 				return NewCmdDoctor(f, func(_ context.Context, o *DoctorOptions) error { got = o; return nil })
 			})
 			if code != tt.wantCode {
@@ -103,7 +103,7 @@ func TestDoctorCommand(t *testing.T) {
 	if code, _, stderr := provCmd(t, []string{"render", "--config", p, "--out", root}, build); code != 0 {
 		t.Fatalf("render: exit %d: %s", code, stderr)
 	}
-	doctorCmd := func(f *Factory) *cobra.Command {
+	doctorCmd := func(f *cmdutil.Factory) *cobra.Command {
 		return NewCmdDoctor(f, func(ctx context.Context, o *DoctorOptions) error {
 			doctorFakes(o)
 			return doctorRun(ctx, o)
@@ -180,7 +180,7 @@ func TestDoctorCommand(t *testing.T) {
 
 func openSQLiteAt(t *testing.T, p string) interface{ Close(context.Context) error } {
 	t.Helper()
-	st, err := OpenStore(testCtx(t), "sqlite://"+p)
+	st, err := cmdutil.OpenStore(testCtx(t), "sqlite://"+p)
 	if err != nil {
 		t.Fatal(err)
 	}

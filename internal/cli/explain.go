@@ -29,7 +29,7 @@ type ACLExplainOptions struct {
 }
 
 // NewCmdACLExplain builds `regctl acl explain`.
-func NewCmdACLExplain(f *Factory, runF func(context.Context, *ACLExplainOptions) error) *cobra.Command {
+func NewCmdACLExplain(f *cmdutil.Factory, runF func(context.Context, *ACLExplainOptions) error) *cobra.Command {
 	var scopes []string
 	var ip, at string
 	o := &ACLExplainOptions{}
@@ -65,7 +65,7 @@ running server applies store changes within its --reload-interval.`,
 			}
 			return cmdutil.FlagErrorf("want USER ACTION REPOSITORY or USER --scope SCOPE, got %d argument(s)", len(args))
 		},
-		ValidArgsFunction: completeUserThen(f, func(_ context.Context, _ *store.User, args []string) []string {
+		ValidArgsFunction: cmdutil.CompleteUserThen(f, func(_ context.Context, _ *store.User, args []string) []string {
 			if len(args) == 1 {
 				return []string{"pull", "push", "pull,push", "delete"}
 			}
@@ -73,7 +73,7 @@ running server applies store changes within its --reload-interval.`,
 		}),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
-			if err := validateUsernameArg(o.Username); err != nil {
+			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
 			values := slices.Clone(scopes)
@@ -99,7 +99,7 @@ running server applies store changes within its --reload-interval.`,
 					return &cmdutil.FlagError{Err: fmt.Errorf("--at: %w", err)}
 				}
 			}
-			if err := checkOutput(o.Output, formatText, formatJSON); err != nil {
+			if err := cmdutil.CheckOutput(o.Output, cmdutil.FormatText, cmdutil.FormatJSON); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -113,24 +113,24 @@ running server applies store changes within its --reload-interval.`,
 	fl.StringVar(&o.Service, "service", "", "service the request is for (default: the configured service)")
 	fl.StringVar(&ip, "ip", "", "client IP address, for rules with an ip condition (default: unknown)")
 	fl.StringVar(&at, "at", "", "decide at this time instead of now: RFC 3339 date or time, or a duration from now such as 30d")
-	addOutputFlag(cmd, &o.Output, formatText, formatJSON)
+	cmdutil.AddOutputFlag(cmd, &o.Output, cmdutil.FormatText, cmdutil.FormatJSON)
 	return cmd
 }
 
-func aclExplainRun(ctx context.Context, f *Factory, o *ACLExplainOptions) error {
+func aclExplainRun(ctx context.Context, f *cmdutil.Factory, o *ACLExplainOptions) error {
 	var res token.Explanation
-	err := withStore(ctx, f, func(st store.Store) error {
+	err := cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		u, err := st.GetUser(ctx, o.Username)
 		if err != nil {
-			return storeErr(err, "user "+o.Username)
+			return cmdutil.StoreErr(err, "user "+o.Username)
 		}
 		rules, err := st.ListRules(ctx)
 		if err != nil {
-			return storeErr(err, "rules")
+			return cmdutil.StoreErr(err, "rules")
 		}
 		p, err := acl.Compile(rules)
 		if err != nil {
-			return fmt.Errorf("the stored rules are invalid, so the token server answers 503 until they are fixed: %w", oneLine(err))
+			return fmt.Errorf("the stored rules are invalid, so the token server answers 503 until they are fixed: %w", cmdutil.OneLine(err))
 		}
 		now := o.At
 		if now.IsZero() {
@@ -145,12 +145,12 @@ func aclExplainRun(ctx context.Context, f *Factory, o *ACLExplainOptions) error 
 	for _, msg := range res.Inconsistent {
 		fmt.Fprintf(f.IO.ErrOut, "Warning: please report this bug: %s\n", msg)
 	}
-	if o.Output == formatJSON {
-		if err := writeJSON(f.IO.Out, res); err != nil {
+	if o.Output == cmdutil.FormatJSON {
+		if err := cmdutil.WriteJSON(f.IO.Out, res); err != nil {
 			return err
 		}
 	} else {
-		printExplain(f.IO.Out, &res, f.Now(), f.loc(), f.colors())
+		printExplain(f.IO.Out, &res, f.Now(), f.Loc(), f.Colors())
 	}
 	if !res.Granted {
 		return &cmdutil.ExitCodeError{Code: cmdutil.ExitError}
@@ -158,20 +158,20 @@ func aclExplainRun(ctx context.Context, f *Factory, o *ACLExplainOptions) error 
 	return nil
 }
 
-func printExplain(w io.Writer, r *token.Explanation, now time.Time, loc *time.Location, c colors) {
+func printExplain(w io.Writer, r *token.Explanation, now time.Time, loc *time.Location, c cmdutil.Colors) {
 	account := r.Account + ": "
 	switch r.Status {
 	case store.StatusActive:
-		account += c.green("active")
+		account += c.Green("active")
 		if r.AccountExpiresAt != nil {
-			account += ", expires " + formatDate(*r.AccountExpiresAt, r.At, loc)
+			account += ", expires " + cmdutil.FormatDate(*r.AccountExpiresAt, r.At, loc)
 		} else {
 			account += ", never expires"
 		}
 	case store.StatusExpired:
-		account += c.red("expired") + " " + formatDate(*r.AccountExpiresAt, r.At, loc)
+		account += c.Red("expired") + " " + cmdutil.FormatDate(*r.AccountExpiresAt, r.At, loc)
 	default:
-		account += c.red(string(r.Status))
+		account += c.Red(string(r.Status))
 	}
 	fmt.Fprintf(w, "Account:  %s\n", account)
 	if r.Service != "" {
@@ -184,7 +184,7 @@ func printExplain(w io.Writer, r *token.Explanation, now time.Time, loc *time.Lo
 	} else {
 		fmt.Fprintln(w, "Client:   IP unknown (rules with an ip condition do not match; pass --ip)")
 	}
-	fmt.Fprintf(w, "Time:     %s\n", formatDate(r.At, now, loc))
+	fmt.Fprintf(w, "Time:     %s\n", cmdutil.FormatDate(r.At, now, loc))
 
 	if r.Status != store.StatusActive {
 		fmt.Fprintf(w, "\nThe account is %s: the token server refuses it (401) before any grant or rule is consulted.\n", r.Status)
@@ -195,9 +195,9 @@ func printExplain(w io.Writer, r *token.Explanation, now time.Time, loc *time.Lo
 		}
 	}
 	for _, sr := range r.Scopes {
-		verdict := c.green("GRANTED")
+		verdict := c.Green("GRANTED")
 		if len(sr.Denied) > 0 {
-			verdict = c.red("DENIED")
+			verdict = c.Red("DENIED")
 		}
 		fmt.Fprintf(w, "\n%s  %s\n", sr.Scope, verdict)
 		if r.Status != store.StatusActive {
@@ -232,15 +232,15 @@ func printExplain(w io.Writer, r *token.Explanation, now time.Time, loc *time.Lo
 		}
 		for _, a := range sr.Actions {
 			if a.Granted {
-				fmt.Fprintf(w, "  %s: %s by %s\n", a.Action, c.green("granted"), strings.Join(a.By, " and "))
+				fmt.Fprintf(w, "  %s: %s by %s\n", a.Action, c.Green("granted"), strings.Join(a.By, " and "))
 			} else {
-				fmt.Fprintf(w, "  %s: %s: %s\n", a.Action, c.red("denied"), a.Reason)
+				fmt.Fprintf(w, "  %s: %s: %s\n", a.Action, c.Red("denied"), a.Reason)
 			}
 		}
 	}
 	fmt.Fprintln(w)
 	if r.Granted {
-		fmt.Fprintf(w, "Decision: %s\n", c.green("granted"))
+		fmt.Fprintf(w, "Decision: %s\n", c.Green("granted"))
 		return
 	}
 	var denied []string
@@ -249,5 +249,5 @@ func printExplain(w io.Writer, r *token.Explanation, now time.Time, loc *time.Lo
 			denied = append(denied, fmt.Sprintf("%s on %s:%s", strings.Join(sr.Denied, ","), sr.Type, sr.Name))
 		}
 	}
-	fmt.Fprintf(w, "Decision: %s %s\n", c.red("denied"), strings.Join(denied, "; "))
+	fmt.Fprintf(w, "Decision: %s %s\n", c.Red("denied"), strings.Join(denied, "; "))
 }

@@ -29,7 +29,7 @@ type flagCase[O any] struct {
 	check    func(t *testing.T, o *O)
 }
 
-func testFlags[O any](t *testing.T, build func(*Factory, func(context.Context, *O) error) *cobra.Command, cases []flagCase[O]) {
+func testFlags[O any](t *testing.T, build func(*cmdutil.Factory, func(context.Context, *O) error) *cobra.Command, cases []flagCase[O]) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,7 +111,7 @@ func TestNewCmdUserAdd(t *testing.T) {
 			}},
 		{name: "tty prompt", args: []string{"waldi"}, setup: func(e *testEnv) {
 			e.ios.SetStdinTTY(true)
-			e.ios.readPassword = func() ([]byte, error) { return []byte("typed-password"), nil }
+			e.ios.SetReadPassword(func() ([]byte, error) { return []byte("typed-password"), nil })
 		}, check: func(t *testing.T, o *UserAddOptions) {
 			if string(o.Password) != "typed-password" {
 				t.Errorf("password %q", o.Password)
@@ -120,7 +120,7 @@ func TestNewCmdUserAdd(t *testing.T) {
 		{name: "tty prompt mismatch", args: []string{"waldi"}, wantCode: cmdutil.ExitError, wantErr: "passwords do not match", setup: func(e *testEnv) {
 			e.ios.SetStdinTTY(true)
 			n := 0
-			e.ios.readPassword = func() ([]byte, error) { n++; return []byte(strings.Repeat("x", 8+n)), nil }
+			e.ios.SetReadPassword(func() ([]byte, error) { n++; return []byte(strings.Repeat("x", 8+n)), nil })
 		}},
 		{name: "existing hash", args: []string{"legacy", "--password-hash", hash},
 			check: func(t *testing.T, o *UserAddOptions) {

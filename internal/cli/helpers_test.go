@@ -70,12 +70,12 @@ type keepOpen struct{ store.Store }
 
 func (keepOpen) Close(context.Context) error { return nil }
 
-// testEnv is a Factory with test streams, a fixed clock in UTC and one
+// testEnv is a cmdutil.Factory with test streams, a fixed clock in UTC and one
 // store shared by every command it runs.
 type testEnv struct {
 	t               *testing.T
-	f               *Factory
-	ios             *IOStreams
+	f               *cmdutil.Factory
+	ios             *cmdutil.IOStreams
 	in, out, errOut *bytes.Buffer
 	st              store.Store
 	storeErr        error // returned by the factory instead of st
@@ -85,16 +85,16 @@ type testEnv struct {
 }
 
 func newEnv(t *testing.T, st store.Store) *testEnv {
-	ios, in, out, errOut := Test()
+	ios, in, out, errOut := cmdutil.Test()
 	e := &testEnv{t: t, ios: ios, in: in, out: out, errOut: errOut, st: st, clock: fixedNow}
-	e.f = &Factory{IO: ios, Config: newViper(), Now: e.now, Location: time.UTC}
+	e.f = &cmdutil.Factory{IO: ios, Config: cmdutil.NewViper(), Now: e.now, Location: time.UTC}
 	e.f.Store = func(context.Context) (store.Store, error) {
 		if e.storeErr != nil {
 			return nil, e.storeErr
 		}
 		return keepOpen{e.st}, nil
 	}
-	e.f.Logger = func() *slog.Logger { return newLogger(e.f) }
+	e.f.Logger = func() *slog.Logger { return cmdutil.NewLogger(e.f) }
 	return e
 }
 
@@ -118,7 +118,7 @@ func (e *testEnv) run(stdin string, args ...string) int {
 	e.out.Reset()
 	e.errOut.Reset()
 	e.in.WriteString(stdin)
-	e.ios.inLines = nil
+	e.ios.ResetInput()
 	return Execute(testCtx(e.t), e.f, args)
 }
 
@@ -207,7 +207,7 @@ func diffLines(want, got string) string {
 
 // runCmd executes one command built by a NewCmd function with args, for
 // the flag-parsing tests, and returns its error.
-func runCmd(cmd *cobra.Command, ios *IOStreams, args ...string) error {
+func runCmd(cmd *cobra.Command, ios *cmdutil.IOStreams, args ...string) error {
 	cmd.SetArgs(append([]string{}, args...)) // nil would mean os.Args
 	cmd.SetIn(ios.In)
 	cmd.SetOut(ios.Out)

@@ -16,7 +16,7 @@ import (
 )
 
 // NewCmdImport builds `regctl import`.
-func NewCmdImport(f *Factory) *cobra.Command {
+func NewCmdImport(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "import",
 		Short:   "Import users and rules from other tools",
@@ -35,7 +35,7 @@ type ImportDockerAuthOptions struct {
 }
 
 // NewCmdImportDockerAuth builds `regctl import docker-auth`.
-func NewCmdImportDockerAuth(f *Factory, runF func(context.Context, *ImportDockerAuthOptions) error) *cobra.Command {
+func NewCmdImportDockerAuth(f *cmdutil.Factory, runF func(context.Context, *ImportDockerAuthOptions) error) *cobra.Command {
 	o := &ImportDockerAuthOptions{}
 	cmd := &cobra.Command{
 		Use:   "docker-auth FILE",
@@ -67,7 +67,7 @@ carry over exactly.`,
 		Args: cmdutil.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.File = args[0]
-			data, err := readFileOrStdin(f.IO, o.File)
+			data, err := cmdutil.ReadFileOrStdin(f.IO, o.File)
 			if err != nil {
 				return err
 			}
@@ -81,14 +81,14 @@ carry over exactly.`,
 		},
 	}
 	cmd.Flags().BoolVar(&o.Update, "update", false, "overwrite existing users' password hash and labels, and replace all rules with the file's acl")
-	addDryRunFlag(cmd, &o.DryRun)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
-func importDockerAuthRun(ctx context.Context, f *Factory, o *ImportDockerAuthOptions) error {
+func importDockerAuthRun(ctx context.Context, f *cmdutil.Factory, o *ImportDockerAuthOptions) error {
 	c := o.Config
 	out := f.IO.ErrOut
-	return withStore(ctx, f, func(st store.Store) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		var created, updated, skipped int
 		now := store.Truncate(f.Now())
 		for _, u := range c.Users {
@@ -98,27 +98,27 @@ func importDockerAuthRun(ctx context.Context, f *Factory, o *ImportDockerAuthOpt
 				u.CreatedAt, u.UpdatedAt = now, now
 				if !o.DryRun {
 					if err := st.CreateUser(ctx, &u); err != nil {
-						return storeErr(err, "user "+u.Username)
+						return cmdutil.StoreErr(err, "user "+u.Username)
 					}
 				}
 				created++
-				fmt.Fprintf(out, "%s user %s%s\n", would(o.DryRun, "Imported", "import"), u.Username, labelsSuffix(u.Labels))
+				fmt.Fprintf(out, "%s user %s%s\n", cmdutil.Would(o.DryRun, "Imported", "import"), u.Username, labelsSuffix(u.Labels))
 			case err != nil:
-				return storeErr(err, "user "+u.Username)
+				return cmdutil.StoreErr(err, "user "+u.Username)
 			case old.PasswordHash == u.PasswordHash && labelsEqual(old.Labels, u.Labels):
 				fmt.Fprintf(out, "No change: user %s exists with the same password hash and labels\n", u.Username)
 			case !o.Update:
 				skipped++
 				fmt.Fprintf(out, "Skipped user %s: already exists (pass --update to overwrite its password hash and labels)\n", u.Username)
 			default:
-				if _, err := updateUser(ctx, st, u.Username, o.DryRun, func(x *store.User) error {
+				if _, err := cmdutil.UpdateUser(ctx, st, u.Username, o.DryRun, func(x *store.User) error {
 					x.PasswordHash, x.Labels = u.PasswordHash, u.Labels
 					return nil
 				}); err != nil {
 					return err
 				}
 				updated++
-				fmt.Fprintf(out, "%s user %s: password hash and labels%s\n", would(o.DryRun, "Updated", "update"), u.Username, labelsSuffix(u.Labels))
+				fmt.Fprintf(out, "%s user %s: password hash and labels%s\n", cmdutil.Would(o.DryRun, "Updated", "update"), u.Username, labelsSuffix(u.Labels))
 			}
 		}
 		ruleMsg, err := importRules(ctx, f, st, o)
@@ -147,17 +147,17 @@ func importDockerAuthRun(ctx context.Context, f *Factory, o *ImportDockerAuthOpt
 }
 
 // importRules imports the static acl and returns a summary.
-func importRules(ctx context.Context, f *Factory, st store.Store, o *ImportDockerAuthOptions) (string, error) {
+func importRules(ctx context.Context, f *cmdutil.Factory, st store.Store, o *ImportDockerAuthOptions) (string, error) {
 	c, out := o.Config, f.IO.ErrOut
 	if !c.HasACL {
 		return "no acl in the file", nil
 	}
 	if _, err := acl.Compile(c.Rules); err != nil {
-		return "", oneLine(err)
+		return "", cmdutil.OneLine(err)
 	}
 	old, err := st.ListRules(ctx)
 	if err != nil {
-		return "", storeErr(err, "rules")
+		return "", cmdutil.StoreErr(err, "rules")
 	}
 	diff := diffRules(old, c.Rules)
 	switch {
@@ -169,10 +169,10 @@ func importRules(ctx context.Context, f *Factory, st store.Store, o *ImportDocke
 	}
 	if !o.DryRun {
 		if err := st.ReplaceRules(ctx, c.Rules); err != nil {
-			return "", storeErr(err, "rules")
+			return "", cmdutil.StoreErr(err, "rules")
 		}
 	}
-	fmt.Fprintf(out, "%s %d rule(s) with the acl's %d rule(s):\n", would(o.DryRun, "Replaced", "replace"), len(old), len(c.Rules))
+	fmt.Fprintf(out, "%s %d rule(s) with the acl's %d rule(s):\n", cmdutil.Would(o.DryRun, "Replaced", "replace"), len(old), len(c.Rules))
 	for _, line := range diff {
 		fmt.Fprintln(out, line)
 	}
@@ -183,7 +183,7 @@ func labelsSuffix(labels map[string][]string) string {
 	if len(labels) == 0 {
 		return ""
 	}
-	return " (labels " + strings.Join(labelPairs(labels), ", ") + ")"
+	return " (labels " + strings.Join(cmdutil.LabelPairs(labels), ", ") + ")"
 }
 
 func labelsEqual(a, b map[string][]string) bool {

@@ -23,7 +23,7 @@ import (
 
 // InitOptions are `regctl init`'s settings.
 type InitOptions struct {
-	IO            *IOStreams
+	IO            *cmdutil.IOStreams
 	Config        *config.Config
 	ConfigPath    string
 	DryRun        bool
@@ -50,7 +50,7 @@ type InitOptions struct {
 }
 
 // NewCmdInit builds `regctl init`.
-func NewCmdInit(f *Factory, runF func(context.Context, *InitOptions) error) *cobra.Command {
+func NewCmdInit(f *cmdutil.Factory, runF func(context.Context, *InitOptions) error) *cobra.Command {
 	o := &InitOptions{IO: f.IO}
 	var store, root string
 	cmd := &cobra.Command{
@@ -290,7 +290,7 @@ func nginxRunning(ctx context.Context, h provision.Host, c *config.Config) bool 
 	return false
 }
 
-func readPasswordLine(ios *IOStreams) ([]byte, error) {
+func readPasswordLine(ios *cmdutil.IOStreams) ([]byte, error) {
 	line, err := bufio.NewReader(ios.In).ReadBytes('\n')
 	if err != nil && len(line) == 0 {
 		return nil, fmt.Errorf("read password from stdin: %w", err)
@@ -302,7 +302,7 @@ func readPasswordLine(ios *IOStreams) ([]byte, error) {
 	return pw, nil
 }
 
-func promptNewPassword(ios *IOStreams, user string) ([]byte, error) {
+func promptNewPassword(ios *cmdutil.IOStreams, user string) ([]byte, error) {
 	fmt.Fprintf(ios.ErrOut, "Password for the first admin user %q: ", user)
 	flushOutput(ios)
 	pw, err := ios.ReadPassword()
@@ -329,7 +329,7 @@ func promptNewPassword(ios *IOStreams, user string) ([]byte, error) {
 // NewCmdHealthcheck builds the hidden `regctl healthcheck URL`: the token
 // server container's health check (its image is FROM scratch: no shell,
 // no curl). It exits 0 when URL answers 200.
-func NewCmdHealthcheck(_ *Factory) *cobra.Command {
+func NewCmdHealthcheck(_ *cmdutil.Factory) *cobra.Command {
 	return &cobra.Command{
 		Use:    "healthcheck URL",
 		Short:  "Exit 0 if URL answers 200 (the token server container's health check)",

@@ -10,12 +10,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/provision"
 )
 
 // lockInitWith is provInitWith with the init lock at lock.
-func lockInitWith(sys provision.System, lock string) func(f *Factory) *cobra.Command {
-	return func(f *Factory) *cobra.Command {
+func lockInitWith(sys provision.System, lock string) func(f *cmdutil.Factory) *cobra.Command {
+	return func(f *cmdutil.Factory) *cobra.Command {
 		return NewCmdInit(f, func(ctx context.Context, o *InitOptions) error {
 			o.System = sys
 			o.Env = provFakeEnv

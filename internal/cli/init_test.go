@@ -46,10 +46,10 @@ func provReplace(root, cmd *cobra.Command) {
 }
 
 // runRender runs `regctl ARGS` with render's runF replaced by fn.
-func provCmd(t *testing.T, args []string, build func(f *Factory) *cobra.Command) (code int, stdout, stderr string) {
+func provCmd(t *testing.T, args []string, build func(f *cmdutil.Factory) *cobra.Command) (code int, stdout, stderr string) {
 	t.Helper()
-	ios, _, out, errOut := Test()
-	f := NewFactory(ios)
+	ios, _, out, errOut := cmdutil.Test()
+	f := cmdutil.NewFactory(ios)
 	f.Now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
 	root := NewCmdRoot(f)
 	provReplace(root, build(f))
@@ -74,7 +74,7 @@ func provCmd(t *testing.T, args []string, build func(f *Factory) *cobra.Command)
 func provCapture(t *testing.T, args ...string) (*config.Config, string, int) {
 	t.Helper()
 	var got *config.Config
-	code, _, stderr := provCmd(t, append([]string{"render"}, args...), func(f *Factory) *cobra.Command {
+	code, _, stderr := provCmd(t, append([]string{"render"}, args...), func(f *cmdutil.Factory) *cobra.Command {
 		return NewCmdRender(f, func(_ context.Context, o *RenderOptions) error { got = o.Config; return nil })
 	})
 	return got, stderr, code
@@ -203,9 +203,9 @@ var provFakeEnv = func() (render.Env, error) {
 	return render.Env{BinaryPath: "/usr/local/bin/regctl", Binary: []byte("\x7fELF fake regctl")}, nil
 }
 
-func provRenderWith(args ...string) (func(f *Factory) *cobra.Command, *RenderOptions) {
+func provRenderWith(args ...string) (func(f *cmdutil.Factory) *cobra.Command, *RenderOptions) {
 	var opts RenderOptions
-	return func(f *Factory) *cobra.Command {
+	return func(f *cmdutil.Factory) *cobra.Command {
 		return NewCmdRender(f, func(ctx context.Context, o *RenderOptions) error {
 			o.Env = provFakeEnv
 			o.Host = func(root string) provision.Host { return provNoChown{provision.NewExecHost(root, nil)} }
@@ -308,8 +308,8 @@ func provSystem() provision.System {
 	}
 }
 
-func provInitWith(sys provision.System) func(f *Factory) *cobra.Command {
-	return func(f *Factory) *cobra.Command {
+func provInitWith(sys provision.System) func(f *cmdutil.Factory) *cobra.Command {
+	return func(f *cmdutil.Factory) *cobra.Command {
 		return NewCmdInit(f, func(ctx context.Context, o *InitOptions) error {
 			o.System = sys
 			o.Env = provFakeEnv
@@ -371,7 +371,7 @@ func TestInitNeedsPassword(t *testing.T) {
 func TestInitFlags(t *testing.T) {
 	p := provExample(t, "")
 	var got *InitOptions
-	capture := func(f *Factory) *cobra.Command {
+	capture := func(f *cmdutil.Factory) *cobra.Command {
 		return NewCmdInit(f, func(_ context.Context, o *InitOptions) error { got = o; return nil })
 	}
 	code, _, stderr := provCmd(t, []string{"init", "--config", p, "--root", "/srv/reg", "--store", "sqlite", "--self-signed", "--skip-check", "dns", "--admin", "root"}, capture)
@@ -394,11 +394,11 @@ func TestHealthcheck(t *testing.T) {
 	defer ok.Close()
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }))
 	defer bad.Close()
-	ios, _, _, _ := Test()
-	if code := Execute(context.Background(), NewFactory(ios), []string{"healthcheck", ok.URL}); code != 0 {
+	ios, _, _, _ := cmdutil.Test()
+	if code := Execute(context.Background(), cmdutil.NewFactory(ios), []string{"healthcheck", ok.URL}); code != 0 {
 		t.Errorf("healthy: exit %d", code)
 	}
-	if code := Execute(context.Background(), NewFactory(ios), []string{"healthcheck", bad.URL}); code == 0 {
+	if code := Execute(context.Background(), cmdutil.NewFactory(ios), []string{"healthcheck", bad.URL}); code == 0 {
 		t.Error("unhealthy: exit 0")
 	}
 }

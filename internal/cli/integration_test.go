@@ -11,6 +11,7 @@ import (
 	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/store/mongo"
 	"github.com/regctl/regctl/internal/testenv"
@@ -63,13 +64,13 @@ func TestIntegrationOpenStoreMongo(t *testing.T) {
 	db := testenv.UniqueName("regctl_cli")
 	uri := testenv.MongoURI(t, base, db)
 	t.Cleanup(func() { dropDatabase(t, base, db) })
-	ios, in, out, errOut := Test()
+	ios, in, out, errOut := cmdutil.Test()
 	run := func(stdin string, args ...string) int {
 		in.Reset()
 		out.Reset()
 		errOut.Reset()
 		in.WriteString(stdin)
-		return Execute(context.Background(), NewFactory(ios), append(args, "--store", uri))
+		return Execute(context.Background(), cmdutil.NewFactory(ios), append(args, "--store", uri))
 	}
 	if code := run("secret-password\n", "user", "add", "waldi", "--password-stdin", "--bcrypt-cost", "10", "--label", "full-access=test/*"); code != 0 {
 		t.Fatalf("user add: exit %d: %s", code, errOut)
@@ -95,9 +96,9 @@ func TestIntegrationStoreDown(t *testing.T) {
 	base, stop := testenv.StartFerretDB(t, bin)
 	uri := testenv.MongoURI(t, base, "regctl_down")
 	stop()
-	ios, _, out, errOut := Test()
+	ios, _, out, errOut := cmdutil.Test()
 	start := time.Now()
-	code := Execute(context.Background(), NewFactory(ios), []string{"user", "list", "--store", uri + "?serverSelectionTimeoutMS=1500"})
+	code := Execute(context.Background(), cmdutil.NewFactory(ios), []string{"user", "list", "--store", uri + "?serverSelectionTimeoutMS=1500"})
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
@@ -110,7 +111,7 @@ func TestIntegrationStoreDown(t *testing.T) {
 	}
 	out.Reset()
 	errOut.Reset()
-	code = Execute(context.Background(), NewFactory(ios), []string{"__complete", "user", "show", "--store", uri, ""})
+	code = Execute(context.Background(), cmdutil.NewFactory(ios), []string{"__complete", "user", "show", "--store", uri, ""})
 	if code != 0 || strings.TrimSpace(out.String()) != ":4" || strings.Contains(errOut.String(), "error") {
 		t.Errorf("completion with the store down: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}

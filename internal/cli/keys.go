@@ -12,7 +12,7 @@ import (
 )
 
 // NewCmdKeys builds `regctl keys`.
-func NewCmdKeys(f *Factory) *cobra.Command {
+func NewCmdKeys(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage token-signing keys"}
 	cmd.AddCommand(NewCmdKeysGenerate(f, nil), NewCmdKeysRotate(f, nil))
 	return cmd
@@ -25,7 +25,7 @@ type KeysGenerateOptions struct {
 }
 
 // NewCmdKeysGenerate builds `regctl keys generate`.
-func NewCmdKeysGenerate(f *Factory, runF func(*KeysGenerateOptions) error) *cobra.Command {
+func NewCmdKeysGenerate(f *cmdutil.Factory, runF func(*KeysGenerateOptions) error) *cobra.Command {
 	var dir, alg string
 	cmd := &cobra.Command{
 		Use:   "generate",
@@ -77,7 +77,7 @@ type KeysRotateOptions struct {
 }
 
 // NewCmdKeysRotate builds `regctl keys rotate`.
-func NewCmdKeysRotate(f *Factory, runF func(*KeysRotateOptions) error) *cobra.Command {
+func NewCmdKeysRotate(f *cmdutil.Factory, runF func(*KeysRotateOptions) error) *cobra.Command {
 	o := &KeysRotateOptions{}
 	cmd := &cobra.Command{
 		Use:   "rotate",
@@ -116,7 +116,7 @@ keys directory may have leaked.`,
 	return cmd
 }
 
-func keysRotateRun(f *Factory, o *KeysRotateOptions) error {
+func keysRotateRun(f *cmdutil.Factory, o *KeysRotateOptions) error {
 	now := f.Now()
 	rot, err := keys.Rotate(o.Dir, now)
 	if err != nil {
@@ -124,7 +124,7 @@ func keysRotateRun(f *Factory, o *KeysRotateOptions) error {
 	}
 	w := f.IO.ErrOut
 	fmt.Fprintf(w, "Rotated the %s signing key in %s\n", rot.Algorithm, o.Dir)
-	fmt.Fprintf(w, "  new kid       %s, valid until %s\n", rot.NewKeyID, formatDate(rot.NotAfter, now, f.loc()))
+	fmt.Fprintf(w, "  new kid       %s, valid until %s\n", rot.NewKeyID, cmdutil.FormatDate(rot.NotAfter, now, f.Loc()))
 	fmt.Fprintf(w, "  previous kid  %s, kept in %s and jwks.json until the next rotation\n", rot.OldKeyID, keys.PrevSigningCrtFile)
 	if o.RefreshKey {
 		if err := keys.RotateRefreshKey(o.Dir); err != nil {
@@ -135,7 +135,7 @@ func keysRotateRun(f *Factory, o *KeysRotateOptions) error {
 	fmt.Fprintf(w, "regctl serve picks the new key up within its --reload-interval (or now: kill -HUP its PID); the registry needs no change.\n")
 	if rot.NotAfter.Sub(now) < keys.ExpiryWarning {
 		fmt.Fprintf(w, "warning: the new certificate ends with the CA on %s: generate new keys (regctl keys generate) and change the registry's rootcertbundle before then\n",
-			rot.NotAfter.In(f.loc()).Format(time.DateOnly))
+			rot.NotAfter.In(f.Loc()).Format(time.DateOnly))
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ import (
 
 // RenderOptions are `regctl render`'s settings.
 type RenderOptions struct {
-	IO         *IOStreams
+	IO         *cmdutil.IOStreams
 	Config     *config.Config
 	ConfigPath string // absolute; "" when settings come from the environment only
 	Out        string // --out: render into this root instead of the configured one
@@ -38,7 +38,7 @@ type RenderOptions struct {
 }
 
 // NewCmdRender builds `regctl render`.
-func NewCmdRender(f *Factory, runF func(context.Context, *RenderOptions) error) *cobra.Command {
+func NewCmdRender(f *cmdutil.Factory, runF func(context.Context, *RenderOptions) error) *cobra.Command {
 	o := &RenderOptions{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "render",
@@ -185,7 +185,7 @@ func renderWith(ctx context.Context, o *RenderOptions, secrets *redact.Set) erro
 	return nil
 }
 
-func confirmOverwrite(ios *IOStreams) func(provision.Change, string) (bool, error) {
+func confirmOverwrite(ios *cmdutil.IOStreams) func(provision.Change, string) (bool, error) {
 	in := bufio.NewReader(ios.In)
 	return func(c provision.Change, diff string) (bool, error) {
 		fmt.Fprint(ios.Out, diff)
@@ -302,7 +302,3 @@ func configError(path string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", src, err)
 }
-
-// regctlConfigKey reports whether k is a key of regctl.yaml (domains.registry,
-// tls.profile, ...), which loadConfig accepts besides the flag names.
-func regctlConfigKey(k string) bool { return config.Known(k) }

@@ -8,12 +8,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"sort"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
 )
@@ -25,12 +22,12 @@ var Version = "dev"
 func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ios := System()
-	return Execute(ctx, NewFactory(ios), os.Args[1:])
+	ios := cmdutil.System()
+	return Execute(ctx, cmdutil.NewFactory(ios), os.Args[1:])
 }
 
 // Execute runs the command tree on args and maps errors to exit codes.
-func Execute(ctx context.Context, f *Factory, args []string) int {
+func Execute(ctx context.Context, f *cmdutil.Factory, args []string) int {
 	root := NewCmdRoot(f)
 	root.SetArgs(args)
 	root.SetIn(f.IO.In)
@@ -60,7 +57,7 @@ func Execute(ctx context.Context, f *Factory, args []string) int {
 }
 
 // NewCmdRoot builds the command tree.
-func NewCmdRoot(f *Factory) *cobra.Command {
+func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "regctl",
 		Short:         "Private Docker registry with per-user, per-repository access and expiry",
@@ -69,7 +66,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return loadConfig(cmd, f)
+			return cmdutil.LoadConfig(cmd, f)
 		},
 	}
 	pf := root.PersistentFlags()
@@ -101,39 +98,8 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	return root
 }
 
-// loadConfig reads --config (if any) and rejects keys no command knows.
-func loadConfig(cmd *cobra.Command, f *Factory) error {
-	path, _ := cmd.Flags().GetString("config")
-	if path == "" {
-		path = os.Getenv("REGCTL_CONFIG")
-	}
-	if path == "" {
-		return nil
-	}
-	f.Config.SetConfigFile(path)
-	f.Config.SetConfigType("yaml")
-	if err := f.Config.ReadInConfig(); err != nil {
-		return fmt.Errorf("read config %s: %w", path, err)
-	}
-	known := map[string]bool{}
-	var walk func(c *cobra.Command)
-	walk = func(c *cobra.Command) {
-		c.Flags().VisitAll(func(fl *pflag.Flag) { known[fl.Name] = true })
-		c.PersistentFlags().VisitAll(func(fl *pflag.Flag) { known[fl.Name] = true })
-		for _, sub := range c.Commands() {
-			walk(sub)
-		}
-	}
-	walk(cmd.Root())
-	var unknown []string
-	for _, k := range f.Config.AllKeys() {
-		if f.Config.InConfig(k) && !known[k] && !regctlConfigKey(k) {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return fmt.Errorf("config %s: unknown key(s) %s", path, strings.Join(unknown, ", "))
-	}
-	return nil
-}
+// System returns the process's streams (cmdutil.System).
+func System() *cmdutil.IOStreams { return cmdutil.System() }
+
+// NewFactory returns the production factory (cmdutil.NewFactory).
+func NewFactory(ios *cmdutil.IOStreams) *cmdutil.Factory { return cmdutil.NewFactory(ios) }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 )
 
 // FuzzDecodeRules drives `regctl acl import`'s parsing of a rules file
@@ -38,9 +39,9 @@ func FuzzDecodeRules(f *testing.F) {
 		if _, err := acl.Compile(rules); err != nil {
 			return
 		}
-		for _, format := range []string{formatYAML, formatJSON} {
+		for _, format := range []string{cmdutil.FormatYAML, cmdutil.FormatJSON} {
 			var buf bytes.Buffer
-			if err := writeData(&buf, format, exportRules(rules)); err != nil {
+			if err := cmdutil.WriteData(&buf, format, exportRules(rules)); err != nil {
 				t.Fatalf("export %s: %v", format, err)
 			}
 			again, err := acl.DecodeRules(buf.Bytes())

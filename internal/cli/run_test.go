@@ -466,7 +466,7 @@ func TestRunFunctions(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		seedUsers(t, e)
 		ctx := testCtx(t)
-		if err := userListRun(ctx, e.f, &UserListOptions{Output: formatJSON, Expiring: 7 * 24 * time.Hour}); err != nil {
+		if err := userListRun(ctx, e.f, &UserListOptions{Output: cmdutil.FormatJSON, Expiring: 7 * 24 * time.Hour}); err != nil {
 			t.Fatal(err)
 		}
 		var views []userView
@@ -518,8 +518,8 @@ func TestStoreErrors(t *testing.T) {
 	}
 
 	// The production factory without a store URL uses the embedded default.
-	ios, _, _, errOut := Test()
-	f := NewFactory(ios)
+	ios, _, _, errOut := cmdutil.Test()
+	f := cmdutil.NewFactory(ios)
 	if !strings.HasPrefix(f.DefaultStore, "sqlite://") || !strings.HasSuffix(f.DefaultStore, "/regctl/regctl.db") {
 		t.Errorf("default store %q", f.DefaultStore)
 	}
@@ -559,8 +559,8 @@ func TestStorePointer(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(args ...string) (int, string) {
-		ios, _, out, errOut := Test()
-		f := NewFactory(ios)
+		ios, _, out, errOut := cmdutil.Test()
+		f := cmdutil.NewFactory(ios)
 		f.StorePointer, f.DefaultStore = pointer, "sqlite://"+def
 		code := Execute(context.Background(), f, args)
 		return code, out.String() + errOut.String()
@@ -596,13 +596,13 @@ func TestStorePointer(t *testing.T) {
 
 // A SQLite URL reaches the SQLite store through OpenStore.
 func TestOpenStoreSQLite(t *testing.T) {
-	ios, _, out, errOut := Test()
-	f := NewFactory(ios)
+	ios, _, out, errOut := cmdutil.Test()
+	f := cmdutil.NewFactory(ios)
 	url := "sqlite://" + filepath.Join(t.TempDir(), "regctl.db")
 	if code := Execute(context.Background(), f, []string{"acl", "defaults", "--store", url}); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	f = NewFactory(ios)
+	f = cmdutil.NewFactory(ios)
 	if code := Execute(context.Background(), f, []string{"acl", "list", "--store", url}); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -656,14 +656,14 @@ func TestPasswordPrompt(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		e.ios.SetStdinTTY(true)
 		answers := []string{"typed-password", "typed-password"}
-		e.ios.readPassword = func() ([]byte, error) {
+		e.ios.SetReadPassword(func() ([]byte, error) {
 			if len(answers) == 0 {
 				return nil, errors.New("no more input")
 			}
 			a := answers[0]
 			answers = answers[1:]
 			return []byte(a), nil
-		}
+		})
 		e.must(0, "", "user", "add", "waldi", "--bcrypt-cost", "10")
 		if e.errOut.String() != "Password: \nRepeat password: \nCreated user waldi (never expires)\n" {
 			t.Errorf("stderr %q", e.errOut)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/redact"
 )
@@ -9,7 +10,7 @@ import (
 // (render, init) and returns it with a copy of ios whose Out and ErrOut
 // mask them. The command adds what it generates or reads to the same set
 // before anything prints it. Call flushOutput on the copy when done.
-func maskSecrets(ios *IOStreams, c *config.Config) (*redact.Set, *IOStreams) {
+func maskSecrets(ios *cmdutil.IOStreams, c *config.Config) (*redact.Set, *cmdutil.IOStreams) {
 	secrets := &redact.Set{}
 	secrets.Add(c.Secrets()...)
 	masked := *ios
@@ -20,7 +21,7 @@ func maskSecrets(ios *IOStreams, c *config.Config) (*redact.Set, *IOStreams) {
 // flushOutput writes out what ios's streams hold back (a masking writer
 // keeps the end of a line that might be the start of a secret): before
 // reading an answer, and at the end.
-func flushOutput(ios *IOStreams) {
+func flushOutput(ios *cmdutil.IOStreams) {
 	for _, w := range []any{ios.Out, ios.ErrOut} {
 		if f, ok := w.(interface{ Flush() error }); ok {
 			_ = f.Flush()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/render"
 )
@@ -157,7 +158,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		root := filepath.Join(t.TempDir(), "root")
 		build, _ := provRenderWith()
 		var all strings.Builder
-		run := func(what string, args []string, build func(*Factory) *cobra.Command) {
+		run := func(what string, args []string, build func(*cmdutil.Factory) *cobra.Command) {
 			t.Helper()
 			code, stdout, stderr := provCmd(t, args, build)
 			if code != 0 {
@@ -233,7 +234,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		p := provExample(t, "")
 		root := filepath.Join(t.TempDir(), "root")
 		echo := "s3: SignatureDoesNotMatch for secret " + strconv.Quote(s3Old) + "; dial " + dbURL + ": refused"
-		build := func(f *Factory) *cobra.Command {
+		build := func(f *cmdutil.Factory) *cobra.Command {
 			return NewCmdInit(f, func(ctx context.Context, o *InitOptions) error {
 				o.System = provSystem()
 				o.Env = provFakeEnv
@@ -241,9 +242,9 @@ func TestSecretsNeverPrinted(t *testing.T) {
 				return initRun(ctx, o)
 			})
 		}
-		ios, in, out, errOut := Test()
+		ios, in, out, errOut := cmdutil.Test()
 		in.WriteString("admin-password\n")
-		f := NewFactory(ios)
+		f := cmdutil.NewFactory(ios)
 		root2 := NewCmdRoot(f)
 		provReplace(root2, build(f))
 		root2.SetArgs([]string{"init", "--config", p, "--root", root, "--password-stdin"})

@@ -32,7 +32,7 @@ type ServeOptions struct {
 }
 
 // NewCmdServe builds `regctl serve`.
-func NewCmdServe(f *Factory, runF func(context.Context, *ServeOptions) error) *cobra.Command {
+func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) error) *cobra.Command {
 	d := token.Defaults()
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -85,7 +85,7 @@ with regctl audit tail.`,
 	return cmd
 }
 
-func serveOptions(f *Factory) (*ServeOptions, error) {
+func serveOptions(f *cmdutil.Factory) (*ServeOptions, error) {
 	v := f.Config
 	o := &ServeOptions{Listen: v.GetString("listen"), KeysDir: v.GetString("keys")}
 	o.Token = token.Config{
@@ -149,10 +149,10 @@ func tuneGC() {
 	}
 }
 
-func serveRun(ctx context.Context, f *Factory, o *ServeOptions) error {
+func serveRun(ctx context.Context, f *cmdutil.Factory, o *ServeOptions) error {
 	logs := newBufferedLog(f.IO.ErrOut)
 	defer logs.Flush()
-	log := slog.New(flushingHandler{newLogHandler(f, logs), logs})
+	log := slog.New(flushingHandler{cmdutil.NewLogHandler(f, logs), logs})
 	tuneGC()
 	ks, err := keys.Load(o.KeysDir, f.Now())
 	if err != nil {

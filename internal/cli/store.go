@@ -12,7 +12,7 @@ import (
 )
 
 // NewCmdStore builds `regctl store`.
-func NewCmdStore(f *Factory) *cobra.Command {
+func NewCmdStore(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "store", Short: "Move data between stores"}
 	cmd.AddCommand(NewCmdStoreMigrate(f, nil))
 	return cmd
@@ -26,7 +26,7 @@ type StoreMigrateOptions struct {
 }
 
 // NewCmdStoreMigrate builds `regctl store migrate`.
-func NewCmdStoreMigrate(f *Factory, runF func(context.Context, *StoreMigrateOptions) error) *cobra.Command {
+func NewCmdStoreMigrate(f *cmdutil.Factory, runF func(context.Context, *StoreMigrateOptions) error) *cobra.Command {
 	o := &StoreMigrateOptions{}
 	cmd := &cobra.Command{
 		Use:   "migrate --from URL --to URL",
@@ -59,13 +59,13 @@ A destination user the source lacks stops the copy unless --prune.`,
 	return cmd
 }
 
-func storeMigrateRun(ctx context.Context, f *Factory, o *StoreMigrateOptions) error {
-	src, err := OpenStore(ctx, o.From)
+func storeMigrateRun(ctx context.Context, f *cmdutil.Factory, o *StoreMigrateOptions) error {
+	src, err := cmdutil.OpenStore(ctx, o.From)
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
 	defer src.Close(context.WithoutCancel(ctx))
-	dst, err := OpenStore(ctx, o.To)
+	dst, err := cmdutil.OpenStore(ctx, o.To)
 	if err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}

@@ -2,11 +2,12 @@ package cli
 
 import (
 	"context"
-	"github.com/regctl/regctl/internal/cli/cmdutil"
-	"github.com/regctl/regctl/internal/store"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/store"
 )
 
 func TestNewCmdStoreMigrate(t *testing.T) {
@@ -25,9 +26,9 @@ func TestNewCmdStoreMigrate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ios, _, _, _ := Test()
+			ios, _, _, _ := cmdutil.Test()
 			var got *StoreMigrateOptions
-			cmd := NewCmdStoreMigrate(NewFactory(ios), func(_ context.Context, o *StoreMigrateOptions) error { got = o; return nil })
+			cmd := NewCmdStoreMigrate(cmdutil.NewFactory(ios), func(_ context.Context, o *StoreMigrateOptions) error { got = o; return nil })
 			err := runCmd(cmd, ios, tt.args...)
 			if code := cmdutil.ExitCode(err); code != tt.wantCode {
 				t.Fatalf("exit %d (%v), want %d", code, err, tt.wantCode)
@@ -48,10 +49,10 @@ func TestNewCmdStoreMigrate(t *testing.T) {
 func TestStoreMigrateRun(t *testing.T) {
 	dir := t.TempDir()
 	from, to := "sqlite://"+filepath.Join(dir, "a.db"), "sqlite://"+filepath.Join(dir, "b.db")
-	ios, _, _, errOut := Test()
-	f := NewFactory(ios)
+	ios, _, _, errOut := cmdutil.Test()
+	f := cmdutil.NewFactory(ios)
 	ctx := context.Background()
-	st, err := OpenStore(ctx, from)
+	st, err := cmdutil.OpenStore(ctx, from)
 	if err != nil {
 		t.Fatal(err)
 	}

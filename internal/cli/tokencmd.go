@@ -18,14 +18,14 @@ import (
 )
 
 // NewCmdToken builds `regctl token`.
-func NewCmdToken(f *Factory) *cobra.Command {
+func NewCmdToken(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Inspect registry tokens"}
 	cmd.AddCommand(NewCmdTokenDecode(f))
 	return cmd
 }
 
 // NewCmdTokenDecode builds `regctl token decode`.
-func NewCmdTokenDecode(f *Factory) *cobra.Command {
+func NewCmdTokenDecode(f *cmdutil.Factory) *cobra.Command {
 	var keysDir string
 	cmd := &cobra.Command{
 		Use:   "decode [TOKEN|-]",
@@ -43,7 +43,7 @@ the way the registry does: the x5c chain must lead to the CA in DIR.`,
 				raw = []byte(args[0])
 			} else {
 				var err error
-				if raw, err = readFileOrStdin(f.IO, "-"); err != nil {
+				if raw, err = cmdutil.ReadFileOrStdin(f.IO, "-"); err != nil {
 					return err
 				}
 			}

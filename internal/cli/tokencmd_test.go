@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/token"
 )
@@ -33,9 +34,9 @@ func TestTokenDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(stdin string, args ...string) (string, error) {
-		ios, in, out, _ := Test()
+		ios, in, out, _ := cmdutil.Test()
 		in.WriteString(stdin)
-		f := NewFactory(ios)
+		f := cmdutil.NewFactory(ios)
 		f.Now = func() time.Time { return now }
 		err := runCmd(NewCmdTokenDecode(f), ios, args...)
 		return out.String(), err

@@ -19,11 +19,10 @@ import (
 	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/passwd"
 	"github.com/regctl/regctl/internal/store"
-	"github.com/regctl/regctl/internal/when"
 )
 
 // NewCmdUser builds `regctl user`.
-func NewCmdUser(f *Factory) *cobra.Command {
+func NewCmdUser(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
 		Short: "Manage users, their labels, grants and expiry",
@@ -74,7 +73,7 @@ const minBcryptCost = 10
 // resolve returns either a password to hash or an existing hash, from
 // exactly one of --password-hash, --password-stdin, --password-file or a
 // TTY prompt asked twice. Passwords never come from argv.
-func (p *passwordSource) resolve(ios *IOStreams) (pw []byte, hash string, err error) {
+func (p *passwordSource) resolve(ios *cmdutil.IOStreams) (pw []byte, hash string, err error) {
 	n := 0
 	for _, set := range []bool{p.stdin, p.file != "", p.hash != ""} {
 		if set {
@@ -111,7 +110,7 @@ func (p *passwordSource) resolve(ios *IOStreams) (pw []byte, hash string, err er
 
 // read returns the password from stdin, a file, or a TTY prompt asked
 // twice.
-func (p *passwordSource) read(ios *IOStreams) ([]byte, error) {
+func (p *passwordSource) read(ios *cmdutil.IOStreams) ([]byte, error) {
 	var pw []byte
 	switch {
 	case p.stdin:
@@ -172,85 +171,6 @@ func firstLine(r io.Reader) ([]byte, error) {
 	return line, nil
 }
 
-// parseExpiry parses an optional --expires; it must lie in the future.
-func parseExpiry(flag, s string, now time.Time) (*time.Time, error) {
-	if s == "" {
-		return nil, nil
-	}
-	t, err := when.Parse(s, now)
-	if err != nil {
-		return nil, &cmdutil.FlagError{Err: fmt.Errorf("--%s: %w", flag, err)}
-	}
-	if !t.After(now) {
-		return nil, cmdutil.FlagErrorf("--%s %s lies in the past", flag, s)
-	}
-	t = t.UTC().Truncate(time.Millisecond)
-	return &t, nil
-}
-
-// parseLabels turns KEY=VALUE flags into a label map.
-func parseLabels(flags []string) (map[string][]string, error) {
-	if len(flags) == 0 {
-		return nil, nil
-	}
-	labels := map[string][]string{}
-	for _, kv := range flags {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return nil, cmdutil.FlagErrorf("label %q: want KEY=VALUE", kv)
-		}
-		if err := store.ValidateLabel(k, v); err != nil {
-			return nil, &cmdutil.FlagError{Err: err}
-		}
-		if !slices.Contains(labels[k], v) {
-			labels[k] = append(labels[k], v)
-		}
-	}
-	return labels, nil
-}
-
-// parseActions parses "pull,push" into a validated action list.
-func parseActions(s string) ([]string, error) {
-	var out []string
-	for _, a := range strings.Split(s, ",") {
-		a = strings.TrimSpace(a)
-		switch a {
-		case acl.ActionPull, acl.ActionPush, acl.ActionDelete, acl.ActionAll:
-			if !slices.Contains(out, a) {
-				out = append(out, a)
-			}
-		case "":
-		default:
-			return nil, cmdutil.FlagErrorf("--actions: unknown action %q (use pull, push, delete or *)", a)
-		}
-	}
-	if len(out) == 0 {
-		return nil, cmdutil.FlagErrorf("--actions is required: pull, push, delete or * (comma separated)")
-	}
-	return out, nil
-}
-
-// validateUsernameArg checks a NAME argument.
-func validateUsernameArg(name string) error {
-	if err := store.ValidateUsername(name); err != nil {
-		return &cmdutil.FlagError{Err: err}
-	}
-	return nil
-}
-
-func addDryRunFlag(cmd *cobra.Command, p *bool) {
-	cmd.Flags().BoolVar(p, "dry-run", false, "show what would change and write nothing")
-}
-
-// would prefixes a change message with "Would " in dry-run mode: "Would
-// create user waldi" instead of "Created user waldi".
-func would(dryRun bool, done, planned string) string {
-	if dryRun {
-		return "Would " + planned
-	}
-	return done
-}
-
 // UserAddOptions are `regctl user add`'s settings.
 type UserAddOptions struct {
 	Username string
@@ -265,7 +185,7 @@ type UserAddOptions struct {
 }
 
 // NewCmdUserAdd builds `regctl user add`.
-func NewCmdUserAdd(f *Factory, runF func(context.Context, *UserAddOptions) error) *cobra.Command {
+func NewCmdUserAdd(f *cmdutil.Factory, runF func(context.Context, *UserAddOptions) error) *cobra.Command {
 	var pw passwordSource
 	var expires string
 	var labels []string
@@ -284,17 +204,17 @@ instead (from htpasswd -nB or a docker_auth users list) and stores it as is.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
-			if err := validateUsernameArg(o.Username); err != nil {
+			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
 			if o.BcryptCost < minBcryptCost || o.BcryptCost > bcrypt.MaxCost {
 				return cmdutil.FlagErrorf("--bcrypt-cost %d: use %d to %d", o.BcryptCost, minBcryptCost, bcrypt.MaxCost)
 			}
 			var err error
-			if o.Expires, err = parseExpiry("expires", expires, f.Now()); err != nil {
+			if o.Expires, err = cmdutil.ParseExpiry("expires", expires, f.Now()); err != nil {
 				return err
 			}
-			if o.Labels, err = parseLabels(labels); err != nil {
+			if o.Labels, err = cmdutil.ParseLabels(labels); err != nil {
 				return err
 			}
 			if o.Password, o.PasswordHash, err = pw.resolve(f.IO); err != nil {
@@ -310,11 +230,11 @@ instead (from htpasswd -nB or a docker_auth users list) and stores it as is.`,
 	cmd.Flags().StringVar(&expires, "expires", "", "account expiry: RFC 3339 date or time, or a duration such as 90d")
 	cmd.Flags().StringArrayVar(&labels, "label", nil, "label KEY=VALUE (repeatable; repeat a key for several values)")
 	cmd.Flags().IntVar(&o.BcryptCost, "bcrypt-cost", store.DefaultBcryptCost, "bcrypt cost (10-31)")
-	addDryRunFlag(cmd, &o.DryRun)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
-func userAddRun(ctx context.Context, f *Factory, o *UserAddOptions) error {
+func userAddRun(ctx context.Context, f *cmdutil.Factory, o *UserAddOptions) error {
 	now := f.Now()
 	u := &store.User{Username: o.Username, PasswordHash: o.PasswordHash, Labels: o.Labels, ExpiresAt: o.Expires,
 		CreatedAt: store.Truncate(now), UpdatedAt: store.Truncate(now)}
@@ -325,20 +245,20 @@ func userAddRun(ctx context.Context, f *Factory, o *UserAddOptions) error {
 		}
 		u.PasswordHash = string(hash)
 	}
-	return withStore(ctx, f, func(st store.Store) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		if o.DryRun {
 			if _, err := st.GetUser(ctx, o.Username); err == nil {
-				return storeErr(store.ErrExists, "user "+o.Username)
+				return cmdutil.StoreErr(store.ErrExists, "user "+o.Username)
 			} else if !errors.Is(err, store.ErrNotFound) {
-				return storeErr(err, "user "+o.Username)
+				return cmdutil.StoreErr(err, "user "+o.Username)
 			}
 		} else if err := st.CreateUser(ctx, u); err != nil {
-			return storeErr(err, "user "+o.Username)
+			return cmdutil.StoreErr(err, "user "+o.Username)
 		}
-		msg := would(o.DryRun, "Created user ", "create user ") + o.Username
+		msg := cmdutil.Would(o.DryRun, "Created user ", "create user ") + o.Username
 		var details []string
 		if len(u.Labels) > 0 {
-			details = append(details, "labels "+strings.Join(labelPairs(u.Labels), ", "))
+			details = append(details, "labels "+strings.Join(cmdutil.LabelPairs(u.Labels), ", "))
 		}
 		if o.Expires != nil {
 			details = append(details, "expires "+o.Expires.Format(time.RFC3339))
@@ -358,7 +278,7 @@ type UserGrantOptions struct {
 }
 
 // NewCmdUserGrant builds `regctl user grant`.
-func NewCmdUserGrant(f *Factory, runF func(context.Context, *UserGrantOptions) error) *cobra.Command {
+func NewCmdUserGrant(f *cmdutil.Factory, runF func(context.Context, *UserGrantOptions) error) *cobra.Command {
 	var actions, expires string
 	o := &UserGrantOptions{}
 	cmd := &cobra.Command{
@@ -370,19 +290,19 @@ actions and expiry. A grant adds to what the rules allow; an explicit deny
 rule never takes it away.`,
 		Example: "  regctl user grant waldi 'team/*' --actions pull,push\n  regctl user grant contractor 'team/app' --actions pull --expires 30d",
 		Args:    cmdutil.ExactArgs(2),
-		ValidArgsFunction: completeUserThen(f, func(context.Context, *store.User, []string) []string {
+		ValidArgsFunction: cmdutil.CompleteUserThen(f, func(context.Context, *store.User, []string) []string {
 			return nil
 		}),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username, o.Grant = args[0], acl.Grant{Pattern: args[1]}
-			if err := validateUsernameArg(o.Username); err != nil {
+			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
 			var err error
-			if o.Grant.Actions, err = parseActions(actions); err != nil {
+			if o.Grant.Actions, err = cmdutil.ParseActions(actions); err != nil {
 				return err
 			}
-			if o.Grant.ExpiresAt, err = parseExpiry("expires", expires, f.Now()); err != nil {
+			if o.Grant.ExpiresAt, err = cmdutil.ParseExpiry("expires", expires, f.Now()); err != nil {
 				return err
 			}
 			if err := o.Grant.Validate(); err != nil {
@@ -396,8 +316,8 @@ rule never takes it away.`,
 	}
 	cmd.Flags().StringVar(&actions, "actions", "", "comma-separated actions: pull, push, delete, * (required)")
 	cmd.Flags().StringVar(&expires, "expires", "", "grant expiry: RFC 3339 date or time, or a duration such as 30d")
-	addDryRunFlag(cmd, &o.DryRun)
-	_ = cmd.RegisterFlagCompletionFunc("actions", completeActions)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
+	_ = cmd.RegisterFlagCompletionFunc("actions", cmdutil.CompleteActions)
 	return cmd
 }
 
@@ -411,10 +331,10 @@ func describeGrant(g acl.Grant) string {
 	return s
 }
 
-func userGrantRun(ctx context.Context, f *Factory, o *UserGrantOptions) error {
-	return withStore(ctx, f, func(st store.Store) error {
+func userGrantRun(ctx context.Context, f *cmdutil.Factory, o *UserGrantOptions) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		var old *acl.Grant
-		_, err := updateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
+		_, err := cmdutil.UpdateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
 			old = nil
 			i := slices.IndexFunc(u.Grants, func(g acl.Grant) bool { return g.Pattern == o.Grant.Pattern })
 			if i >= 0 {
@@ -436,54 +356,17 @@ func userGrantRun(ctx context.Context, f *Factory, o *UserGrantOptions) error {
 		case errors.Is(err, errNoChange):
 			fmt.Fprintf(f.IO.ErrOut, "No change: %s already has %s\n", o.Username, describeGrant(o.Grant))
 		case old != nil:
-			fmt.Fprintf(f.IO.ErrOut, "%s %s's grant: %s (was %s)\n", would(o.DryRun, "Updated", "update"), o.Username,
+			fmt.Fprintf(f.IO.ErrOut, "%s %s's grant: %s (was %s)\n", cmdutil.Would(o.DryRun, "Updated", "update"), o.Username,
 				describeGrant(o.Grant), describeGrant(*old))
 		default:
-			fmt.Fprintf(f.IO.ErrOut, "%s %s %s\n", would(o.DryRun, "Granted", "grant"), o.Username, describeGrant(o.Grant))
+			fmt.Fprintf(f.IO.ErrOut, "%s %s %s\n", cmdutil.Would(o.DryRun, "Granted", "grant"), o.Username, describeGrant(o.Grant))
 		}
 		return nil
 	})
 }
 
 func grantsEqual(a, b acl.Grant) bool {
-	return a.Pattern == b.Pattern && slices.Equal(a.Actions, b.Actions) && timePtrEqual(a.ExpiresAt, b.ExpiresAt)
-}
-
-func timePtrEqual(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	return a.Equal(*b)
-}
-
-// errDryRun aborts UpdateUser's write in dry-run mode.
-var errDryRun = errors.New("dry run")
-
-// updateUser applies fn to the stored user and writes it back; in dry-run
-// mode it applies fn to a copy and writes nothing. Errors are one line.
-func updateUser(ctx context.Context, st store.Store, name string, dryRun bool, fn func(*store.User) error) (*store.User, error) {
-	if dryRun {
-		u, err := st.GetUser(ctx, name)
-		if err != nil {
-			return nil, storeErr(err, "user "+name)
-		}
-		if err := fn(u); err != nil {
-			return nil, err
-		}
-		return u, nil
-	}
-	var fnErr error
-	u, err := st.UpdateUser(ctx, name, func(u *store.User) error {
-		fnErr = fn(u)
-		return fnErr
-	})
-	if fnErr != nil && err != nil {
-		return nil, fnErr
-	}
-	if err != nil {
-		return nil, storeErr(err, "user "+name)
-	}
-	return u, nil
+	return a.Pattern == b.Pattern && slices.Equal(a.Actions, b.Actions) && cmdutil.TimePtrEqual(a.ExpiresAt, b.ExpiresAt)
 }
 
 // UserRevokeOptions are `regctl user revoke`'s settings.
@@ -496,7 +379,7 @@ type UserRevokeOptions struct {
 }
 
 // NewCmdUserRevoke builds `regctl user revoke`.
-func NewCmdUserRevoke(f *Factory, runF func(context.Context, *UserRevokeOptions) error) *cobra.Command {
+func NewCmdUserRevoke(f *cmdutil.Factory, runF func(context.Context, *UserRevokeOptions) error) *cobra.Command {
 	var actions string
 	o := &UserRevokeOptions{}
 	cmd := &cobra.Command{
@@ -507,7 +390,7 @@ regctl user show NAME). With --actions only those actions are taken away;
 taking away the last one removes the grant.`,
 		Example: "  regctl user revoke waldi 'team/*'\n  regctl user revoke waldi 'team/*' --actions push,delete",
 		Args:    cmdutil.ExactArgs(2),
-		ValidArgsFunction: completeUserThen(f, func(_ context.Context, u *store.User, args []string) []string {
+		ValidArgsFunction: cmdutil.CompleteUserThen(f, func(_ context.Context, u *store.User, args []string) []string {
 			if len(args) != 1 {
 				return nil
 			}
@@ -519,12 +402,12 @@ taking away the last one removes the grant.`,
 		}),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username, o.Pattern = args[0], args[1]
-			if err := validateUsernameArg(o.Username); err != nil {
+			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
 			if cmd.Flags().Changed("actions") {
 				var err error
-				if o.Actions, err = parseActions(actions); err != nil {
+				if o.Actions, err = cmdutil.ParseActions(actions); err != nil {
 					return err
 				}
 			}
@@ -535,19 +418,19 @@ taking away the last one removes the grant.`,
 		},
 	}
 	cmd.Flags().StringVar(&actions, "actions", "", "take away only these actions (comma separated); default: the whole grant")
-	addDryRunFlag(cmd, &o.DryRun)
-	_ = cmd.RegisterFlagCompletionFunc("actions", completeActions)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
+	_ = cmd.RegisterFlagCompletionFunc("actions", cmdutil.CompleteActions)
 	return cmd
 }
 
 // errNoChange ends an update that would not change anything.
 var errNoChange = errors.New("no change")
 
-func userRevokeRun(ctx context.Context, f *Factory, o *UserRevokeOptions) error {
-	return withStore(ctx, f, func(st store.Store) error {
+func userRevokeRun(ctx context.Context, f *cmdutil.Factory, o *UserRevokeOptions) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		var old acl.Grant
 		var left []string
-		_, err := updateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
+		_, err := cmdutil.UpdateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
 			i := slices.IndexFunc(u.Grants, func(g acl.Grant) bool { return g.Pattern == o.Pattern })
 			if i < 0 {
 				var have []string
@@ -591,12 +474,12 @@ func userRevokeRun(ctx context.Context, f *Factory, o *UserRevokeOptions) error 
 			return err
 		}
 		if len(left) == 0 {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s's grant %s\n", would(o.DryRun, "Revoked", "revoke"), o.Username, describeGrant(old))
+			fmt.Fprintf(f.IO.ErrOut, "%s %s's grant %s\n", cmdutil.Would(o.DryRun, "Revoked", "revoke"), o.Username, describeGrant(old))
 			return nil
 		}
 		g := old
 		g.Actions = left
-		fmt.Fprintf(f.IO.ErrOut, "%s %s from %s's grant on %s: now %s (was %s)\n", would(o.DryRun, "Revoked", "revoke"),
+		fmt.Fprintf(f.IO.ErrOut, "%s %s from %s's grant on %s: now %s (was %s)\n", cmdutil.Would(o.DryRun, "Revoked", "revoke"),
 			strings.Join(o.Actions, ","), o.Username, o.Pattern, describeGrant(g), describeGrant(old))
 		return nil
 	})

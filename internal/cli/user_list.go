@@ -41,7 +41,7 @@ func newUserView(u *store.User, now time.Time) userView {
 	v := userView{
 		Username:  u.Username,
 		Status:    u.Status(now),
-		ExpiresAt: utc(u.ExpiresAt),
+		ExpiresAt: cmdutil.UTC(u.ExpiresAt),
 		Disabled:  u.Disabled,
 		Labels:    map[string][]string{},
 		Grants:    []grantView{},
@@ -55,23 +55,23 @@ func newUserView(u *store.User, now time.Time) userView {
 			st = "expired"
 		}
 		v.Grants = append(v.Grants, grantView{Pattern: g.Pattern, Actions: append([]string{}, g.Actions...),
-			ExpiresAt: utc(g.ExpiresAt), Status: st})
+			ExpiresAt: cmdutil.UTC(g.ExpiresAt), Status: st})
 	}
 	if !u.CreatedAt.IsZero() {
-		v.CreatedAt = utc(&u.CreatedAt)
+		v.CreatedAt = cmdutil.UTC(&u.CreatedAt)
 	}
 	if !u.UpdatedAt.IsZero() {
-		v.UpdatedAt = utc(&u.UpdatedAt)
+		v.UpdatedAt = cmdutil.UTC(&u.UpdatedAt)
 	}
 	return v
 }
 
 // statusCell colours a status on a terminal: green active, red otherwise.
-func statusCell(c colors, st store.Status) string {
+func statusCell(c cmdutil.Colors, st store.Status) string {
 	if st == store.StatusActive {
-		return c.green(string(st))
+		return c.Green(string(st))
 	}
-	return c.red(string(st))
+	return c.Red(string(st))
 }
 
 // grantSummary renders a grant for a table cell: "team/*:pull,push",
@@ -82,9 +82,9 @@ func grantSummary(g acl.Grant, now time.Time) string {
 	switch {
 	case g.ExpiresAt == nil:
 	case acl.Expired(g.ExpiresAt, now):
-		s += " (expired " + relTime(*g.ExpiresAt, now) + ")"
+		s += " (expired " + cmdutil.RelTime(*g.ExpiresAt, now) + ")"
 	default:
-		s += " (expires " + relTime(*g.ExpiresAt, now) + ")"
+		s += " (expires " + cmdutil.RelTime(*g.ExpiresAt, now) + ")"
 	}
 	return s
 }
@@ -98,7 +98,7 @@ type UserListOptions struct {
 }
 
 // NewCmdUserList builds `regctl user list`.
-func NewCmdUserList(f *Factory, runF func(context.Context, *UserListOptions) error) *cobra.Command {
+func NewCmdUserList(f *cmdutil.Factory, runF func(context.Context, *UserListOptions) error) *cobra.Command {
 	var expiring string
 	o := &UserListOptions{}
 	cmd := &cobra.Command{
@@ -114,7 +114,7 @@ with RFC 3339 times in UTC and never the password hash.`,
   regctl user list -o json | jq -r '.[] | select(.status == "expired") | .username'`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(o.Output, formatTable, formatJSON, formatYAML); err != nil {
+			if err := cmdutil.CheckOutput(o.Output, cmdutil.FormatTable, cmdutil.FormatJSON, cmdutil.FormatYAML); err != nil {
 				return err
 			}
 			if expiring != "" {
@@ -131,15 +131,15 @@ with RFC 3339 times in UTC and never the password hash.`,
 		},
 	}
 	cmd.Flags().StringVar(&expiring, "expiring", "", "only accounts that expire within this duration (e.g. 7d), not those already expired")
-	addOutputFlag(cmd, &o.Output, formatTable, formatJSON, formatYAML)
+	cmdutil.AddOutputFlag(cmd, &o.Output, cmdutil.FormatTable, cmdutil.FormatJSON, cmdutil.FormatYAML)
 	return cmd
 }
 
-func userListRun(ctx context.Context, f *Factory, o *UserListOptions) error {
-	return withStore(ctx, f, func(st store.Store) error {
+func userListRun(ctx context.Context, f *cmdutil.Factory, o *UserListOptions) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		users, err := st.ListUsers(ctx)
 		if err != nil {
-			return storeErr(err, "users")
+			return cmdutil.StoreErr(err, "users")
 		}
 		now := f.Now()
 		if o.Expiring > 0 {
@@ -151,12 +151,12 @@ func userListRun(ctx context.Context, f *Factory, o *UserListOptions) error {
 			}
 			users = kept
 		}
-		if o.Output != formatTable {
+		if o.Output != cmdutil.FormatTable {
 			views := make([]userView, 0, len(users))
 			for i := range users {
 				views = append(views, newUserView(&users[i], now))
 			}
-			return writeData(f.IO.Out, o.Output, views)
+			return cmdutil.WriteData(f.IO.Out, o.Output, views)
 		}
 		if len(users) == 0 {
 			if o.Expiring > 0 {
@@ -166,22 +166,22 @@ func userListRun(ctx context.Context, f *Factory, o *UserListOptions) error {
 			}
 			return nil
 		}
-		return userTable(f.IO.Out, users, now, f.loc(), f.colors())
+		return userTable(f.IO.Out, users, now, f.Loc(), f.Colors())
 	})
 }
 
-func userTable(w io.Writer, users []store.User, now time.Time, loc *time.Location, c colors) error {
-	t := newTable("NAME", "STATUS", "EXPIRES", "LABELS", "GRANTS")
+func userTable(w io.Writer, users []store.User, now time.Time, loc *time.Location, c cmdutil.Colors) error {
+	t := cmdutil.NewTable("NAME", "STATUS", "EXPIRES", "LABELS", "GRANTS")
 	for i := range users {
 		u := &users[i]
 		var grants []string
 		for _, g := range u.Grants {
 			grants = append(grants, grantSummary(g, now))
 		}
-		t.row(u.Username, statusCell(c, u.Status(now)), formatExpiry(u.ExpiresAt, now, loc),
-			strings.Join(labelPairs(u.Labels), ", "), strings.Join(grants, ", "))
+		t.Row(u.Username, statusCell(c, u.Status(now)), cmdutil.FormatExpiry(u.ExpiresAt, now, loc),
+			strings.Join(cmdutil.LabelPairs(u.Labels), ", "), strings.Join(grants, ", "))
 	}
-	return t.render(w)
+	return t.Render(w)
 }
 
 // UserShowOptions are `regctl user show`'s settings.
@@ -191,7 +191,7 @@ type UserShowOptions struct {
 }
 
 // NewCmdUserShow builds `regctl user show`.
-func NewCmdUserShow(f *Factory, runF func(context.Context, *UserShowOptions) error) *cobra.Command {
+func NewCmdUserShow(f *cmdutil.Factory, runF func(context.Context, *UserShowOptions) error) *cobra.Command {
 	o := &UserShowOptions{}
 	cmd := &cobra.Command{
 		Use:   "show NAME",
@@ -201,13 +201,13 @@ the account was created and last changed. --output json or yaml prints the
 same object as one element of user list's output.`,
 		Example:           "  regctl user show waldi\n  regctl user show waldi -o yaml",
 		Args:              cmdutil.ExactArgs(1),
-		ValidArgsFunction: completeUsers(f),
+		ValidArgsFunction: cmdutil.CompleteUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
-			if err := checkOutput(o.Output, formatTable, formatJSON, formatYAML); err != nil {
+			if err := cmdutil.CheckOutput(o.Output, cmdutil.FormatTable, cmdutil.FormatJSON, cmdutil.FormatYAML); err != nil {
 				return err
 			}
-			if err := validateUsernameArg(o.Username); err != nil {
+			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -216,35 +216,35 @@ same object as one element of user list's output.`,
 			return userShowRun(cmd.Context(), f, o)
 		},
 	}
-	addOutputFlag(cmd, &o.Output, formatTable, formatJSON, formatYAML)
+	cmdutil.AddOutputFlag(cmd, &o.Output, cmdutil.FormatTable, cmdutil.FormatJSON, cmdutil.FormatYAML)
 	return cmd
 }
 
-func userShowRun(ctx context.Context, f *Factory, o *UserShowOptions) error {
-	return withStore(ctx, f, func(st store.Store) error {
+func userShowRun(ctx context.Context, f *cmdutil.Factory, o *UserShowOptions) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		u, err := st.GetUser(ctx, o.Username)
 		if err != nil {
-			return storeErr(err, "user "+o.Username)
+			return cmdutil.StoreErr(err, "user "+o.Username)
 		}
 		now := f.Now()
-		if o.Output != formatTable {
-			return writeData(f.IO.Out, o.Output, newUserView(u, now))
+		if o.Output != cmdutil.FormatTable {
+			return cmdutil.WriteData(f.IO.Out, o.Output, newUserView(u, now))
 		}
-		return userDetail(f.IO.Out, u, now, f.loc(), f.colors())
+		return userDetail(f.IO.Out, u, now, f.Loc(), f.Colors())
 	})
 }
 
-func userDetail(w io.Writer, u *store.User, now time.Time, loc *time.Location, c colors) error {
+func userDetail(w io.Writer, u *store.User, now time.Time, loc *time.Location, c cmdutil.Colors) error {
 	fmt.Fprintf(w, "Name:     %s\n", u.Username)
 	fmt.Fprintf(w, "Status:   %s\n", statusCell(c, u.Status(now)))
-	fmt.Fprintf(w, "Expires:  %s\n", formatExpiry(u.ExpiresAt, now, loc))
+	fmt.Fprintf(w, "Expires:  %s\n", cmdutil.FormatExpiry(u.ExpiresAt, now, loc))
 	if !u.CreatedAt.IsZero() {
-		fmt.Fprintf(w, "Created:  %s\n", formatDate(u.CreatedAt, now, loc))
+		fmt.Fprintf(w, "Created:  %s\n", cmdutil.FormatDate(u.CreatedAt, now, loc))
 	}
 	if !u.UpdatedAt.IsZero() {
-		fmt.Fprintf(w, "Updated:  %s\n", formatDate(u.UpdatedAt, now, loc))
+		fmt.Fprintf(w, "Updated:  %s\n", cmdutil.FormatDate(u.UpdatedAt, now, loc))
 	}
-	if pairs := labelPairs(u.Labels); len(pairs) > 0 {
+	if pairs := cmdutil.LabelPairs(u.Labels); len(pairs) > 0 {
 		fmt.Fprintln(w, "Labels:")
 		for _, p := range pairs {
 			fmt.Fprintf(w, "  %s\n", p)
@@ -257,11 +257,11 @@ func userDetail(w io.Writer, u *store.User, now time.Time, loc *time.Location, c
 		return nil
 	}
 	fmt.Fprintln(w, "Grants:")
-	t := newTable("  PATTERN", "ACTIONS", "EXPIRES")
+	t := cmdutil.NewTable("  PATTERN", "ACTIONS", "EXPIRES")
 	for _, g := range u.Grants {
-		t.row("  "+g.Pattern, strings.Join(g.Actions, ","), formatExpiry(g.ExpiresAt, now, loc))
+		t.Row("  "+g.Pattern, strings.Join(g.Actions, ","), cmdutil.FormatExpiry(g.ExpiresAt, now, loc))
 	}
-	return t.render(w)
+	return t.Render(w)
 }
 
 // formatDuration renders d as the flags take it: "7d", "36h", "90m".

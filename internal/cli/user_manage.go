@@ -26,7 +26,7 @@ type UserPasswdOptions struct {
 }
 
 // NewCmdUserPasswd builds `regctl user passwd`.
-func NewCmdUserPasswd(f *Factory, runF func(context.Context, *UserPasswdOptions) error) *cobra.Command {
+func NewCmdUserPasswd(f *cmdutil.Factory, runF func(context.Context, *UserPasswdOptions) error) *cobra.Command {
 	var pw passwordSource
 	o := &UserPasswdOptions{}
 	cmd := &cobra.Command{
@@ -39,10 +39,10 @@ stored identity tokens) stop working.`,
 		Example: `  regctl user passwd waldi
   printf '%s\n' "$NEW_PASSWORD" | regctl user passwd ci-bot --password-stdin`,
 		Args:              cmdutil.ExactArgs(1),
-		ValidArgsFunction: completeUsers(f),
+		ValidArgsFunction: cmdutil.CompleteUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
-			if err := validateUsernameArg(o.Username); err != nil {
+			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
 			if o.BcryptCost < minBcryptCost || o.BcryptCost > bcrypt.MaxCost {
@@ -60,11 +60,11 @@ stored identity tokens) stop working.`,
 	}
 	pw.register(cmd)
 	cmd.Flags().IntVar(&o.BcryptCost, "bcrypt-cost", store.DefaultBcryptCost, "bcrypt cost (10-31)")
-	addDryRunFlag(cmd, &o.DryRun)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
-func userPasswdRun(ctx context.Context, f *Factory, o *UserPasswdOptions) error {
+func userPasswdRun(ctx context.Context, f *cmdutil.Factory, o *UserPasswdOptions) error {
 	hash := o.PasswordHash
 	if hash == "" && !o.DryRun {
 		h, err := bcrypt.GenerateFromPassword(o.Password, o.BcryptCost)
@@ -73,8 +73,8 @@ func userPasswdRun(ctx context.Context, f *Factory, o *UserPasswdOptions) error 
 		}
 		hash = string(h)
 	}
-	return withStore(ctx, f, func(st store.Store) error {
-		_, err := updateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+		_, err := cmdutil.UpdateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
 			u.PasswordHash = hash
 			return nil
 		})
@@ -82,7 +82,7 @@ func userPasswdRun(ctx context.Context, f *Factory, o *UserPasswdOptions) error 
 			return err
 		}
 		fmt.Fprintf(f.IO.ErrOut, "%s the password of %s; refresh tokens issued before the change stop working\n",
-			would(o.DryRun, "Changed", "change"), o.Username)
+			cmdutil.Would(o.DryRun, "Changed", "change"), o.Username)
 		return nil
 	})
 }
@@ -96,7 +96,7 @@ type UserExpireOptions struct {
 }
 
 // NewCmdUserExpire builds `regctl user expire`.
-func NewCmdUserExpire(f *Factory, runF func(context.Context, *UserExpireOptions) error) *cobra.Command {
+func NewCmdUserExpire(f *cmdutil.Factory, runF func(context.Context, *UserExpireOptions) error) *cobra.Command {
 	o := &UserExpireOptions{}
 	cmd := &cobra.Command{
 		Use:   "expire NAME WHEN|never",
@@ -109,12 +109,12 @@ or rule is consulted. To block an account at once, use regctl user disable.`,
   regctl user expire contractor 30d
   regctl user expire waldi never`,
 		Args: cmdutil.ExactArgs(2),
-		ValidArgsFunction: completeUserThen(f, func(context.Context, *store.User, []string) []string {
+		ValidArgsFunction: cmdutil.CompleteUserThen(f, func(context.Context, *store.User, []string) []string {
 			return []string{"never\tremove the expiry", "30d\t30 days from now", "90d\t90 days from now"}
 		}),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
-			if err := validateUsernameArg(o.Username); err != nil {
+			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
 			if args[1] != "never" {
@@ -134,7 +134,7 @@ or rule is consulted. To block an account at once, use regctl user disable.`,
 			return userExpireRun(cmd.Context(), f, o)
 		},
 	}
-	addDryRunFlag(cmd, &o.DryRun)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
@@ -145,14 +145,14 @@ func formatExpiryRFC(t *time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func userExpireRun(ctx context.Context, f *Factory, o *UserExpireOptions) error {
-	return withStore(ctx, f, func(st store.Store) error {
+func userExpireRun(ctx context.Context, f *cmdutil.Factory, o *UserExpireOptions) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		var old *time.Time
 		var wasStatus store.Status
 		now := f.Now()
-		_, err := updateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
+		_, err := cmdutil.UpdateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
 			old, wasStatus = u.ExpiresAt, u.Status(now)
-			if timePtrEqual(u.ExpiresAt, o.Expires) {
+			if cmdutil.TimePtrEqual(u.ExpiresAt, o.Expires) {
 				return errNoChange
 			}
 			u.ExpiresAt = o.Expires
@@ -169,7 +169,7 @@ func userExpireRun(ctx context.Context, f *Factory, o *UserExpireOptions) error 
 		if err != nil {
 			return err
 		}
-		msg := fmt.Sprintf("%s %s's expiry to %s (was %s)", would(o.DryRun, "Set", "set"), o.Username,
+		msg := fmt.Sprintf("%s %s's expiry to %s (was %s)", cmdutil.Would(o.DryRun, "Set", "set"), o.Username,
 			formatExpiryRFC(o.Expires), formatExpiryRFC(old))
 		if wasStatus == store.StatusExpired {
 			msg += "; the account is active again"
@@ -187,16 +187,16 @@ type UserStateOptions struct {
 }
 
 // NewCmdUserDisable builds `regctl user disable`.
-func NewCmdUserDisable(f *Factory, runF func(context.Context, *UserStateOptions) error) *cobra.Command {
+func NewCmdUserDisable(f *cmdutil.Factory, runF func(context.Context, *UserStateOptions) error) *cobra.Command {
 	return newCmdUserState(f, runF, true)
 }
 
 // NewCmdUserEnable builds `regctl user enable`.
-func NewCmdUserEnable(f *Factory, runF func(context.Context, *UserStateOptions) error) *cobra.Command {
+func NewCmdUserEnable(f *cmdutil.Factory, runF func(context.Context, *UserStateOptions) error) *cobra.Command {
 	return newCmdUserState(f, runF, false)
 }
 
-func newCmdUserState(f *Factory, runF func(context.Context, *UserStateOptions) error, disable bool) *cobra.Command {
+func newCmdUserState(f *cmdutil.Factory, runF func(context.Context, *UserStateOptions) error, disable bool) *cobra.Command {
 	o := &UserStateOptions{Disable: disable}
 	cmd := &cobra.Command{
 		Use:               "enable NAME",
@@ -204,10 +204,10 @@ func newCmdUserState(f *Factory, runF func(context.Context, *UserStateOptions) e
 		Long:              "Re-enable a disabled user. Its password, labels, grants and expiry are unchanged; an expired account stays expired.",
 		Example:           "  regctl user enable waldi",
 		Args:              cmdutil.ExactArgs(1),
-		ValidArgsFunction: completeUsers(f),
+		ValidArgsFunction: cmdutil.CompleteUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
-			if err := validateUsernameArg(o.Username); err != nil {
+			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -224,14 +224,14 @@ interval, before any grant or rule is consulted. Password, labels, grants and
 expiry are kept; regctl user enable undoes it.`
 		cmd.Example = "  regctl user disable waldi"
 	}
-	addDryRunFlag(cmd, &o.DryRun)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
-func userStateRun(ctx context.Context, f *Factory, o *UserStateOptions) error {
-	return withStore(ctx, f, func(st store.Store) error {
+func userStateRun(ctx context.Context, f *cmdutil.Factory, o *UserStateOptions) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		var after *store.User
-		u, err := updateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
+		u, err := cmdutil.UpdateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
 			if u.Disabled == o.Disable {
 				return errNoChange
 			}
@@ -249,14 +249,14 @@ func userStateRun(ctx context.Context, f *Factory, o *UserStateOptions) error {
 			msg = fmt.Sprintf("No change: user %s is already %s", o.Username, state)
 			after, err = st.GetUser(ctx, o.Username)
 			if err != nil {
-				return storeErr(err, "user "+o.Username)
+				return cmdutil.StoreErr(err, "user "+o.Username)
 			}
 		case err != nil:
 			return err
 		case o.Disable:
-			msg = fmt.Sprintf("%s user %s", would(o.DryRun, "Disabled", "disable"), o.Username)
+			msg = fmt.Sprintf("%s user %s", cmdutil.Would(o.DryRun, "Disabled", "disable"), o.Username)
 		default:
-			msg = fmt.Sprintf("%s user %s", would(o.DryRun, "Enabled", "enable"), o.Username)
+			msg = fmt.Sprintf("%s user %s", cmdutil.Would(o.DryRun, "Enabled", "enable"), o.Username)
 		}
 		if !o.Disable && after.Status(f.Now()) == store.StatusExpired {
 			msg += fmt.Sprintf("; note: the account expired %s, extend it with: regctl user expire %s WHEN",
@@ -275,7 +275,7 @@ type UserDeleteOptions struct {
 }
 
 // NewCmdUserDelete builds `regctl user delete`.
-func NewCmdUserDelete(f *Factory, runF func(context.Context, *UserDeleteOptions) error) *cobra.Command {
+func NewCmdUserDelete(f *cmdutil.Factory, runF func(context.Context, *UserDeleteOptions) error) *cobra.Command {
 	o := &UserDeleteOptions{}
 	cmd := &cobra.Command{
 		Use:     "delete NAME",
@@ -286,10 +286,10 @@ confirmation unless --yes is given; without a terminal --yes is required. To
 block an account but keep it, use regctl user disable.`,
 		Example:           "  regctl user delete waldi\n  regctl user delete ci-bot --yes",
 		Args:              cmdutil.ExactArgs(1),
-		ValidArgsFunction: completeUsers(f),
+		ValidArgsFunction: cmdutil.CompleteUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
-			if err := validateUsernameArg(o.Username); err != nil {
+			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
 			if !o.Yes && !o.DryRun && !f.IO.CanPrompt() {
@@ -302,18 +302,18 @@ block an account but keep it, use regctl user disable.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "delete without asking for confirmation")
-	addDryRunFlag(cmd, &o.DryRun)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
-func userDeleteRun(ctx context.Context, f *Factory, o *UserDeleteOptions) error {
-	return withStore(ctx, f, func(st store.Store) error {
+func userDeleteRun(ctx context.Context, f *cmdutil.Factory, o *UserDeleteOptions) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		u, err := st.GetUser(ctx, o.Username)
 		if err != nil {
-			return storeErr(err, "user "+o.Username)
+			return cmdutil.StoreErr(err, "user "+o.Username)
 		}
 		what := fmt.Sprintf("user %s (%s, %d label value(s), %d grant(s))", o.Username, u.Status(f.Now()),
-			len(labelPairs(u.Labels)), len(u.Grants))
+			len(cmdutil.LabelPairs(u.Labels)), len(u.Grants))
 		if o.DryRun {
 			fmt.Fprintf(f.IO.ErrOut, "Would delete %s\n", what)
 			return nil
@@ -328,7 +328,7 @@ func userDeleteRun(ctx context.Context, f *Factory, o *UserDeleteOptions) error 
 			}
 		}
 		if err := st.DeleteUser(ctx, o.Username); err != nil {
-			return storeErr(err, "user "+o.Username)
+			return cmdutil.StoreErr(err, "user "+o.Username)
 		}
 		fmt.Fprintf(f.IO.ErrOut, "Deleted %s\n", what)
 		return nil
@@ -336,7 +336,7 @@ func userDeleteRun(ctx context.Context, f *Factory, o *UserDeleteOptions) error 
 }
 
 // NewCmdUserLabel builds `regctl user label`.
-func NewCmdUserLabel(f *Factory) *cobra.Command {
+func NewCmdUserLabel(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "label",
 		Short: "Set or remove a user's labels",
@@ -366,7 +366,7 @@ type UserLabelOptions struct {
 }
 
 // NewCmdUserLabelSet builds `regctl user label set`.
-func NewCmdUserLabelSet(f *Factory, runF func(context.Context, *UserLabelOptions) error) *cobra.Command {
+func NewCmdUserLabelSet(f *cmdutil.Factory, runF func(context.Context, *UserLabelOptions) error) *cobra.Command {
 	o := &UserLabelOptions{}
 	cmd := &cobra.Command{
 		Use:   "set NAME KEY=VALUE...",
@@ -377,14 +377,14 @@ func NewCmdUserLabelSet(f *Factory, runF func(context.Context, *UserLabelOptions
 		Example: `  regctl user label set waldi full-access='test/*' full-access='socke*'
   regctl user label set waldi read-only-access='prod/*' --add`,
 		Args:              cmdutil.MinimumNArgs(2),
-		ValidArgsFunction: completeUsers(f),
+		ValidArgsFunction: cmdutil.CompleteUsers(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
-			if err := validateUsernameArg(o.Username); err != nil {
+			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
 			var err error
-			if o.Labels, err = parseLabels(args[1:]); err != nil {
+			if o.Labels, err = cmdutil.ParseLabels(args[1:]); err != nil {
 				return err
 			}
 			o.Keys = labelKeysInOrder(args[1:])
@@ -395,12 +395,12 @@ func NewCmdUserLabelSet(f *Factory, runF func(context.Context, *UserLabelOptions
 		},
 	}
 	cmd.Flags().BoolVar(&o.Add, "add", false, "add the values to the key's existing values instead of replacing them")
-	addDryRunFlag(cmd, &o.DryRun)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
 // NewCmdUserLabelUnset builds `regctl user label unset`.
-func NewCmdUserLabelUnset(f *Factory, runF func(context.Context, *UserLabelOptions) error) *cobra.Command {
+func NewCmdUserLabelUnset(f *cmdutil.Factory, runF func(context.Context, *UserLabelOptions) error) *cobra.Command {
 	o := &UserLabelOptions{Unset: true}
 	cmd := &cobra.Command{
 		Use:   "unset NAME KEY[=VALUE]...",
@@ -409,7 +409,7 @@ func NewCmdUserLabelUnset(f *Factory, runF func(context.Context, *UserLabelOptio
 		Example: `  regctl user label unset waldi read-only-access
   regctl user label unset waldi full-access='socke*'`,
 		Args: cmdutil.MinimumNArgs(2),
-		ValidArgsFunction: completeUserThen(f, func(_ context.Context, u *store.User, _ []string) []string {
+		ValidArgsFunction: cmdutil.CompleteUserThen(f, func(_ context.Context, u *store.User, _ []string) []string {
 			var out []string
 			for _, k := range labelKeysSorted(u.Labels) {
 				out = append(out, k)
@@ -421,7 +421,7 @@ func NewCmdUserLabelUnset(f *Factory, runF func(context.Context, *UserLabelOptio
 		}),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Username = args[0]
-			if err := validateUsernameArg(o.Username); err != nil {
+			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
 			o.Labels = map[string][]string{}
@@ -450,7 +450,7 @@ func NewCmdUserLabelUnset(f *Factory, runF func(context.Context, *UserLabelOptio
 			return userLabelRun(cmd.Context(), f, o)
 		},
 	}
-	addDryRunFlag(cmd, &o.DryRun)
+	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
@@ -474,10 +474,10 @@ func labelKeysSorted(labels map[string][]string) []string {
 	return keys
 }
 
-func userLabelRun(ctx context.Context, f *Factory, o *UserLabelOptions) error {
-	return withStore(ctx, f, func(st store.Store) error {
+func userLabelRun(ctx context.Context, f *cmdutil.Factory, o *UserLabelOptions) error {
+	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
 		var msgs []string
-		_, err := updateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
+		_, err := cmdutil.UpdateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
 			msgs = msgs[:0]
 			changed := false
 			if u.Labels == nil {
@@ -553,9 +553,9 @@ func labelChange(o *UserLabelOptions, key string, old, next []string) (string, b
 	}
 	switch {
 	case len(next) == 0:
-		return fmt.Sprintf("%s %s's label %s (was %s)", would(o.DryRun, "Removed", "remove"), o.Username, key, list(old)), true
+		return fmt.Sprintf("%s %s's label %s (was %s)", cmdutil.Would(o.DryRun, "Removed", "remove"), o.Username, key, list(old)), true
 	case len(old) == 0:
-		return fmt.Sprintf("%s %s's label %s to %s (new)", would(o.DryRun, "Set", "set"), o.Username, key, list(next)), true
+		return fmt.Sprintf("%s %s's label %s to %s (new)", cmdutil.Would(o.DryRun, "Set", "set"), o.Username, key, list(next)), true
 	case o.Unset:
 		var removed []string
 		for _, v := range old {
@@ -563,7 +563,7 @@ func labelChange(o *UserLabelOptions, key string, old, next []string) (string, b
 				removed = append(removed, v)
 			}
 		}
-		return fmt.Sprintf("%s %s from %s's label %s (now %s)", would(o.DryRun, "Removed", "remove"), list(removed), o.Username, key, list(next)), true
+		return fmt.Sprintf("%s %s from %s's label %s (now %s)", cmdutil.Would(o.DryRun, "Removed", "remove"), list(removed), o.Username, key, list(next)), true
 	}
-	return fmt.Sprintf("%s %s's label %s to %s (was %s)", would(o.DryRun, "Set", "set"), o.Username, key, list(next), list(old)), true
+	return fmt.Sprintf("%s %s's label %s to %s (was %s)", cmdutil.Would(o.DryRun, "Set", "set"), o.Username, key, list(next), list(old)), true
 }

@@ -1,6 +1,6 @@
 // Package cmdutil is what regctl's command packages share: errors that
-// become exit codes, positional-argument checks, and (as the per-noun split
-// proceeds) the factory, I/O streams and output helpers. It imports no
+// become exit codes, positional-argument checks, the factory, I/O streams,
+// output formats, shared flag parsing and shell completion. It imports no
 // command package.
 package cmdutil
 

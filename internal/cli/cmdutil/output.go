@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"bytes"
@@ -18,34 +18,33 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/regctl/regctl/internal/acl"
-	"github.com/regctl/regctl/internal/cli/cmdutil"
 )
 
 // Output formats.
 const (
-	formatTable = "table"
-	formatText  = "text"
-	formatJSON  = "json"
-	formatYAML  = "yaml"
+	FormatTable = "table"
+	FormatText  = "text"
+	FormatJSON  = "json"
+	FormatYAML  = "yaml"
 )
 
-// addOutputFlag registers -o/--output with the allowed formats (the first
+// AddOutputFlag registers -o/--output with the allowed formats (the first
 // is the default) and their shell completion.
-func addOutputFlag(cmd *cobra.Command, p *string, allowed ...string) {
+func AddOutputFlag(cmd *cobra.Command, p *string, allowed ...string) {
 	cmd.Flags().StringVarP(p, "output", "o", allowed[0], "output format: "+strings.Join(allowed, ", "))
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(allowed, cobra.ShellCompDirectiveNoFileComp))
 }
 
-// checkOutput validates an --output value.
-func checkOutput(v string, allowed ...string) error {
+// CheckOutput validates an --output value.
+func CheckOutput(v string, allowed ...string) error {
 	if slices.Contains(allowed, v) {
 		return nil
 	}
-	return cmdutil.FlagErrorf("--output %q: use %s", v, strings.Join(allowed, ", "))
+	return FlagErrorf("--output %q: use %s", v, strings.Join(allowed, ", "))
 }
 
-// writeJSON writes v as indented JSON followed by a newline.
-func writeJSON(w io.Writer, v any) error {
+// WriteJSON writes v as indented JSON followed by a newline.
+func WriteJSON(w io.Writer, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
@@ -54,8 +53,8 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
-// writeYAML writes v as YAML (two-space indent).
-func writeYAML(w io.Writer, v any) error {
+// WriteYAML writes v as YAML (two-space indent).
+func WriteYAML(w io.Writer, v any) error {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -69,27 +68,29 @@ func writeYAML(w io.Writer, v any) error {
 	return err
 }
 
-// writeData writes v as JSON or YAML.
-func writeData(w io.Writer, format string, v any) error {
-	if format == formatYAML {
-		return writeYAML(w, v)
+// WriteData writes v as JSON or YAML.
+func WriteData(w io.Writer, format string, v any) error {
+	if format == FormatYAML {
+		return WriteYAML(w, v)
 	}
-	return writeJSON(w, v)
+	return WriteJSON(w, v)
 }
 
-// table is a borderless, left-aligned table in the style of kubectl: an
+// Table is a borderless, left-aligned table in the style of kubectl: an
 // upper-case header row and columns separated by two spaces.
-type table struct {
+type Table struct {
 	header []string
 	rows   [][]string
 }
 
-func newTable(header ...string) *table { return &table{header: header} }
+// NewTable starts a table with the given header.
+func NewTable(header ...string) *Table { return &Table{header: header} }
 
-func (t *table) row(cells ...string) { t.rows = append(t.rows, cells) }
+// Row appends a row.
+func (t *Table) Row(cells ...string) { t.rows = append(t.rows, cells) }
 
-// render writes the table to w, without trailing blanks.
-func (t *table) render(w io.Writer) error {
+// Render writes the table to w, without trailing blanks.
+func (t *Table) Render(w io.Writer) error {
 	var buf bytes.Buffer
 	tbl := tablewriter.NewTable(&buf,
 		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
@@ -142,46 +143,48 @@ func toAny(s []string) []any {
 	return out
 }
 
-// colors applies ANSI colours when enabled (stdout is a terminal).
-type colors struct{ on bool }
+// Colors applies ANSI colours when enabled (stdout is a terminal).
+type Colors struct{ On bool }
 
-func (c colors) wrap(code, s string) string {
-	if !c.on || s == "" {
+// Wrap applies the ANSI colour code to s when colours are on.
+func (c Colors) Wrap(code, s string) string {
+	if !c.On || s == "" {
 		return s
 	}
 	return "\x1b[" + code + "m" + s + "\x1b[0m"
 }
 
-func (c colors) green(s string) string { return c.wrap("32", s) }
-func (c colors) red(s string) string   { return c.wrap("31", s) }
-func (c colors) bold(s string) string  { return c.wrap("1", s) }
+// Green and Red colour s when colours are on.
+func (c Colors) Green(s string) string { return c.Wrap("32", s) }
+func (c Colors) Red(s string) string   { return c.Wrap("31", s) }
 
-func (f *Factory) colors() colors { return colors{on: f.IO.ColorEnabled()} }
+// Colors are on when standard output is a terminal (IOStreams.ColorEnabled).
+func (f *Factory) Colors() Colors { return Colors{On: f.IO.ColorEnabled()} }
 
 // Dates are shown in the local time zone with minute resolution and the
 // zone's abbreviation, followed by the time relative to now.
-const dateLayout = "2006-01-02 15:04 MST"
+const DateLayout = "2006-01-02 15:04 MST"
 
-// formatDate renders t as "2026-12-31 00:00 UTC (in 12 days)".
-func formatDate(t, now time.Time, loc *time.Location) string {
-	return fmt.Sprintf("%s (%s)", t.In(loc).Format(dateLayout), relTime(t, now))
+// FormatDate renders t as "2026-12-31 00:00 UTC (in 12 days)".
+func FormatDate(t, now time.Time, loc *time.Location) string {
+	return fmt.Sprintf("%s (%s)", t.In(loc).Format(DateLayout), RelTime(t, now))
 }
 
-// formatExpiry renders an optional expiry: "never", "DATE (in 3 days)" or
+// FormatExpiry renders an optional expiry: "never", "DATE (in 3 days)" or
 // "DATE (expired 2 hours ago)".
-func formatExpiry(t *time.Time, now time.Time, loc *time.Location) string {
+func FormatExpiry(t *time.Time, now time.Time, loc *time.Location) string {
 	if t == nil {
 		return "never"
 	}
 	if acl.Expired(t, now) {
-		return fmt.Sprintf("%s (expired %s)", t.In(loc).Format(dateLayout), relTime(*t, now))
+		return fmt.Sprintf("%s (expired %s)", t.In(loc).Format(DateLayout), RelTime(*t, now))
 	}
-	return formatDate(*t, now, loc)
+	return FormatDate(*t, now, loc)
 }
 
-// relTime renders t relative to now: "in 12 days", "3 hours ago", "now",
+// RelTime renders t relative to now: "in 12 days", "3 hours ago", "now",
 // rounded to the nearest unit.
-func relTime(t, now time.Time) string {
+func RelTime(t, now time.Time) string {
 	d := t.Sub(now)
 	future := d > 0
 	if d < 0 {
@@ -216,8 +219,8 @@ func relTime(t, now time.Time) string {
 
 func round(d, unit time.Duration) int64 { return int64((d + unit/2) / unit) }
 
-// utc returns a copy of an optional time in UTC, for JSON and YAML.
-func utc(t *time.Time) *time.Time {
+// UTC returns a copy of an optional time in UTC, for JSON and YAML.
+func UTC(t *time.Time) *time.Time {
 	if t == nil {
 		return nil
 	}
@@ -225,9 +228,9 @@ func utc(t *time.Time) *time.Time {
 	return &u
 }
 
-// labelPairs renders labels as sorted KEY=VALUE pairs, one per value, in
+// LabelPairs renders labels as sorted KEY=VALUE pairs, one per value, in
 // the form --label takes them.
-func labelPairs(labels map[string][]string) []string {
+func LabelPairs(labels map[string][]string) []string {
 	keys := make([]string, 0, len(labels))
 	for k := range labels {
 		keys = append(keys, k)
@@ -242,19 +245,19 @@ func labelPairs(labels map[string][]string) []string {
 	return out
 }
 
-// formatActions renders a rule's or grant's actions; an empty list is an
+// FormatActions renders a rule's or grant's actions; an empty list is an
 // explicit deny.
-func formatActions(actions []string) string {
+func FormatActions(actions []string) string {
 	if len(actions) == 0 {
 		return "(deny)"
 	}
 	return strings.Join(actions, ",")
 }
 
-// formatMatch renders a rule's conditions as "field=pattern" pairs in the
+// FormatMatch renders a rule's conditions as "field=pattern" pairs in the
 // order account, type, name, service, ip, labels.KEY; "(any)" when the
 // rule has none.
-func formatMatch(m acl.Match) string {
+func FormatMatch(m acl.Match) string {
 	var parts []string
 	add := func(field string, p *string) {
 		if p != nil {
@@ -289,9 +292,9 @@ func quoteIfNeeded(s string) string {
 	return s
 }
 
-// describeRule renders a rule in one line for messages.
-func describeRule(r acl.Rule) string {
-	s := fmt.Sprintf("seq %d: %s -> %s", r.Seq, formatMatch(r.Match), formatActions(r.Actions))
+// DescribeRule renders a rule in one line for messages.
+func DescribeRule(r acl.Rule) string {
+	s := fmt.Sprintf("seq %d: %s -> %s", r.Seq, FormatMatch(r.Match), FormatActions(r.Actions))
 	if r.ExpiresAt != nil {
 		s += ", expires " + r.ExpiresAt.UTC().Format(time.RFC3339)
 	}
@@ -301,8 +304,8 @@ func describeRule(r acl.Rule) string {
 	return s
 }
 
-// oneLine joins a multi-line error (errors.Join) into one line.
-func oneLine(err error) error {
+// OneLine joins a multi-line error (errors.Join) into one line.
+func OneLine(err error) error {
 	msg := err.Error()
 	if !strings.Contains(msg, "\n") {
 		return err

@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"context"
@@ -9,12 +9,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
-	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/store/mongo"
@@ -48,7 +51,7 @@ type Factory struct {
 
 // NewFactory returns the production factory.
 func NewFactory(ios *IOStreams) *Factory {
-	f := &Factory{IO: ios, Config: newViper(), Now: time.Now, StorePointer: provision.StorePointer, DefaultStore: DefaultStoreURL()}
+	f := &Factory{IO: ios, Config: NewViper(), Now: time.Now, StorePointer: provision.StorePointer, DefaultStore: DefaultStoreURL()}
 	f.Store = func(ctx context.Context) (store.Store, error) {
 		url, err := f.StoreURL()
 		if err != nil {
@@ -56,11 +59,13 @@ func NewFactory(ios *IOStreams) *Factory {
 		}
 		return OpenStore(ctx, url)
 	}
-	f.Logger = func() *slog.Logger { return newLogger(f) }
+	f.Logger = func() *slog.Logger { return NewLogger(f) }
 	return f
 }
 
-func newViper() *viper.Viper {
+// NewViper returns the configuration that flags, REGCTL_* variables and
+// --config feed.
+func NewViper() *viper.Viper {
 	v := viper.New()
 	v.SetEnvPrefix("REGCTL")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
@@ -113,7 +118,7 @@ func DefaultStoreURL() string {
 func OpenStore(ctx context.Context, url string) (store.Store, error) {
 	switch {
 	case url == "":
-		return nil, cmdutil.FlagErrorf("no store configured: pass --store URL or set REGCTL_STORE (for example sqlite:///var/lib/regctl/regctl.db or mongodb://127.0.0.1:27017/regctl)")
+		return nil, FlagErrorf("no store configured: pass --store URL or set REGCTL_STORE (for example sqlite:///var/lib/regctl/regctl.db or mongodb://127.0.0.1:27017/regctl)")
 	case strings.HasPrefix(url, "mongodb://"), strings.HasPrefix(url, "mongodb+srv://"):
 		return mongo.Open(ctx, url)
 	}
@@ -121,14 +126,15 @@ func OpenStore(ctx context.Context, url string) (store.Store, error) {
 		return sqlite.Open(ctx, path)
 	}
 	scheme, _, _ := strings.Cut(url, ":")
-	return nil, cmdutil.FlagErrorf("unsupported store URL scheme %q: use sqlite:///PATH/regctl.db or mongodb://HOST/DB", scheme)
+	return nil, FlagErrorf("unsupported store URL scheme %q: use sqlite:///PATH/regctl.db or mongodb://HOST/DB", scheme)
 }
 
-func newLogger(f *Factory) *slog.Logger { return slog.New(newLogHandler(f, f.IO.ErrOut)) }
+// NewLogger is the logger --log-level and --log-format ask for, on ErrOut.
+func NewLogger(f *Factory) *slog.Logger { return slog.New(NewLogHandler(f, f.IO.ErrOut)) }
 
-// newLogHandler is the handler --log-level and --log-format ask for,
+// NewLogHandler is the handler --log-level and --log-format ask for,
 // writing to w.
-func newLogHandler(f *Factory, w io.Writer) slog.Handler {
+func NewLogHandler(f *Factory, w io.Writer) slog.Handler {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.Config.GetString("log-level"))); err != nil {
 		level = slog.LevelInfo
@@ -140,16 +146,16 @@ func newLogHandler(f *Factory, w io.Writer) slog.Handler {
 	return slog.NewTextHandler(w, opts)
 }
 
-// loc returns the time zone for displayed dates.
-func (f *Factory) loc() *time.Location {
+// Loc returns the time zone for displayed dates.
+func (f *Factory) Loc() *time.Location {
 	if f.Location != nil {
 		return f.Location
 	}
 	return time.Local
 }
 
-// withStore opens the store, runs fn and closes the store.
-func withStore(ctx context.Context, f *Factory, fn func(store.Store) error) error {
+// WithStore opens the store, runs fn and closes the store.
+func WithStore(ctx context.Context, f *Factory, fn func(store.Store) error) error {
 	st, err := f.Store(ctx)
 	if err != nil {
 		if errors.Is(err, store.ErrUnavailable) {
@@ -165,9 +171,9 @@ func withStore(ctx context.Context, f *Factory, fn func(store.Store) error) erro
 	return fn(st)
 }
 
-// storeErr turns store sentinels into one actionable line ("user waldi
+// StoreErr turns store sentinels into one actionable line ("user waldi
 // not found"); errors.Is still finds the sentinel.
-func storeErr(err error, what string) error {
+func StoreErr(err error, what string) error {
 	switch {
 	case err == nil:
 		return nil
@@ -187,3 +193,40 @@ type storeError struct {
 
 func (e *storeError) Error() string { return e.msg }
 func (e *storeError) Unwrap() error { return e.err }
+
+// LoadConfig reads --config (if any) and rejects keys no command knows.
+func LoadConfig(cmd *cobra.Command, f *Factory) error {
+	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		path = os.Getenv("REGCTL_CONFIG")
+	}
+	if path == "" {
+		return nil
+	}
+	f.Config.SetConfigFile(path)
+	f.Config.SetConfigType("yaml")
+	if err := f.Config.ReadInConfig(); err != nil {
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	known := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(fl *pflag.Flag) { known[fl.Name] = true })
+		c.PersistentFlags().VisitAll(func(fl *pflag.Flag) { known[fl.Name] = true })
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(cmd.Root())
+	var unknown []string
+	for _, k := range f.Config.AllKeys() {
+		if f.Config.InConfig(k) && !known[k] && !config.Known(k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("config %s: unknown key(s) %s", path, strings.Join(unknown, ", "))
+	}
+	return nil
+}

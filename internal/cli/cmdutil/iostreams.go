@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"bufio"
@@ -77,6 +77,13 @@ func (s *IOStreams) CanPrompt() bool { return s.stdinTTY }
 func (s *IOStreams) SetStdinTTY(v bool)     { s.stdinTTY = v }
 func (s *IOStreams) SetStdoutTTY(v bool)    { s.stdoutTTY = v }
 func (s *IOStreams) SetColorEnabled(v bool) { s.colorEnabled = v }
+
+// SetReadPassword replaces the terminal read of ReadPassword, for tests.
+func (s *IOStreams) SetReadPassword(fn func() ([]byte, error)) { s.readPassword = fn }
+
+// ResetInput drops what line prompts buffered from In, for a test that
+// refills In between commands.
+func (s *IOStreams) ResetInput() { s.inLines = nil }
 
 // ReadPassword reads a line from the terminal without echo.
 func (s *IOStreams) ReadPassword() ([]byte, error) {
