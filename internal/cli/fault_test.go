@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/templates"
 )
@@ -29,7 +30,7 @@ func runFault(t *testing.T, dir string, tc faultCase, commands [][]string) {
 	tc.corrupt(t, p)
 	for _, args := range commands {
 		args := expand(args, dir)
-		e := newEnv(t, openSQLite(t, func() time.Time { return fixedNow }))
+		e := newEnv(t, cmdtest.OpenSQLite(t, func() time.Time { return fixedNow }))
 		code := e.run("", args...)
 		stderr := e.errOut.String()
 		if code == cmdutil.ExitOK {
@@ -156,7 +157,7 @@ func TestCorruptRulesFile(t *testing.T) {
 		})
 	}
 	// The store is untouched by a refused import.
-	e := newEnv(t, openSQLite(t, func() time.Time { return fixedNow }))
+	e := newEnv(t, cmdtest.OpenSQLite(t, func() time.Time { return fixedNow }))
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	writeFile(t, good, "- seq: 10\n  match: {name: \"x/*\"}\n  actions: [pull]\n")
@@ -166,7 +167,7 @@ func TestCorruptRulesFile(t *testing.T) {
 	if code := e.run("", "acl", "import", bad); code == cmdutil.ExitOK {
 		t.Fatal("a bad rules file was imported")
 	}
-	rules, err := e.st.ListRules(testCtx(t))
+	rules, err := e.St.ListRules(testCtx(t))
 	if err != nil || len(rules) != 1 || rules[0].Seq != 10 {
 		t.Errorf("rules after a refused import: %+v, %v", rules, err)
 	}

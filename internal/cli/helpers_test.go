@@ -5,11 +5,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,20 +15,16 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
 	"github.com/regctl/regctl/internal/store"
-	"github.com/regctl/regctl/internal/store/sqlite"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 // fixedNow is the clock of every command test.
-var fixedNow = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+var fixedNow = cmdtest.FixedNow
 
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t testing.TB) context.Context { return cmdtest.Ctx(t) }
 
 // backend opens a fresh, empty store whose clock (CreatedAt, UpdatedAt)
 // is now; it registers its own cleanup.
@@ -41,74 +35,38 @@ type backend struct {
 
 // backends are the real stores every run test uses: SQLite always,
 // FerretDB with -tags integration (integration_test.go adds it).
-var backends = []backend{{name: "sqlite", open: openSQLite}}
-
-func openSQLite(t *testing.T, now func() time.Time) store.Store {
-	t.Helper()
-	st, err := sqlite.Open(testCtx(t), filepath.Join(t.TempDir(), "regctl.db"), sqlite.WithClock(now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	return st
-}
+var backends = []backend{{name: "sqlite", open: cmdtest.OpenSQLite}}
 
 // forEachBackend runs fn once per backend, each with a fresh store.
 func forEachBackend(t *testing.T, fn func(t *testing.T, e *testEnv)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			e := newEnv(t, nil)
-			e.st = b.open(t, e.now)
+			e.St = b.open(t, e.now)
 			fn(t, e)
 		})
 	}
 }
 
-// keepOpen is a store whose Close does nothing: commands close the store
-// they get, the test closes it at cleanup.
-type keepOpen struct{ store.Store }
-
-func (keepOpen) Close(context.Context) error { return nil }
-
-// testEnv is a cmdutil.Factory with test streams, a fixed clock in UTC and one
-// store shared by every command it runs.
+// testEnv is cmdtest's environment that runs whole regctl command lines
+// and keeps a transcript of them for the golden files.
 type testEnv struct {
+	*cmdtest.Env
 	t               *testing.T
 	f               *cmdutil.Factory
 	ios             *cmdutil.IOStreams
 	in, out, errOut *bytes.Buffer
-	st              store.Store
-	storeErr        error // returned by the factory instead of st
-	mu              sync.Mutex
-	clock           time.Time
 	transcript      strings.Builder
 }
 
 func newEnv(t *testing.T, st store.Store) *testEnv {
-	ios, in, out, errOut := cmdutil.Test()
-	e := &testEnv{t: t, ios: ios, in: in, out: out, errOut: errOut, st: st, clock: fixedNow}
-	e.f = &cmdutil.Factory{IO: ios, Config: cmdutil.NewViper(), Now: e.now, Location: time.UTC}
-	e.f.Store = func(context.Context) (store.Store, error) {
-		if e.storeErr != nil {
-			return nil, e.storeErr
-		}
-		return keepOpen{e.st}, nil
-	}
-	e.f.Logger = func() *slog.Logger { return cmdutil.NewLogger(e.f) }
-	return e
+	c := cmdtest.NewEnv(t, st)
+	return &testEnv{Env: c, t: t, f: c.F, ios: c.IOS, in: c.In, out: c.Out, errOut: c.ErrOut}
 }
 
-func (e *testEnv) now() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.clock
-}
+func (e *testEnv) now() time.Time { return e.Now() }
 
-func (e *testEnv) setNow(t time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.clock = t
-}
+func (e *testEnv) setNow(t time.Time) { e.SetNow(t) }
 
 // run executes regctl with args (stdin as given) and returns the exit
 // code; stdout and stderr stay in e.out and e.errOut.
@@ -205,23 +163,12 @@ func diffLines(want, got string) string {
 	return b.String()
 }
 
-// runCmd executes one command built by a NewCmd function with args, for
-// the flag-parsing tests, and returns its error.
+// runCmd executes one command built by a NewCmd function with args.
 func runCmd(cmd *cobra.Command, ios *cmdutil.IOStreams, args ...string) error {
-	cmd.SetArgs(append([]string{}, args...)) // nil would mean os.Args
-	cmd.SetIn(ios.In)
-	cmd.SetOut(ios.Out)
-	cmd.SetErr(ios.ErrOut)
-	cmd.SilenceErrors, cmd.SilenceUsage = true, true
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
-	return cmd.ExecuteContext(context.Background())
+	return cmdtest.RunCmd(cmd, ios, args...)
 }
 
-// testHash is a bcrypt hash (cost 10, $2y$ as htpasswd writes it) of
-// "secret-password", for the users tests create with --password-hash:
-// fixed, so that transcripts are stable, and precomputed, because bcrypt is
-// slow under the race detector.
-const testHash = "$2y$10$W50MKqZGAMLcTMs7yTOd1uI3vAm1TaDeVwiBs96gAfiBqK/mkIrDy"
+const testHash = cmdtest.TestHash
 
 func passwordHash(testing.TB) string { return testHash }
 

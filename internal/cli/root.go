@@ -62,7 +62,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		Use:           "regctl",
 		Short:         "Private Docker registry with per-user, per-repository access and expiry",
 		Long:          "regctl provisions a private Docker registry, runs its token server, and manages who may pull and push what, until when.",
-		Version:       Version,
+		Version:       displayVersion(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {

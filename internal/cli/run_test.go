@@ -105,7 +105,7 @@ func TestUserSession(t *testing.T) {
 		golden(t, "user_session", e.transcript.String())
 
 		// What the commands stored.
-		u, err := e.st.GetUser(testCtx(t), "ci-bot")
+		u, err := e.St.GetUser(testCtx(t), "ci-bot")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func TestUserSession(t *testing.T) {
 		if cost, _ := bcrypt.Cost([]byte(u.PasswordHash)); cost != 10 {
 			t.Errorf("ci-bot's bcrypt cost %d, want 10", cost)
 		}
-		w, err := e.st.GetUser(testCtx(t), "waldi")
+		w, err := e.St.GetUser(testCtx(t), "waldi")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -376,7 +376,7 @@ func TestImportDockerAuth(t *testing.T) {
 		e.must(0, "", "acl", "explain", "test", "pull,push", "test/app")
 		e.must(0, "", "acl", "explain", "test", "pull", "prod/app")
 		e.must(1, "", "acl", "explain", "test", "push", "prod/app")
-		u, err := e.st.GetUser(testCtx(t), "test")
+		u, err := e.St.GetUser(testCtx(t), "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -390,11 +390,11 @@ func TestImportDockerAuth(t *testing.T) {
 func snapshot(t *testing.T, e *testEnv) string {
 	t.Helper()
 	ctx := testCtx(t)
-	users, err := e.st.ListUsers(ctx)
+	users, err := e.St.ListUsers(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules, err := e.st.ListRules(ctx)
+	rules, err := e.St.ListRules(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +485,7 @@ func TestRunFunctions(t *testing.T) {
 		if err := aclAddRun(ctx, e.f, &ACLAddOptions{AutoSeq: true, Rule: acl.Rule{Match: acl.Match{Name: ptr("x")}, Actions: []string{"pull"}}}); err != nil {
 			t.Fatal(err)
 		}
-		rules, _ := e.st.ListRules(ctx)
+		rules, _ := e.St.ListRules(ctx)
 		if len(rules) != 2 || rules[0].Seq != 10 || rules[1].Seq != 20 {
 			t.Errorf("auto seqs: %+v", rules)
 		}
@@ -497,7 +497,7 @@ func TestRunFunctions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		u, _ := e.st.GetUser(ctx, "bob")
+		u, _ := e.St.GetUser(ctx, "bob")
 		if !slices.Equal(u.Grants[0].Actions, []string{"pull"}) {
 			t.Errorf("grants after revoking push: %+v", u.Grants)
 		}
@@ -510,7 +510,7 @@ func TestRunFunctions(t *testing.T) {
 
 func TestStoreErrors(t *testing.T) {
 	e := newEnv(t, nil)
-	e.storeErr = fmt.Errorf("open mongo store: %w (dial tcp 127.0.0.1:1: connection refused)", store.ErrUnavailable)
+	e.StoreErr = fmt.Errorf("open mongo store: %w (dial tcp 127.0.0.1:1: connection refused)", store.ErrUnavailable)
 	e.must(1, "", "user", "list")
 	want := "error: open mongo store: store unavailable (dial tcp 127.0.0.1:1: connection refused) (check that --store or REGCTL_STORE names a store that is running and reachable)\n"
 	if e.errOut.String() != want {
@@ -635,12 +635,12 @@ func TestCompletion(t *testing.T) {
 			}
 		}
 		// An unreachable store: no suggestions and no noise.
-		e.storeErr = store.ErrUnavailable
+		e.StoreErr = store.ErrUnavailable
 		e.must(0, "", "__complete", "user", "show", "")
 		if strings.TrimSpace(e.out.String()) != ":4" || strings.Contains(e.errOut.String(), "error") {
 			t.Errorf("with the store down: stdout %q stderr %q", e.out, e.errOut)
 		}
-		e.storeErr = nil
+		e.StoreErr = nil
 		for _, sh := range []string{"bash", "zsh", "fish", "powershell"} {
 			e.must(0, "", "completion", sh)
 			if !strings.Contains(e.out.String(), "regctl") {
@@ -668,7 +668,7 @@ func TestPasswordPrompt(t *testing.T) {
 		if e.errOut.String() != "Password: \nRepeat password: \nCreated user waldi (never expires)\n" {
 			t.Errorf("stderr %q", e.errOut)
 		}
-		u, err := e.st.GetUser(testCtx(t), "waldi")
+		u, err := e.St.GetUser(testCtx(t), "waldi")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -684,7 +684,7 @@ func TestPasswordPrompt(t *testing.T) {
 func TestREADME(t *testing.T) {
 	b := backends[0]
 	e := newEnv(t, nil)
-	e.st = b.open(t, e.now)
+	e.St = b.open(t, e.now)
 	e.f.Config.Set("service", "registry.example.com")
 	auth := filepath.Join(t.TempDir(), "auth_config.yml")
 	data, err := os.ReadFile("testdata/auth_config.yml")

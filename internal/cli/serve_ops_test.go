@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/token"
 )
@@ -92,7 +93,7 @@ func freeAddr(t *testing.T) string {
 // listener and an audit log: a token request shows up in both, the token
 // listener serves no metrics, and shutting down flushes the audit log.
 func TestServeMetricsAndAudit(t *testing.T) {
-	e := newEnv(t, openSQLite(t, time.Now))
+	e := newEnv(t, cmdtest.OpenSQLite(t, time.Now))
 	e.f.Now = time.Now
 	e.must(0, "s3cret-pw\n", "user", "add", "waldi", "--password-stdin")
 	dir := t.TempDir()
