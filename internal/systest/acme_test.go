@@ -100,26 +100,17 @@ func acmeStartCA(t *testing.T, h *freshhost.Host, pebbleBin, challBin, name stri
 			t.Fatal(err)
 		}
 	}
-	conf, _ := json.MarshalIndent(map[string]any{"pebble": map[string]any{
-		"listenAddress":                  net.JoinHostPort(outer, strconv.Itoa(acmePebblePort)),
-		"managementListenAddress":        net.JoinHostPort(outer, strconv.Itoa(acmePebbleMgmtPort)),
-		"certificate":                    certFile,
-		"privateKey":                     keyFile,
-		"httpPort":                       80,
-		"tlsPort":                        443,
-		"ocspResponderURL":               "",
-		"externalAccountBindingRequired": false,
-		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
-		"keyAlgorithm":                   "ecdsa",
+	confPath := certstest.WritePebbleConfig(t, dir, certstest.PebbleConfig{
+		ListenAddress:     net.JoinHostPort(outer, strconv.Itoa(acmePebblePort)),
+		ManagementAddress: net.JoinHostPort(outer, strconv.Itoa(acmePebbleMgmtPort)),
+		Certificate:       certFile,
+		PrivateKey:        keyFile,
+		HTTPPort:          80,
+		TLSPort:           443,
 		// One profile: an order naming none always gets it.
-		"profiles": map[string]certstest.Profile{certstest.ProfileClassic: certstest.DefaultProfiles()[certstest.ProfileClassic]},
-	}}, "", "  ")
-	confPath := filepath.Join(dir, "pebble-config.json")
-	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pebble := h.StartOutside(t, "pebble-"+h.Name,
-		[]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"},
+		Profiles: map[string]certstest.Profile{certstest.ProfileClassic: certstest.DefaultProfiles()[certstest.ProfileClassic]},
+	})
+	pebble := h.StartOutside(t, "pebble-"+h.Name, certstest.PebbleEnv(),
 		pebbleBin, "-config", confPath, "-dnsserver", net.JoinHostPort(outer, strconv.Itoa(acmeDNSPort)))
 	tr := h.Transport()
 	tr.TLSClientConfig = &tls.Config{RootCAs: apiCA.Pool()}
