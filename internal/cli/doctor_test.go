@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -185,55 +184,4 @@ func openSQLiteAt(t *testing.T, p string) interface{ Close(context.Context) erro
 		t.Fatal(err)
 	}
 	return st
-}
-
-func TestKeysRotateCommand(t *testing.T) {
-	e := newEnv(t, nil)
-	dir := filepath.Join(t.TempDir(), "keys")
-	e.must(cmdutil.ExitOK, "", "keys", "generate", "--dir", dir)
-	before, err := keys.Load(dir, fixedNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.must(cmdutil.ExitOK, "", "keys", "rotate", "--dir", dir)
-	after, err := keys.Load(dir, fixedNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := e.errOut.String()
-	for _, want := range []string{"Rotated the es256 signing key in " + dir, "new kid       " + after.KeyID, "previous kid  " + before.KeyID, keys.PrevSigningCrtFile, "the registry needs no change"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	if after.KeyID == before.KeyID || len(after.Previous) != 1 {
-		t.Errorf("kid %s -> %s, previous %d", before.KeyID, after.KeyID, len(after.Previous))
-	}
-	if e.out.Len() != 0 {
-		t.Errorf("stdout: %s", e.out)
-	}
-	if !bytes.Equal(after.RefreshKey, before.RefreshKey) || strings.Contains(out, "refresh key") {
-		t.Error("a plain rotation changed refresh.key")
-	}
-
-	e.errOut.Reset()
-	e.must(cmdutil.ExitOK, "", "keys", "rotate", "--dir", dir, "--refresh-key")
-	third, err := keys.Load(dir, fixedNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Equal(third.RefreshKey, after.RefreshKey) || !strings.Contains(e.errOut.String(), "refresh key   replaced") {
-		t.Errorf("--refresh-key kept refresh.key:\n%s", e.errOut)
-	}
-	if fi, err := os.Stat(filepath.Join(dir, keys.RefreshKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("refresh.key after --refresh-key: %v, %v", fi.Mode(), err)
-	}
-
-	if code := e.run("", "keys", "rotate"); code != cmdutil.ExitUsage || !strings.Contains(e.errOut.String(), "--dir is required") {
-		t.Errorf("without --dir: exit %d: %s", code, e.errOut)
-	}
-	missing := filepath.Join(t.TempDir(), "none")
-	if code := e.run("", "keys", "rotate", "--dir", missing); code != cmdutil.ExitError || !strings.Contains(e.errOut.String(), filepath.Join(missing, keys.CAKeyFile)) {
-		t.Errorf("missing directory: exit %d: %s", code, e.errOut)
-	}
 }

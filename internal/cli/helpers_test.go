@@ -61,6 +61,7 @@ type testEnv struct {
 
 func newEnv(t *testing.T, st store.Store) *testEnv {
 	c := cmdtest.NewEnv(t, st)
+	c.Root = NewCmdRoot
 	return &testEnv{Env: c, t: t, f: c.F, ios: c.IOS, in: c.In, out: c.Out, errOut: c.ErrOut}
 }
 
@@ -72,20 +73,13 @@ func (e *testEnv) setNow(t time.Time) { e.SetNow(t) }
 // code; stdout and stderr stay in e.out and e.errOut.
 func (e *testEnv) run(stdin string, args ...string) int {
 	e.t.Helper()
-	e.in.Reset()
-	e.out.Reset()
-	e.errOut.Reset()
-	e.in.WriteString(stdin)
-	e.ios.ResetInput()
-	return Execute(testCtx(e.t), e.f, args)
+	return e.Run(stdin, args...)
 }
 
 // must runs args and fails the test unless the exit code is want.
 func (e *testEnv) must(want int, stdin string, args ...string) {
 	e.t.Helper()
-	if got := e.run(stdin, args...); got != want {
-		e.t.Fatalf("regctl %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), got, want, e.out, e.errOut)
-	}
+	e.Must(want, stdin, args...)
 }
 
 // step runs args and appends the command, its exit code and output to

@@ -4,8 +4,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,6 +11,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/cli/audit"
+	"github.com/regctl/regctl/internal/cli/keys"
+	"github.com/regctl/regctl/internal/cli/store"
+	"github.com/regctl/regctl/internal/cli/token"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=...".
@@ -28,32 +30,7 @@ func Main() int {
 
 // Execute runs the command tree on args and maps errors to exit codes.
 func Execute(ctx context.Context, f *cmdutil.Factory, args []string) int {
-	root := NewCmdRoot(f)
-	root.SetArgs(args)
-	root.SetIn(f.IO.In)
-	root.SetOut(f.IO.Out)
-	root.SetErr(f.IO.ErrOut)
-	cmd, err := root.ExecuteContextC(ctx)
-	if err != nil {
-		if _, _, ferr := root.Find(args); ferr != nil {
-			// The arguments name no command: cobra's "unknown command".
-			err = &cmdutil.FlagError{Err: err}
-		}
-	}
-	var fe *cmdutil.FlagError
-	var ee *cmdutil.ExitCodeError
-	switch {
-	case err == nil, errors.Is(err, cmdutil.ErrSilent), errors.As(err, &ee):
-		// Already reported.
-	case errors.As(err, &fe):
-		fmt.Fprintf(f.IO.ErrOut, "error: %v\n", err)
-		if cmd != nil {
-			fmt.Fprintf(f.IO.ErrOut, "Run '%s --help' for usage.\n", cmd.CommandPath())
-		}
-	default:
-		fmt.Fprintf(f.IO.ErrOut, "error: %v\n", err)
-	}
-	return cmdutil.ExitCode(err)
+	return cmdutil.Execute(ctx, NewCmdRoot(f), f.IO, args)
 }
 
 // NewCmdRoot builds the command tree.
@@ -81,17 +58,17 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 
 	root.AddCommand(
 		NewCmdServe(f, nil),
-		NewCmdKeys(f),
+		keys.NewCmdKeys(f),
 		NewCmdUser(f),
 		NewCmdACL(f),
-		NewCmdStore(f),
-		NewCmdToken(f),
+		store.NewCmdStore(f),
+		token.NewCmdToken(f),
 		NewCmdCerts(f),
 		NewCmdInit(f, nil),
 		NewCmdRender(f, nil),
 		NewCmdHealthcheck(f),
 		NewCmdDoctor(f, nil),
-		NewCmdAudit(f),
+		audit.NewCmdAudit(f),
 		NewCmdImport(f),
 		NewCmdCompletion(f),
 	)

@@ -5,6 +5,7 @@
 package cmdutil
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -74,4 +75,34 @@ func ExitCode(err error) int {
 		return ExitUsage
 	}
 	return ExitError
+}
+
+// Execute runs the command tree under root on args, reports its error on
+// ErrOut and returns the exit code: the one place errors become exit codes.
+func Execute(ctx context.Context, root *cobra.Command, ios *IOStreams, args []string) int {
+	root.SetArgs(args)
+	root.SetIn(ios.In)
+	root.SetOut(ios.Out)
+	root.SetErr(ios.ErrOut)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil {
+		if _, _, ferr := root.Find(args); ferr != nil {
+			// The arguments name no command: cobra's "unknown command".
+			err = &FlagError{Err: err}
+		}
+	}
+	var fe *FlagError
+	var ee *ExitCodeError
+	switch {
+	case err == nil, errors.Is(err, ErrSilent), errors.As(err, &ee):
+		// Already reported.
+	case errors.As(err, &fe):
+		fmt.Fprintf(ios.ErrOut, "error: %v\n", err)
+		if cmd != nil {
+			fmt.Fprintf(ios.ErrOut, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		}
+	default:
+		fmt.Fprintf(ios.ErrOut, "error: %v\n", err)
+	}
+	return ExitCode(err)
 }

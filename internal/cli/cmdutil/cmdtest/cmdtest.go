@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,8 +64,11 @@ type Env struct {
 	In, Out, ErrOut *bytes.Buffer
 	St              store.Store
 	StoreErr        error // returned by the factory instead of St
-	mu              sync.Mutex
-	clock           time.Time
+	// Root builds the command tree Run executes: regctl's whole tree in
+	// the root package, Root(f, NewCmdNoun(f)) in a noun's package.
+	Root  func(*cmdutil.Factory) *cobra.Command
+	mu    sync.Mutex
+	clock time.Time
 }
 
 // NewEnv returns an environment on st (which may be set later) at FixedNow.
@@ -106,4 +110,41 @@ func RunCmd(cmd *cobra.Command, ios *cmdutil.IOStreams, args ...string) error {
 	cmd.SilenceErrors, cmd.SilenceUsage = true, true
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
 	return cmd.ExecuteContext(context.Background())
+}
+
+// Root is a stand-in for regctl's root command over cmds, for a noun's
+// package: the same name, error handling and --config loading.
+func Root(f *cmdutil.Factory, cmds ...*cobra.Command) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "regctl",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return cmdutil.LoadConfig(cmd, f)
+		},
+	}
+	root.PersistentFlags().String("config", "", "config file")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
+	root.AddCommand(cmds...)
+	return root
+}
+
+// Run executes a command line (stdin as given) in e.Root and returns the
+// exit code; stdout and stderr stay in e.Out and e.ErrOut.
+func (e *Env) Run(stdin string, args ...string) int {
+	e.T.Helper()
+	e.In.Reset()
+	e.Out.Reset()
+	e.ErrOut.Reset()
+	e.In.WriteString(stdin)
+	e.IOS.ResetInput()
+	return cmdutil.Execute(Ctx(e.T), e.Root(e.F), e.IOS, args)
+}
+
+// Must runs args and fails the test unless the exit code is want.
+func (e *Env) Must(want int, stdin string, args ...string) {
+	e.T.Helper()
+	if got := e.Run(stdin, args...); got != want {
+		e.T.Fatalf("regctl %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), got, want, e.Out, e.ErrOut)
+	}
 }

@@ -1,6 +1,9 @@
-package cli
+// Package keys is `regctl keys`: creating and rotating the token-signing
+// regkeys.
+package keys
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -8,24 +11,26 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
-	"github.com/regctl/regctl/internal/keys"
+	regkeys "github.com/regctl/regctl/internal/keys"
 )
 
 // NewCmdKeys builds `regctl keys`.
 func NewCmdKeys(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage token-signing keys"}
-	cmd.AddCommand(NewCmdKeysGenerate(f, nil), NewCmdKeysRotate(f, nil))
+	cmd.AddCommand(NewCmdGenerate(f, nil), NewCmdRotate(f, nil))
 	return cmd
 }
 
-// KeysGenerateOptions are `regctl keys generate`'s settings.
-type KeysGenerateOptions struct {
+// GenerateOptions are `regctl keys generate`'s settings.
+type GenerateOptions struct {
+	IO  *cmdutil.IOStreams
+	Now func() time.Time
 	Dir string
-	Alg keys.Algorithm
+	Alg regkeys.Algorithm
 }
 
-// NewCmdKeysGenerate builds `regctl keys generate`.
-func NewCmdKeysGenerate(f *cmdutil.Factory, runF func(*KeysGenerateOptions) error) *cobra.Command {
+// NewCmdGenerate builds `regctl keys generate`.
+func NewCmdGenerate(f *cmdutil.Factory, runF func(context.Context, *GenerateOptions) error) *cobra.Command {
 	var dir, alg string
 	cmd := &cobra.Command{
 		Use:   "generate",
@@ -46,23 +51,18 @@ configuration.`,
 		Example: "  regctl keys generate --dir /etc/regctl/keys\n  regctl keys generate --dir ./keys --alg rs256",
 		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := keys.ParseAlgorithm(alg)
+			a, err := regkeys.ParseAlgorithm(alg)
 			if err != nil {
 				return &cmdutil.FlagError{Err: fmt.Errorf("--alg: %w", err)}
 			}
 			if dir == "" {
 				return cmdutil.FlagErrorf("--dir is required")
 			}
-			o := &KeysGenerateOptions{Dir: dir, Alg: a}
+			o := &GenerateOptions{IO: f.IO, Now: f.Now, Dir: dir, Alg: a}
 			if runF != nil {
-				return runF(o)
+				return runF(cmd.Context(), o)
 			}
-			if err := keys.Generate(o.Dir, o.Alg, f.Now()); err != nil {
-				return err
-			}
-			fmt.Fprintf(f.IO.ErrOut, "Generated %s signing key and CA in %s\n", o.Alg, o.Dir)
-			fmt.Fprintf(f.IO.ErrOut, "Registry config: auth.token.rootcertbundle: %s\n", filepath.Join(o.Dir, keys.BundleFile))
-			return nil
+			return generateRun(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "directory to create the keys in (required)")
@@ -70,15 +70,18 @@ configuration.`,
 	return cmd
 }
 
-// KeysRotateOptions are `regctl keys rotate`'s settings.
-type KeysRotateOptions struct {
+// RotateOptions are `regctl keys rotate`'s settings.
+type RotateOptions struct {
+	IO         *cmdutil.IOStreams
+	Now        func() time.Time
+	Loc        *time.Location
 	Dir        string
 	RefreshKey bool
 }
 
-// NewCmdKeysRotate builds `regctl keys rotate`.
-func NewCmdKeysRotate(f *cmdutil.Factory, runF func(*KeysRotateOptions) error) *cobra.Command {
-	o := &KeysRotateOptions{}
+// NewCmdRotate builds `regctl keys rotate`.
+func NewCmdRotate(f *cmdutil.Factory, runF func(context.Context, *RotateOptions) error) *cobra.Command {
+	o := &RotateOptions{IO: f.IO, Now: f.Now}
 	cmd := &cobra.Command{
 		Use:   "rotate",
 		Short: "Replace the token-signing key with a new one from the same CA",
@@ -105,10 +108,11 @@ keys directory may have leaked.`,
 			if o.Dir == "" {
 				return cmdutil.FlagErrorf("--dir is required")
 			}
+			o.Loc = f.Loc()
 			if runF != nil {
-				return runF(o)
+				return runF(cmd.Context(), o)
 			}
-			return keysRotateRun(f, o)
+			return rotateRun(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "keys directory made by `regctl keys generate` (required)")
@@ -116,26 +120,35 @@ keys directory may have leaked.`,
 	return cmd
 }
 
-func keysRotateRun(f *cmdutil.Factory, o *KeysRotateOptions) error {
-	now := f.Now()
-	rot, err := keys.Rotate(o.Dir, now)
+func generateRun(_ context.Context, o *GenerateOptions) error {
+	if err := regkeys.Generate(o.Dir, o.Alg, o.Now()); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.IO.ErrOut, "Generated %s signing key and CA in %s\n", o.Alg, o.Dir)
+	fmt.Fprintf(o.IO.ErrOut, "Registry config: auth.token.rootcertbundle: %s\n", filepath.Join(o.Dir, regkeys.BundleFile))
+	return nil
+}
+
+func rotateRun(_ context.Context, o *RotateOptions) error {
+	now := o.Now()
+	rot, err := regkeys.Rotate(o.Dir, now)
 	if err != nil {
 		return fmt.Errorf("rotate signing key: %w", err)
 	}
-	w := f.IO.ErrOut
+	w := o.IO.ErrOut
 	fmt.Fprintf(w, "Rotated the %s signing key in %s\n", rot.Algorithm, o.Dir)
-	fmt.Fprintf(w, "  new kid       %s, valid until %s\n", rot.NewKeyID, cmdutil.FormatDate(rot.NotAfter, now, f.Loc()))
-	fmt.Fprintf(w, "  previous kid  %s, kept in %s and jwks.json until the next rotation\n", rot.OldKeyID, keys.PrevSigningCrtFile)
+	fmt.Fprintf(w, "  new kid       %s, valid until %s\n", rot.NewKeyID, cmdutil.FormatDate(rot.NotAfter, now, o.Loc))
+	fmt.Fprintf(w, "  previous kid  %s, kept in %s and jwks.json until the next rotation\n", rot.OldKeyID, regkeys.PrevSigningCrtFile)
 	if o.RefreshKey {
-		if err := keys.RotateRefreshKey(o.Dir); err != nil {
+		if err := regkeys.RotateRefreshKey(o.Dir); err != nil {
 			return fmt.Errorf("rotate refresh key: %w", err)
 		}
 		fmt.Fprintf(w, "  refresh key   replaced: every refresh token is revoked once regctl serve reloads; users run docker login again\n")
 	}
 	fmt.Fprintf(w, "regctl serve picks the new key up within its --reload-interval (or now: kill -HUP its PID); the registry needs no change.\n")
-	if rot.NotAfter.Sub(now) < keys.ExpiryWarning {
+	if rot.NotAfter.Sub(now) < regkeys.ExpiryWarning {
 		fmt.Fprintf(w, "warning: the new certificate ends with the CA on %s: generate new keys (regctl keys generate) and change the registry's rootcertbundle before then\n",
-			rot.NotAfter.In(f.Loc()).Format(time.DateOnly))
+			rot.NotAfter.In(o.Loc).Format(time.DateOnly))
 	}
 	return nil
 }

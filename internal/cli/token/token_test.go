@@ -1,4 +1,4 @@
-package cli
+package token
 
 import (
 	"encoding/json"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/regctl/regctl/internal/acl"
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/token"
 )
@@ -38,7 +39,7 @@ func TestTokenDecode(t *testing.T) {
 		in.WriteString(stdin)
 		f := cmdutil.NewFactory(ios)
 		f.Now = func() time.Time { return now }
-		err := runCmd(NewCmdTokenDecode(f), ios, args...)
+		err := cmdtest.RunCmd(NewCmdDecode(f, nil), ios, args...)
 		return out.String(), err
 	}
 

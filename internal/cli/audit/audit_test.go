@@ -1,4 +1,4 @@
-package cli
+package audit
 
 import (
 	"bytes"
@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
 	"github.com/regctl/regctl/internal/token"
 )
 
@@ -26,7 +29,7 @@ func auditLine(t *testing.T, r token.AuditRecord) string {
 
 func testAuditRecords(t *testing.T) (lines []string) {
 	ten := int64(10)
-	at := func(s int) time.Time { return fixedNow.Add(time.Duration(s) * time.Second) }
+	at := func(s int) time.Time { return cmdtest.FixedNow.Add(time.Duration(s) * time.Second) }
 	for _, r := range []token.AuditRecord{
 		{Time: at(0), User: "waldi", ClientIP: "192.0.2.1", Grant: "basic", Requested: []string{"repository:test/app:pull,push"},
 			Granted: []string{"repository:test/app:pull,push"}, DecidedBy: []token.DecidedBy{{Scope: "repository:test/app", Rule: &ten}},
@@ -46,33 +49,33 @@ func testAuditRecords(t *testing.T) (lines []string) {
 	return lines
 }
 
-func TestNewCmdAuditTail(t *testing.T) {
+func TestNewCmdTail(t *testing.T) {
 	tests := []struct {
 		name    string
 		args    []string
 		config  string // audit-log from the environment
-		want    AuditTailOptions
+		want    TailOptions
 		wantErr string
 	}{
-		{name: "defaults", args: []string{"--file", "a.log"}, want: AuditTailOptions{File: "a.log", Lines: 10}},
+		{name: "defaults", args: []string{"--file", "a.log"}, want: TailOptions{File: "a.log", Lines: 10}},
 		{name: "all flags", args: []string{"--file", "a.log", "--user", "waldi", "-n", "3", "--follow"},
-			want: AuditTailOptions{File: "a.log", User: "waldi", Lines: 3, Follow: true}},
-		{name: "from the serve setting", config: "/var/log/regctl/audit.log", want: AuditTailOptions{File: "/var/log/regctl/audit.log", Lines: 10}},
+			want: TailOptions{File: "a.log", User: "waldi", Lines: 3, Follow: true}},
+		{name: "from the serve setting", config: "/var/log/regctl/audit.log", want: TailOptions{File: "/var/log/regctl/audit.log", Lines: 10}},
 		{name: "no file", wantErr: "no audit log: pass --file"},
 		{name: "stdout", config: "-", wantErr: "goes to regctl serve's stdout"},
 		{name: "negative n", args: []string{"--file", "a", "-n", "-1"}, wantErr: "-n -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, nil)
+			e := newEnv(t)
 			if tt.config != "" {
 				t.Setenv("REGCTL_AUDIT_LOG", tt.config)
 			}
-			var got *AuditTailOptions
-			cmd := NewCmdAuditTail(e.f, func(_ context.Context, o *AuditTailOptions) error { got = o; return nil })
+			var got *TailOptions
+			cmd := NewCmdTail(e.F, func(_ context.Context, o *TailOptions) error { got = o; return nil })
 			cmd.SetArgs(tt.args)
-			cmd.SetOut(e.out)
-			cmd.SetErr(e.errOut)
+			cmd.SetOut(e.Out)
+			cmd.SetErr(e.ErrOut)
 			err := cmd.Execute()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -96,42 +99,42 @@ func TestAuditTailRun(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "")+"not json\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, nil)
+	e := newEnv(t)
 
 	// Not a terminal: the JSON lines as they are.
-	e.must(0, "", "audit", "tail", "--file", path, "--user", "waldi", "-n", "2")
-	if got, want := e.out.String(), lines[2]+lines[3]; got != want {
+	e.Must(0, "", "audit", "tail", "--file", path, "--user", "waldi", "-n", "2")
+	if got, want := e.Out.String(), lines[2]+lines[3]; got != want {
 		t.Errorf("tail --user waldi -n 2:\n%s\nwant\n%s", got, want)
 	}
-	e.must(0, "", "audit", "tail", "--file", path, "-n", "0")
-	if got := strings.Count(e.out.String(), "\n"); got != len(lines) {
+	e.Must(0, "", "audit", "tail", "--file", path, "-n", "0")
+	if got := strings.Count(e.Out.String(), "\n"); got != len(lines) {
 		t.Errorf("-n 0 printed %d lines, want %d", got, len(lines))
 	}
-	e.must(0, "", "audit", "tail", "--file", path, "--user", `waldi"x`)
-	if got := e.out.String(); got != lines[4] {
+	e.Must(0, "", "audit", "tail", "--file", path, "--user", `waldi"x`)
+	if got := e.Out.String(); got != lines[4] {
 		t.Errorf("a user name with a quote: %q", got)
 	}
 
 	// A terminal: one line per decision.
-	e.ios.SetStdoutTTY(true)
-	e.must(0, "", "audit", "tail", "--file", path, "-n", "5")
+	e.IOS.SetStdoutTTY(true)
+	e.Must(0, "", "audit", "tail", "--file", path, "-n", "5")
 	want := `2026-11-29T12:00:00Z issued waldi 192.0.2.1 basic: repository:test/app:pull,push → repository:test/app:pull,push (repository:test/app: rule 10)
 2026-11-29T12:00:01Z issued bob 192.0.2.2 password: repository:team/app:push → repository:team/app:push (repository:team/app: grant team/*)
 2026-11-29T12:00:02Z unauthorized waldi 198.51.100.9 basic: wrong password
 2026-11-29T12:00:03Z rate_limited waldi 198.51.100.9 basic: too many failed authentications from this client
 2026-11-29T12:00:04Z unauthorized waldi"x 198.51.100.9 basic: unknown user
 `
-	if got := e.out.String(); got != want {
+	if got := e.Out.String(); got != want {
 		t.Errorf("terminal output:\n%s\nwant\n%s", got, want)
 	}
-	e.must(0, "", "audit", "tail", "--file", path, "-n", "0")
-	if !strings.Contains(e.errOut.String(), "skipped 1 lines that are not audit records") {
-		t.Errorf("no warning about the bad line: %q", e.errOut.String())
+	e.Must(0, "", "audit", "tail", "--file", path, "-n", "0")
+	if !strings.Contains(e.ErrOut.String(), "skipped 1 lines that are not audit records") {
+		t.Errorf("no warning about the bad line: %q", e.ErrOut.String())
 	}
 
-	if code := e.run("", "audit", "tail", "--file", filepath.Join(t.TempDir(), "missing.log")); code != cmdutil.ExitError ||
-		!strings.Contains(e.errOut.String(), "open audit log") {
-		t.Errorf("missing file: exit %d, %s", code, e.errOut)
+	if code := e.Run("", "audit", "tail", "--file", filepath.Join(t.TempDir(), "missing.log")); code != cmdutil.ExitError ||
+		!strings.Contains(e.ErrOut.String(), "open audit log") {
+		t.Errorf("missing file: exit %d, %s", code, e.ErrOut)
 	}
 }
 
@@ -165,7 +168,7 @@ func TestAuditTailFollow(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- auditTailRun(ctx, &AuditTailOptions{IO: ios, Loc: time.UTC, File: path, User: "waldi", Lines: 10, Follow: true, Poll: 10 * time.Millisecond})
+		done <- tailRun(ctx, &TailOptions{IO: ios, Loc: time.UTC, File: path, User: "waldi", Lines: 10, Follow: true, Poll: 10 * time.Millisecond})
 	}()
 	waitFor := func(want string) {
 		t.Helper()
@@ -224,7 +227,7 @@ func TestAuditTailFollow(t *testing.T) {
 // A user name is chosen by whoever asks for a token: on a terminal it must
 // not carry escape sequences.
 func TestFormatAuditRecordEscapes(t *testing.T) {
-	r := token.AuditRecord{Time: fixedNow, User: "evil\x1b[2J", ClientIP: "192.0.2.1", Grant: "basic",
+	r := token.AuditRecord{Time: cmdtest.FixedNow, User: "evil\x1b[2J", ClientIP: "192.0.2.1", Grant: "basic",
 		Result: "unauthorized", Status: 401, Reason: "unknown user\x07"}
 	got := formatAuditRecord(&r, time.UTC)
 	if strings.ContainsAny(got, "\x1b\x07") {
@@ -233,4 +236,11 @@ func TestFormatAuditRecordEscapes(t *testing.T) {
 	if !strings.Contains(got, `"evil\x1b[2J"`) {
 		t.Errorf("the user name is not quoted: %q", got)
 	}
+}
+
+// newEnv runs `regctl audit` command lines.
+func newEnv(t *testing.T) *cmdtest.Env {
+	e := cmdtest.NewEnv(t, nil)
+	e.Root = func(f *cmdutil.Factory) *cobra.Command { return cmdtest.Root(f, NewCmdAudit(f)) }
+	return e
 }

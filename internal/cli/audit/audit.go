@@ -1,4 +1,5 @@
-package cli
+// Package audit is `regctl audit`: reading the token server's audit log.
+package audit
 
 import (
 	"context"
@@ -25,12 +26,12 @@ token decision (time, user, client_ip, user_agent, grant, service,
 requested, granted, decided_by, result, status, reason), never a password
 or token.`,
 	}
-	cmd.AddCommand(NewCmdAuditTail(f, nil))
+	cmd.AddCommand(NewCmdTail(f, nil))
 	return cmd
 }
 
-// AuditTailOptions are `regctl audit tail`'s settings.
-type AuditTailOptions struct {
+// TailOptions are `regctl audit tail`'s settings.
+type TailOptions struct {
 	IO     *cmdutil.IOStreams
 	Loc    *time.Location
 	File   string
@@ -41,9 +42,9 @@ type AuditTailOptions struct {
 	Poll time.Duration
 }
 
-// NewCmdAuditTail builds `regctl audit tail`.
-func NewCmdAuditTail(f *cmdutil.Factory, runF func(context.Context, *AuditTailOptions) error) *cobra.Command {
-	opts := &AuditTailOptions{IO: f.IO, Poll: 500 * time.Millisecond}
+// NewCmdTail builds `regctl audit tail`.
+func NewCmdTail(f *cmdutil.Factory, runF func(context.Context, *TailOptions) error) *cobra.Command {
+	opts := &TailOptions{IO: f.IO, Poll: 500 * time.Millisecond}
 	cmd := &cobra.Command{
 		Use:   "tail",
 		Short: "Print the last decisions of the audit log, optionally of one user",
@@ -74,7 +75,7 @@ line; otherwise the JSON lines are printed as they are, for jq.`,
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
-			return auditTailRun(cmd.Context(), opts)
+			return tailRun(cmd.Context(), opts)
 		},
 	}
 	fl := cmd.Flags()
@@ -85,7 +86,7 @@ line; otherwise the JSON lines are printed as they are, for jq.`,
 	return cmd
 }
 
-func auditTailRun(ctx context.Context, o *AuditTailOptions) error {
+func tailRun(ctx context.Context, o *TailOptions) error {
 	tail := &token.AuditTail{File: o.File, User: o.User, Lines: o.Lines, Follow: o.Follow, Poll: o.Poll}
 	skipped := 0 // lines printed on a terminal that are not records
 	err := tail.Run(ctx, func(line []byte) error {

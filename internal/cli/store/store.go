@@ -1,4 +1,5 @@
-package cli
+// Package store is `regctl store`: moving data between stores.
+package store
 
 import (
 	"context"
@@ -8,26 +9,27 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
-	"github.com/regctl/regctl/internal/store"
+	regstore "github.com/regctl/regctl/internal/store"
 )
 
 // NewCmdStore builds `regctl store`.
 func NewCmdStore(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "store", Short: "Move data between stores"}
-	cmd.AddCommand(NewCmdStoreMigrate(f, nil))
+	cmd.AddCommand(NewCmdMigrate(f, nil))
 	return cmd
 }
 
-// StoreMigrateOptions are `regctl store migrate`'s settings.
-type StoreMigrateOptions struct {
+// MigrateOptions are `regctl store migrate`'s settings.
+type MigrateOptions struct {
+	IO       *cmdutil.IOStreams
 	From, To string
 	Prune    bool
 	DryRun   bool
 }
 
-// NewCmdStoreMigrate builds `regctl store migrate`.
-func NewCmdStoreMigrate(f *cmdutil.Factory, runF func(context.Context, *StoreMigrateOptions) error) *cobra.Command {
-	o := &StoreMigrateOptions{}
+// NewCmdMigrate builds `regctl store migrate`.
+func NewCmdMigrate(f *cmdutil.Factory, runF func(context.Context, *MigrateOptions) error) *cobra.Command {
+	o := &MigrateOptions{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "migrate --from URL --to URL",
 		Short: "Copy users, grants, labels and rules from one store to another",
@@ -49,7 +51,7 @@ A destination user the source lacks stops the copy unless --prune.`,
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return storeMigrateRun(cmd.Context(), f, o)
+			return migrateRun(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().StringVar(&o.From, "from", "", "source store URL (required)")
@@ -59,7 +61,7 @@ A destination user the source lacks stops the copy unless --prune.`,
 	return cmd
 }
 
-func storeMigrateRun(ctx context.Context, f *cmdutil.Factory, o *StoreMigrateOptions) error {
+func migrateRun(ctx context.Context, o *MigrateOptions) error {
 	src, err := cmdutil.OpenStore(ctx, o.From)
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
@@ -70,7 +72,7 @@ func storeMigrateRun(ctx context.Context, f *cmdutil.Factory, o *StoreMigrateOpt
 		return fmt.Errorf("--to: %w", err)
 	}
 	defer dst.Close(context.WithoutCancel(ctx))
-	rep, err := store.Migrate(ctx, src, dst, o.Prune, o.DryRun)
+	rep, err := regstore.Migrate(ctx, src, dst, o.Prune, o.DryRun)
 	if err != nil {
 		return err
 	}
@@ -78,7 +80,7 @@ func storeMigrateRun(ctx context.Context, f *cmdutil.Factory, o *StoreMigrateOpt
 	if o.DryRun {
 		verb = "would be "
 	}
-	w := f.IO.ErrOut
+	w := o.IO.ErrOut
 	fmt.Fprintf(w, "Users: %d %screated, %d %supdated, %d unchanged\n", len(rep.Created), verb, len(rep.Updated), verb, rep.Unchanged)
 	if len(rep.Created) > 0 {
 		fmt.Fprintf(w, "  created: %s\n", strings.Join(rep.Created, ", "))
