@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/cli/audit"
+	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/cli/keys"
 	"github.com/regctl/regctl/internal/cli/store"
 	"github.com/regctl/regctl/internal/cli/token"
