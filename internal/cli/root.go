@@ -13,6 +13,7 @@ import (
 	"github.com/regctl/regctl/internal/cli/audit"
 	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/cli/keys"
+	"github.com/regctl/regctl/internal/cli/serve"
 	"github.com/regctl/regctl/internal/cli/store"
 	"github.com/regctl/regctl/internal/cli/token"
 )
@@ -57,7 +58,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
 
 	root.AddCommand(
-		NewCmdServe(f, nil),
+		serve.NewCmdServe(f, nil),
 		keys.NewCmdKeys(f),
 		NewCmdUser(f),
 		NewCmdACL(f),

@@ -1,4 +1,4 @@
-package cli
+package serve
 
 import (
 	"context"
@@ -90,7 +90,7 @@ func startServeOps(ctx context.Context, o *ServeOptions, srv *token.Server, kr *
 		return closeAudit, nil
 	}
 	reg := srv.Metrics(token.MetricsOptions{
-		Version:             Version,
+		Version:             o.Version,
 		SigningCertNotAfter: func() time.Time { return kr.Current().NotAfter() },
 		CertsDir:            o.Ops.CertsDir,
 	})

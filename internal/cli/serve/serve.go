@@ -1,9 +1,12 @@
-package cli
+// Package serve is `regctl serve`: the token server, with its metrics
+// listener and audit log.
+package serve
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,15 +23,25 @@ import (
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/keys"
+	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/token"
 )
 
 // ServeOptions are `regctl serve`'s settings.
 type ServeOptions struct {
+	IO    *cmdutil.IOStreams
+	Now   func() time.Time
+	Store func(context.Context) (store.Store, error)
+	// LogHandler is the handler --log-level and --log-format ask for,
+	// writing to w.
+	LogHandler func(w io.Writer) slog.Handler
+	// Version is regctl's, for the metrics (the root command's).
+	Version string
+
 	Listen  string
 	KeysDir string
 	Token   token.Config
-	Ops     ServeOps // serve_ops.go
+	Ops     ServeOps // ops.go
 }
 
 // NewCmdServe builds `regctl serve`.
@@ -62,10 +75,11 @@ with regctl audit tail.`,
 			if err != nil {
 				return err
 			}
+			opts.Version = cmd.Root().Version
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
-			return serveRun(cmd.Context(), f, opts)
+			return serveRun(cmd.Context(), opts)
 		},
 	}
 	fl := cmd.Flags()
@@ -87,7 +101,8 @@ with regctl audit tail.`,
 
 func serveOptions(f *cmdutil.Factory) (*ServeOptions, error) {
 	v := f.Config
-	o := &ServeOptions{Listen: v.GetString("listen"), KeysDir: v.GetString("keys")}
+	o := &ServeOptions{IO: f.IO, Now: f.Now, Store: f.Store, Listen: v.GetString("listen"), KeysDir: v.GetString("keys")}
+	o.LogHandler = func(w io.Writer) slog.Handler { return cmdutil.NewLogHandler(f, w) }
 	o.Token = token.Config{
 		Issuer:          v.GetString("issuer"),
 		Service:         v.GetString("service"),
@@ -149,21 +164,21 @@ func tuneGC() {
 	}
 }
 
-func serveRun(ctx context.Context, f *cmdutil.Factory, o *ServeOptions) error {
-	logs := newBufferedLog(f.IO.ErrOut)
+func serveRun(ctx context.Context, o *ServeOptions) error {
+	logs := newBufferedLog(o.IO.ErrOut)
 	defer logs.Flush()
-	log := slog.New(flushingHandler{cmdutil.NewLogHandler(f, logs), logs})
+	log := slog.New(flushingHandler{o.LogHandler(logs), logs})
 	tuneGC()
-	ks, err := keys.Load(o.KeysDir, f.Now())
+	ks, err := keys.Load(o.KeysDir, o.Now())
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
-	st, err := f.Store(ctx)
+	st, err := o.Store(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
-	srv, err := token.New(o.Token, st, ks, log, f.Now)
+	srv, err := token.New(o.Token, st, ks, log, o.Now)
 	if err != nil {
 		return err
 	}
