@@ -26,26 +26,12 @@ var fixedNow = cmdtest.FixedNow
 
 func testCtx(t testing.TB) context.Context { return cmdtest.Ctx(t) }
 
-// backend opens a fresh, empty store whose clock (CreatedAt, UpdatedAt)
-// is now; it registers its own cleanup.
-type backend struct {
-	name string
-	open func(t *testing.T, now func() time.Time) store.Store
-}
-
-// backends are the real stores every run test uses: SQLite always,
-// FerretDB with -tags integration (integration_test.go adds it).
-var backends = []backend{{name: "sqlite", open: cmdtest.OpenSQLite}}
-
 // forEachBackend runs fn once per backend, each with a fresh store.
 func forEachBackend(t *testing.T, fn func(t *testing.T, e *testEnv)) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			e := newEnv(t, nil)
-			e.St = b.open(t, e.now)
-			fn(t, e)
-		})
-	}
+	cmdtest.ForEachBackend(t, func(t *testing.T) (*testEnv, *cmdtest.Env) {
+		e := newEnv(t, nil)
+		return e, e.Env
+	}, fn)
 }
 
 // testEnv is cmdtest's environment that runs whole regctl command lines

@@ -8,62 +8,17 @@ import (
 	"testing"
 	"time"
 
-	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/regctl/regctl/internal/cli/cmdutil"
-	"github.com/regctl/regctl/internal/store"
-	"github.com/regctl/regctl/internal/store/mongo"
+	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
 	"github.com/regctl/regctl/internal/testenv"
 )
 
-// With -tags integration every run test (every command, every golden
-// transcript) also runs against FerretDB, each test in its own database.
-func init() {
-	backends = append(backends, backend{name: "ferretdb", open: openFerretDB})
-}
-
-const mongoWhat = "the mongodb:// URI of a running FerretDB v1.24.2 (or MongoDB >= 5), e.g. mongodb://127.0.0.1:27017/"
-
-func openFerretDB(t *testing.T, now func() time.Time) store.Store {
-	t.Helper()
-	base := testenv.Require(t, testenv.EnvMongoURI, mongoWhat)
-	db := testenv.UniqueName("regctl_cli")
-	uri := testenv.MongoURI(t, base, db)
-	ctx := testCtx(t)
-	st, err := mongo.Open(ctx, uri, mongo.WithClock(now))
-	if err != nil {
-		t.Fatalf("open %s: %v", db, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = st.Close(ctx)
-		dropDatabase(t, base, db)
-	})
-	return st
-}
-
-func dropDatabase(t *testing.T, uri, db string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client, err := mongodrv.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		t.Logf("drop %s: %v", db, err)
-		return
-	}
-	defer client.Disconnect(ctx)
-	if err := client.Database(db).Drop(ctx); err != nil {
-		t.Logf("drop %s: %v", db, err)
-	}
-}
-
 // The production path: --store with a FerretDB URI, through OpenStore.
 func TestIntegrationOpenStoreMongo(t *testing.T) {
-	base := testenv.Require(t, testenv.EnvMongoURI, mongoWhat)
+	base := testenv.Require(t, testenv.EnvMongoURI, cmdtest.MongoWhat)
 	db := testenv.UniqueName("regctl_cli")
 	uri := testenv.MongoURI(t, base, db)
-	t.Cleanup(func() { dropDatabase(t, base, db) })
+	t.Cleanup(func() { cmdtest.DropDatabase(t, base, db) })
 	ios, in, out, errOut := cmdutil.Test()
 	run := func(stdin string, args ...string) int {
 		in.Reset()

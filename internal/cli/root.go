@@ -10,12 +10,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regctl/regctl/internal/cli/acl"
 	"github.com/regctl/regctl/internal/cli/audit"
 	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/cli/keys"
 	"github.com/regctl/regctl/internal/cli/serve"
 	"github.com/regctl/regctl/internal/cli/store"
 	"github.com/regctl/regctl/internal/cli/token"
+	"github.com/regctl/regctl/internal/cli/user"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=...".
@@ -60,8 +62,8 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	root.AddCommand(
 		serve.NewCmdServe(f, nil),
 		keys.NewCmdKeys(f),
-		NewCmdUser(f),
-		NewCmdACL(f),
+		user.NewCmdUser(f),
+		acl.NewCmdACL(f),
 		store.NewCmdStore(f),
 		token.NewCmdToken(f),
 		NewCmdCerts(f),
@@ -70,7 +72,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		NewCmdHealthcheck(f),
 		NewCmdDoctor(f, nil),
 		audit.NewCmdAudit(f),
-		NewCmdImport(f),
+		acl.NewCmdImportGroup(f),
 		NewCmdCompletion(f),
 	)
 	return root

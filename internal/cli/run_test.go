@@ -16,6 +16,8 @@ import (
 
 	"github.com/regctl/regctl/internal/acl"
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
+	"github.com/regctl/regctl/internal/cli/user"
 	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/token"
@@ -29,12 +31,7 @@ import (
 // seedUsers creates the users most tests start from, through the CLI.
 func seedUsers(t *testing.T, e *testEnv) {
 	t.Helper()
-	h := passwordHash(t)
-	e.must(0, "", "user", "add", "waldi", "--password-hash", h, "--label", "full-access=test/*", "--label", "full-access=socke*", "--expires", "90d")
-	e.must(0, "", "user", "add", "reader", "--password-hash", h, "--label", "read-only-access=prod/*")
-	e.must(0, "", "user", "add", "bob", "--password-hash", h, "--expires", "2026-12-03T18:00:00Z")
-	e.must(0, "", "user", "grant", "bob", "team/*", "--actions", "pull,push")
-	e.must(0, "", "user", "grant", "bob", "dock/app", "--actions", "pull", "--expires", "12h")
+	cmdtest.SeedUsers(t, e.Env)
 }
 
 func TestUserSession(t *testing.T) {
@@ -153,12 +150,12 @@ func TestUserOutputs(t *testing.T) {
 		}
 		// JSON and YAML carry the same data.
 		e.must(0, "", "user", "list", "-o", "json")
-		var fromJSON []userView
+		var fromJSON []user.View
 		if err := json.Unmarshal(e.out.Bytes(), &fromJSON); err != nil {
 			t.Fatal(err)
 		}
 		e.must(0, "", "user", "list", "-o", "yaml")
-		var fromYAML []userView
+		var fromYAML []user.View
 		if err := decodeYAML(e.out.Bytes(), &fromYAML); err != nil {
 			t.Fatal(err)
 		}
@@ -461,53 +458,6 @@ func TestDryRunWritesNothing(t *testing.T) {
 	})
 }
 
-// Direct tests of run functions with hand-built options, as cli/cli does.
-func TestRunFunctions(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, e *testEnv) {
-		seedUsers(t, e)
-		ctx := testCtx(t)
-		if err := userListRun(ctx, e.f, &UserListOptions{Output: cmdutil.FormatJSON, Expiring: 7 * 24 * time.Hour}); err != nil {
-			t.Fatal(err)
-		}
-		var views []userView
-		if err := json.Unmarshal(e.out.Bytes(), &views); err != nil {
-			t.Fatal(err)
-		}
-		if len(views) != 1 || views[0].Username != "bob" {
-			t.Errorf("expiring within 7d: %+v", views)
-		}
-
-		e.out.Reset()
-		e.errOut.Reset()
-		if err := aclAddRun(ctx, e.f, &ACLAddOptions{AutoSeq: true, Rule: acl.Rule{Actions: []string{}}}); err != nil {
-			t.Fatal(err)
-		}
-		if err := aclAddRun(ctx, e.f, &ACLAddOptions{AutoSeq: true, Rule: acl.Rule{Match: acl.Match{Name: ptr("x")}, Actions: []string{"pull"}}}); err != nil {
-			t.Fatal(err)
-		}
-		rules, _ := e.St.ListRules(ctx)
-		if len(rules) != 2 || rules[0].Seq != 10 || rules[1].Seq != 20 {
-			t.Errorf("auto seqs: %+v", rules)
-		}
-		if !strings.Contains(e.errOut.String(), "Note: the rule has no conditions") {
-			t.Errorf("no warning for a rule without conditions:\n%s", e.errOut)
-		}
-
-		err := userRevokeRun(ctx, e.f, &UserRevokeOptions{Username: "bob", Pattern: "team/*", Actions: []string{"push"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, _ := e.St.GetUser(ctx, "bob")
-		if !slices.Equal(u.Grants[0].Actions, []string{"pull"}) {
-			t.Errorf("grants after revoking push: %+v", u.Grants)
-		}
-		err = userDeleteRun(ctx, e.f, &UserDeleteOptions{Username: "ghost", Yes: true})
-		if err == nil || err.Error() != "user ghost not found" {
-			t.Errorf("delete ghost: %v", err)
-		}
-	})
-}
-
 func TestStoreErrors(t *testing.T) {
 	e := newEnv(t, nil)
 	e.StoreErr = fmt.Errorf("open mongo store: %w (dial tcp 127.0.0.1:1: connection refused)", store.ErrUnavailable)
@@ -682,9 +632,9 @@ func TestPasswordPrompt(t *testing.T) {
 // output, at the fixed clock, for the README's "administering users"
 // section: testdata/readme.golden.
 func TestREADME(t *testing.T) {
-	b := backends[0]
+	b := cmdtest.Backends[0]
 	e := newEnv(t, nil)
-	e.St = b.open(t, e.now)
+	e.St = b.Open(t, e.now)
 	e.f.Config.Set("service", "registry.example.com")
 	auth := filepath.Join(t.TempDir(), "auth_config.yml")
 	data, err := os.ReadFile("testdata/auth_config.yml")

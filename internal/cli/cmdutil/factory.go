@@ -147,16 +147,43 @@ func NewLogHandler(f *Factory, w io.Writer) slog.Handler {
 }
 
 // Loc returns the time zone for displayed dates.
-func (f *Factory) Loc() *time.Location {
-	if f.Location != nil {
-		return f.Location
+func (f *Factory) Loc() *time.Location { return f.Deps().Loc() }
+
+// WithStore opens f's store, runs fn and closes the store.
+func WithStore(ctx context.Context, f *Factory, fn func(store.Store) error) error {
+	return f.Deps().WithStore(ctx, fn)
+}
+
+// Deps are the factory's pieces a run function uses. The options of the
+// commands that read the store embed them, so that every run function
+// takes (ctx, opts).
+type Deps struct {
+	IO  *IOStreams
+	Now func() time.Time
+	// Location is the time zone dates are shown in (time.Local when nil).
+	Location *time.Location
+	Store    func(ctx context.Context) (store.Store, error)
+}
+
+// Deps returns the factory's dependencies for a command's options.
+func (f *Factory) Deps() Deps {
+	return Deps{IO: f.IO, Now: f.Now, Location: f.Location, Store: f.Store}
+}
+
+// Loc returns the time zone for displayed dates.
+func (d Deps) Loc() *time.Location {
+	if d.Location != nil {
+		return d.Location
 	}
 	return time.Local
 }
 
+// Colors are on when standard output is a terminal (IOStreams.ColorEnabled).
+func (d Deps) Colors() Colors { return Colors{On: d.IO.ColorEnabled()} }
+
 // WithStore opens the store, runs fn and closes the store.
-func WithStore(ctx context.Context, f *Factory, fn func(store.Store) error) error {
-	st, err := f.Store(ctx)
+func (d Deps) WithStore(ctx context.Context, fn func(store.Store) error) error {
+	st, err := d.Store(ctx)
 	if err != nil {
 		if errors.Is(err, store.ErrUnavailable) {
 			return fmt.Errorf("%w (check that --store or REGCTL_STORE names a store that is running and reachable)", err)

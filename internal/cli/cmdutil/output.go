@@ -159,7 +159,7 @@ func (c Colors) Green(s string) string { return c.Wrap("32", s) }
 func (c Colors) Red(s string) string   { return c.Wrap("31", s) }
 
 // Colors are on when standard output is a terminal (IOStreams.ColorEnabled).
-func (f *Factory) Colors() Colors { return Colors{On: f.IO.ColorEnabled()} }
+func (f *Factory) Colors() Colors { return f.Deps().Colors() }
 
 // Dates are shown in the local time zone with minute resolution and the
 // zone's abbreviation, followed by the time relative to now.

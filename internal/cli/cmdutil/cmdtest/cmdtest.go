@@ -148,3 +148,14 @@ func (e *Env) Must(want int, stdin string, args ...string) {
 		e.T.Fatalf("regctl %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), got, want, e.Out, e.ErrOut)
 	}
 }
+
+// SeedUsers creates the users most tests start from, through the CLI.
+func SeedUsers(t *testing.T, e *Env) {
+	t.Helper()
+	h := TestHash
+	e.Must(0, "", "user", "add", "waldi", "--password-hash", h, "--label", "full-access=test/*", "--label", "full-access=socke*", "--expires", "90d")
+	e.Must(0, "", "user", "add", "reader", "--password-hash", h, "--label", "read-only-access=prod/*")
+	e.Must(0, "", "user", "add", "bob", "--password-hash", h, "--expires", "2026-12-03T18:00:00Z")
+	e.Must(0, "", "user", "grant", "bob", "team/*", "--actions", "pull,push")
+	e.Must(0, "", "user", "grant", "bob", "dock/app", "--actions", "pull", "--expires", "12h")
+}

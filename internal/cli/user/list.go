@@ -1,4 +1,4 @@
-package cli
+package user
 
 import (
 	"context"
@@ -15,10 +15,10 @@ import (
 	"github.com/regctl/regctl/internal/when"
 )
 
-// userView is a user as `user list` and `user show` print it in JSON and
+// View is a user as `user list` and `user show` print it in JSON and
 // YAML: never the password hash; times in UTC (RFC 3339); status computed
 // at the command's clock; empty labels and grants as {} and [].
-type userView struct {
+type View struct {
 	Username  string              `json:"username" yaml:"username"`
 	Status    store.Status        `json:"status" yaml:"status"`
 	ExpiresAt *time.Time          `json:"expires_at" yaml:"expires_at"`
@@ -29,7 +29,7 @@ type userView struct {
 	UpdatedAt *time.Time          `json:"updated_at,omitempty" yaml:"updated_at,omitempty"`
 }
 
-// grantView is one grant in a userView; Status is "active" or "expired".
+// grantView is one grant in a View; Status is "active" or "expired".
 type grantView struct {
 	Pattern   string     `json:"pattern" yaml:"pattern"`
 	Actions   []string   `json:"actions" yaml:"actions"`
@@ -37,8 +37,8 @@ type grantView struct {
 	Status    string     `json:"status" yaml:"status"`
 }
 
-func newUserView(u *store.User, now time.Time) userView {
-	v := userView{
+func newView(u *store.User, now time.Time) View {
+	v := View{
 		Username:  u.Username,
 		Status:    u.Status(now),
 		ExpiresAt: cmdutil.UTC(u.ExpiresAt),
@@ -89,18 +89,20 @@ func grantSummary(g acl.Grant, now time.Time) string {
 	return s
 }
 
-// UserListOptions are `regctl user list`'s settings.
-type UserListOptions struct {
+// ListOptions are `regctl user list`'s settings.
+type ListOptions struct {
+	cmdutil.Deps
+
 	// Expiring keeps only accounts that are not yet expired and expire
 	// within this duration (0: all accounts).
 	Expiring time.Duration
 	Output   string
 }
 
-// NewCmdUserList builds `regctl user list`.
-func NewCmdUserList(f *cmdutil.Factory, runF func(context.Context, *UserListOptions) error) *cobra.Command {
+// NewCmdList builds `regctl user list`.
+func NewCmdList(f *cmdutil.Factory, runF func(context.Context, *ListOptions) error) *cobra.Command {
 	var expiring string
-	o := &UserListOptions{}
+	o := &ListOptions{}
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -124,10 +126,11 @@ with RFC 3339 times in UTC and never the password hash.`,
 				}
 				o.Expiring = d
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return userListRun(cmd.Context(), f, o)
+			return listRun(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().StringVar(&expiring, "expiring", "", "only accounts that expire within this duration (e.g. 7d), not those already expired")
@@ -135,13 +138,13 @@ with RFC 3339 times in UTC and never the password hash.`,
 	return cmd
 }
 
-func userListRun(ctx context.Context, f *cmdutil.Factory, o *UserListOptions) error {
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+func listRun(ctx context.Context, o *ListOptions) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		users, err := st.ListUsers(ctx)
 		if err != nil {
 			return cmdutil.StoreErr(err, "users")
 		}
-		now := f.Now()
+		now := o.Now()
 		if o.Expiring > 0 {
 			kept := users[:0]
 			for _, u := range users {
@@ -152,21 +155,21 @@ func userListRun(ctx context.Context, f *cmdutil.Factory, o *UserListOptions) er
 			users = kept
 		}
 		if o.Output != cmdutil.FormatTable {
-			views := make([]userView, 0, len(users))
+			views := make([]View, 0, len(users))
 			for i := range users {
-				views = append(views, newUserView(&users[i], now))
+				views = append(views, newView(&users[i], now))
 			}
-			return cmdutil.WriteData(f.IO.Out, o.Output, views)
+			return cmdutil.WriteData(o.IO.Out, o.Output, views)
 		}
 		if len(users) == 0 {
 			if o.Expiring > 0 {
-				fmt.Fprintf(f.IO.ErrOut, "No account expires within %s.\n", formatDuration(o.Expiring))
+				fmt.Fprintf(o.IO.ErrOut, "No account expires within %s.\n", formatDuration(o.Expiring))
 			} else {
-				fmt.Fprintln(f.IO.ErrOut, "No users. Add one with: regctl user add NAME")
+				fmt.Fprintln(o.IO.ErrOut, "No users. Add one with: regctl user add NAME")
 			}
 			return nil
 		}
-		return userTable(f.IO.Out, users, now, f.Loc(), f.Colors())
+		return userTable(o.IO.Out, users, now, o.Loc(), o.Colors())
 	})
 }
 
@@ -184,15 +187,17 @@ func userTable(w io.Writer, users []store.User, now time.Time, loc *time.Locatio
 	return t.Render(w)
 }
 
-// UserShowOptions are `regctl user show`'s settings.
-type UserShowOptions struct {
+// ShowOptions are `regctl user show`'s settings.
+type ShowOptions struct {
+	cmdutil.Deps
+
 	Username string
 	Output   string
 }
 
-// NewCmdUserShow builds `regctl user show`.
-func NewCmdUserShow(f *cmdutil.Factory, runF func(context.Context, *UserShowOptions) error) *cobra.Command {
-	o := &UserShowOptions{}
+// NewCmdShow builds `regctl user show`.
+func NewCmdShow(f *cmdutil.Factory, runF func(context.Context, *ShowOptions) error) *cobra.Command {
+	o := &ShowOptions{}
 	cmd := &cobra.Command{
 		Use:   "show NAME",
 		Short: "Show one user in detail",
@@ -210,27 +215,28 @@ same object as one element of user list's output.`,
 			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return userShowRun(cmd.Context(), f, o)
+			return showRun(cmd.Context(), o)
 		},
 	}
 	cmdutil.AddOutputFlag(cmd, &o.Output, cmdutil.FormatTable, cmdutil.FormatJSON, cmdutil.FormatYAML)
 	return cmd
 }
 
-func userShowRun(ctx context.Context, f *cmdutil.Factory, o *UserShowOptions) error {
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+func showRun(ctx context.Context, o *ShowOptions) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		u, err := st.GetUser(ctx, o.Username)
 		if err != nil {
 			return cmdutil.StoreErr(err, "user "+o.Username)
 		}
-		now := f.Now()
+		now := o.Now()
 		if o.Output != cmdutil.FormatTable {
-			return cmdutil.WriteData(f.IO.Out, o.Output, newUserView(u, now))
+			return cmdutil.WriteData(o.IO.Out, o.Output, newView(u, now))
 		}
-		return userDetail(f.IO.Out, u, now, f.Loc(), f.Colors())
+		return userDetail(o.IO.Out, u, now, o.Loc(), o.Colors())
 	})
 }
 

@@ -1,4 +1,4 @@
-package cli
+package user
 
 import (
 	"context"
@@ -16,8 +16,10 @@ import (
 	"github.com/regctl/regctl/internal/when"
 )
 
-// UserPasswdOptions are `regctl user passwd`'s settings.
-type UserPasswdOptions struct {
+// PasswdOptions are `regctl user passwd`'s settings.
+type PasswdOptions struct {
+	cmdutil.Deps
+
 	Username     string
 	Password     []byte
 	PasswordHash string
@@ -25,10 +27,10 @@ type UserPasswdOptions struct {
 	DryRun       bool
 }
 
-// NewCmdUserPasswd builds `regctl user passwd`.
-func NewCmdUserPasswd(f *cmdutil.Factory, runF func(context.Context, *UserPasswdOptions) error) *cobra.Command {
+// NewCmdPasswd builds `regctl user passwd`.
+func NewCmdPasswd(f *cmdutil.Factory, runF func(context.Context, *PasswdOptions) error) *cobra.Command {
 	var pw passwordSource
-	o := &UserPasswdOptions{}
+	o := &PasswdOptions{}
 	cmd := &cobra.Command{
 		Use:   "passwd NAME",
 		Short: "Change a user's password",
@@ -52,10 +54,11 @@ stored identity tokens) stop working.`,
 			if o.Password, o.PasswordHash, err = pw.resolve(f.IO); err != nil {
 				return err
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return userPasswdRun(cmd.Context(), f, o)
+			return passwdRun(cmd.Context(), o)
 		},
 	}
 	pw.register(cmd)
@@ -64,7 +67,7 @@ stored identity tokens) stop working.`,
 	return cmd
 }
 
-func userPasswdRun(ctx context.Context, f *cmdutil.Factory, o *UserPasswdOptions) error {
+func passwdRun(ctx context.Context, o *PasswdOptions) error {
 	hash := o.PasswordHash
 	if hash == "" && !o.DryRun {
 		h, err := bcrypt.GenerateFromPassword(o.Password, o.BcryptCost)
@@ -73,7 +76,7 @@ func userPasswdRun(ctx context.Context, f *cmdutil.Factory, o *UserPasswdOptions
 		}
 		hash = string(h)
 	}
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		_, err := cmdutil.UpdateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
 			u.PasswordHash = hash
 			return nil
@@ -81,23 +84,25 @@ func userPasswdRun(ctx context.Context, f *cmdutil.Factory, o *UserPasswdOptions
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(f.IO.ErrOut, "%s the password of %s; refresh tokens issued before the change stop working\n",
+		fmt.Fprintf(o.IO.ErrOut, "%s the password of %s; refresh tokens issued before the change stop working\n",
 			cmdutil.Would(o.DryRun, "Changed", "change"), o.Username)
 		return nil
 	})
 }
 
-// UserExpireOptions are `regctl user expire`'s settings.
-type UserExpireOptions struct {
+// ExpireOptions are `regctl user expire`'s settings.
+type ExpireOptions struct {
+	cmdutil.Deps
+
 	Username string
 	// Expires is the new expiry; nil means never.
 	Expires *time.Time
 	DryRun  bool
 }
 
-// NewCmdUserExpire builds `regctl user expire`.
-func NewCmdUserExpire(f *cmdutil.Factory, runF func(context.Context, *UserExpireOptions) error) *cobra.Command {
-	o := &UserExpireOptions{}
+// NewCmdExpire builds `regctl user expire`.
+func NewCmdExpire(f *cmdutil.Factory, runF func(context.Context, *ExpireOptions) error) *cobra.Command {
+	o := &ExpireOptions{}
 	cmd := &cobra.Command{
 		Use:   "expire NAME WHEN|never",
 		Short: "Set or clear a user's account expiry",
@@ -128,10 +133,11 @@ or rule is consulted. To block an account at once, use regctl user disable.`,
 				t = store.Truncate(t)
 				o.Expires = &t
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return userExpireRun(cmd.Context(), f, o)
+			return expireRun(cmd.Context(), o)
 		},
 	}
 	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
@@ -145,11 +151,11 @@ func formatExpiryRFC(t *time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func userExpireRun(ctx context.Context, f *cmdutil.Factory, o *UserExpireOptions) error {
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+func expireRun(ctx context.Context, o *ExpireOptions) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		var old *time.Time
 		var wasStatus store.Status
-		now := f.Now()
+		now := o.Now()
 		_, err := cmdutil.UpdateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
 			old, wasStatus = u.ExpiresAt, u.Status(now)
 			if cmdutil.TimePtrEqual(u.ExpiresAt, o.Expires) {
@@ -160,9 +166,9 @@ func userExpireRun(ctx context.Context, f *cmdutil.Factory, o *UserExpireOptions
 		})
 		if errors.Is(err, errNoChange) {
 			if o.Expires == nil {
-				fmt.Fprintf(f.IO.ErrOut, "No change: %s already never expires\n", o.Username)
+				fmt.Fprintf(o.IO.ErrOut, "No change: %s already never expires\n", o.Username)
 			} else {
-				fmt.Fprintf(f.IO.ErrOut, "No change: %s already expires %s\n", o.Username, formatExpiryRFC(o.Expires))
+				fmt.Fprintf(o.IO.ErrOut, "No change: %s already expires %s\n", o.Username, formatExpiryRFC(o.Expires))
 			}
 			return nil
 		}
@@ -174,30 +180,32 @@ func userExpireRun(ctx context.Context, f *cmdutil.Factory, o *UserExpireOptions
 		if wasStatus == store.StatusExpired {
 			msg += "; the account is active again"
 		}
-		fmt.Fprintln(f.IO.ErrOut, msg)
+		fmt.Fprintln(o.IO.ErrOut, msg)
 		return nil
 	})
 }
 
-// UserStateOptions are the settings of `regctl user disable` and `enable`.
-type UserStateOptions struct {
+// StateOptions are the settings of `regctl user disable` and `enable`.
+type StateOptions struct {
+	cmdutil.Deps
+
 	Username string
 	Disable  bool
 	DryRun   bool
 }
 
-// NewCmdUserDisable builds `regctl user disable`.
-func NewCmdUserDisable(f *cmdutil.Factory, runF func(context.Context, *UserStateOptions) error) *cobra.Command {
-	return newCmdUserState(f, runF, true)
+// NewCmdDisable builds `regctl user disable`.
+func NewCmdDisable(f *cmdutil.Factory, runF func(context.Context, *StateOptions) error) *cobra.Command {
+	return newCmdState(f, runF, true)
 }
 
-// NewCmdUserEnable builds `regctl user enable`.
-func NewCmdUserEnable(f *cmdutil.Factory, runF func(context.Context, *UserStateOptions) error) *cobra.Command {
-	return newCmdUserState(f, runF, false)
+// NewCmdEnable builds `regctl user enable`.
+func NewCmdEnable(f *cmdutil.Factory, runF func(context.Context, *StateOptions) error) *cobra.Command {
+	return newCmdState(f, runF, false)
 }
 
-func newCmdUserState(f *cmdutil.Factory, runF func(context.Context, *UserStateOptions) error, disable bool) *cobra.Command {
-	o := &UserStateOptions{Disable: disable}
+func newCmdState(f *cmdutil.Factory, runF func(context.Context, *StateOptions) error, disable bool) *cobra.Command {
+	o := &StateOptions{Disable: disable}
 	cmd := &cobra.Command{
 		Use:               "enable NAME",
 		Short:             "Re-enable a disabled user",
@@ -210,10 +218,11 @@ func newCmdUserState(f *cmdutil.Factory, runF func(context.Context, *UserStateOp
 			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return userStateRun(cmd.Context(), f, o)
+			return stateRun(cmd.Context(), o)
 		},
 	}
 	if disable {
@@ -228,8 +237,8 @@ expiry are kept; regctl user enable undoes it.`
 	return cmd
 }
 
-func userStateRun(ctx context.Context, f *cmdutil.Factory, o *UserStateOptions) error {
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+func stateRun(ctx context.Context, o *StateOptions) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		var after *store.User
 		u, err := cmdutil.UpdateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
 			if u.Disabled == o.Disable {
@@ -258,25 +267,27 @@ func userStateRun(ctx context.Context, f *cmdutil.Factory, o *UserStateOptions) 
 		default:
 			msg = fmt.Sprintf("%s user %s", cmdutil.Would(o.DryRun, "Enabled", "enable"), o.Username)
 		}
-		if !o.Disable && after.Status(f.Now()) == store.StatusExpired {
+		if !o.Disable && after.Status(o.Now()) == store.StatusExpired {
 			msg += fmt.Sprintf("; note: the account expired %s, extend it with: regctl user expire %s WHEN",
 				formatExpiryRFC(after.ExpiresAt), o.Username)
 		}
-		fmt.Fprintln(f.IO.ErrOut, msg)
+		fmt.Fprintln(o.IO.ErrOut, msg)
 		return nil
 	})
 }
 
-// UserDeleteOptions are `regctl user delete`'s settings.
-type UserDeleteOptions struct {
+// DeleteOptions are `regctl user delete`'s settings.
+type DeleteOptions struct {
+	cmdutil.Deps
+
 	Username string
 	Yes      bool
 	DryRun   bool
 }
 
-// NewCmdUserDelete builds `regctl user delete`.
-func NewCmdUserDelete(f *cmdutil.Factory, runF func(context.Context, *UserDeleteOptions) error) *cobra.Command {
-	o := &UserDeleteOptions{}
+// NewCmdDelete builds `regctl user delete`.
+func NewCmdDelete(f *cmdutil.Factory, runF func(context.Context, *DeleteOptions) error) *cobra.Command {
+	o := &DeleteOptions{}
 	cmd := &cobra.Command{
 		Use:     "delete NAME",
 		Aliases: []string{"rm"},
@@ -295,10 +306,11 @@ block an account but keep it, use regctl user disable.`,
 			if !o.Yes && !o.DryRun && !f.IO.CanPrompt() {
 				return cmdutil.FlagErrorf("refusing to delete user %s without confirmation: pass --yes (standard input is not a terminal)", o.Username)
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return userDeleteRun(cmd.Context(), f, o)
+			return deleteRun(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "delete without asking for confirmation")
@@ -306,20 +318,20 @@ block an account but keep it, use regctl user disable.`,
 	return cmd
 }
 
-func userDeleteRun(ctx context.Context, f *cmdutil.Factory, o *UserDeleteOptions) error {
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+func deleteRun(ctx context.Context, o *DeleteOptions) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		u, err := st.GetUser(ctx, o.Username)
 		if err != nil {
 			return cmdutil.StoreErr(err, "user "+o.Username)
 		}
-		what := fmt.Sprintf("user %s (%s, %d label value(s), %d grant(s))", o.Username, u.Status(f.Now()),
+		what := fmt.Sprintf("user %s (%s, %d label value(s), %d grant(s))", o.Username, u.Status(o.Now()),
 			len(cmdutil.LabelPairs(u.Labels)), len(u.Grants))
 		if o.DryRun {
-			fmt.Fprintf(f.IO.ErrOut, "Would delete %s\n", what)
+			fmt.Fprintf(o.IO.ErrOut, "Would delete %s\n", what)
 			return nil
 		}
 		if !o.Yes {
-			ok, err := f.IO.Confirm("Delete " + what + "?")
+			ok, err := o.IO.Confirm("Delete " + what + "?")
 			if err != nil {
 				return err
 			}
@@ -330,13 +342,13 @@ func userDeleteRun(ctx context.Context, f *cmdutil.Factory, o *UserDeleteOptions
 		if err := st.DeleteUser(ctx, o.Username); err != nil {
 			return cmdutil.StoreErr(err, "user "+o.Username)
 		}
-		fmt.Fprintf(f.IO.ErrOut, "Deleted %s\n", what)
+		fmt.Fprintf(o.IO.ErrOut, "Deleted %s\n", what)
 		return nil
 	})
 }
 
-// NewCmdUserLabel builds `regctl user label`.
-func NewCmdUserLabel(f *cmdutil.Factory) *cobra.Command {
+// NewCmdLabel builds `regctl user label`.
+func NewCmdLabel(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "label",
 		Short: "Set or remove a user's labels",
@@ -346,12 +358,14 @@ rules installed by regctl acl defaults) and match.labels conditions.`,
 		Example: `  regctl user label set waldi full-access='test/*' full-access='socke*'
   regctl user label unset waldi full-access='socke*'`,
 	}
-	cmd.AddCommand(NewCmdUserLabelSet(f, nil), NewCmdUserLabelUnset(f, nil))
+	cmd.AddCommand(NewCmdLabelSet(f, nil), NewCmdLabelUnset(f, nil))
 	return cmd
 }
 
-// UserLabelOptions are the settings of `regctl user label set` and `unset`.
-type UserLabelOptions struct {
+// LabelOptions are the settings of `regctl user label set` and `unset`.
+type LabelOptions struct {
+	cmdutil.Deps
+
 	Username string
 	// Set: the new values per key. Unset: the values to remove per key;
 	// an empty list removes the key.
@@ -365,9 +379,9 @@ type UserLabelOptions struct {
 	DryRun bool
 }
 
-// NewCmdUserLabelSet builds `regctl user label set`.
-func NewCmdUserLabelSet(f *cmdutil.Factory, runF func(context.Context, *UserLabelOptions) error) *cobra.Command {
-	o := &UserLabelOptions{}
+// NewCmdLabelSet builds `regctl user label set`.
+func NewCmdLabelSet(f *cmdutil.Factory, runF func(context.Context, *LabelOptions) error) *cobra.Command {
+	o := &LabelOptions{}
 	cmd := &cobra.Command{
 		Use:   "set NAME KEY=VALUE...",
 		Short: "Set label values (repeat a key for several values)",
@@ -388,10 +402,11 @@ func NewCmdUserLabelSet(f *cmdutil.Factory, runF func(context.Context, *UserLabe
 				return err
 			}
 			o.Keys = labelKeysInOrder(args[1:])
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return userLabelRun(cmd.Context(), f, o)
+			return labelRun(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().BoolVar(&o.Add, "add", false, "add the values to the key's existing values instead of replacing them")
@@ -399,9 +414,9 @@ func NewCmdUserLabelSet(f *cmdutil.Factory, runF func(context.Context, *UserLabe
 	return cmd
 }
 
-// NewCmdUserLabelUnset builds `regctl user label unset`.
-func NewCmdUserLabelUnset(f *cmdutil.Factory, runF func(context.Context, *UserLabelOptions) error) *cobra.Command {
-	o := &UserLabelOptions{Unset: true}
+// NewCmdLabelUnset builds `regctl user label unset`.
+func NewCmdLabelUnset(f *cmdutil.Factory, runF func(context.Context, *LabelOptions) error) *cobra.Command {
+	o := &LabelOptions{Unset: true}
 	cmd := &cobra.Command{
 		Use:   "unset NAME KEY[=VALUE]...",
 		Short: "Remove a label, or one of its values",
@@ -444,10 +459,11 @@ func NewCmdUserLabelUnset(f *cmdutil.Factory, runF func(context.Context, *UserLa
 				}
 			}
 			o.Keys = labelKeysInOrder(args[1:])
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return userLabelRun(cmd.Context(), f, o)
+			return labelRun(cmd.Context(), o)
 		},
 	}
 	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
@@ -474,8 +490,8 @@ func labelKeysSorted(labels map[string][]string) []string {
 	return keys
 }
 
-func userLabelRun(ctx context.Context, f *cmdutil.Factory, o *UserLabelOptions) error {
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+func labelRun(ctx context.Context, o *LabelOptions) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		var msgs []string
 		_, err := cmdutil.UpdateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
 			msgs = msgs[:0]
@@ -522,7 +538,7 @@ func userLabelRun(ctx context.Context, f *cmdutil.Factory, o *UserLabelOptions) 
 			return err
 		}
 		for _, m := range msgs {
-			fmt.Fprintln(f.IO.ErrOut, m)
+			fmt.Fprintln(o.IO.ErrOut, m)
 		}
 		return nil
 	})
@@ -540,7 +556,7 @@ func dedupe(vals []string) []string {
 
 // labelChange describes one key's change and reports whether it changes
 // anything.
-func labelChange(o *UserLabelOptions, key string, old, next []string) (string, bool) {
+func labelChange(o *LabelOptions, key string, old, next []string) (string, bool) {
 	list := func(v []string) string { return strings.Join(v, ", ") }
 	if slices.Equal(old, next) {
 		switch {

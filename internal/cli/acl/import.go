@@ -1,4 +1,4 @@
-package cli
+package acl
 
 import (
 	"context"
@@ -15,8 +15,8 @@ import (
 	"github.com/regctl/regctl/internal/store"
 )
 
-// NewCmdImport builds `regctl import`.
-func NewCmdImport(f *cmdutil.Factory) *cobra.Command {
+// NewCmdImportGroup builds `regctl import`.
+func NewCmdImportGroup(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "import",
 		Short:   "Import users and rules from other tools",
@@ -28,6 +28,8 @@ func NewCmdImport(f *cmdutil.Factory) *cobra.Command {
 
 // ImportDockerAuthOptions are `regctl import docker-auth`'s settings.
 type ImportDockerAuthOptions struct {
+	cmdutil.Deps
+
 	File   string
 	Config *dockerauth.Config
 	Update bool
@@ -74,10 +76,11 @@ carry over exactly.`,
 			if o.Config, err = dockerauth.Parse(data); err != nil {
 				return fmt.Errorf("%s: %w", o.File, err)
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return importDockerAuthRun(cmd.Context(), f, o)
+			return importDockerAuthRun(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().BoolVar(&o.Update, "update", false, "overwrite existing users' password hash and labels, and replace all rules with the file's acl")
@@ -85,12 +88,12 @@ carry over exactly.`,
 	return cmd
 }
 
-func importDockerAuthRun(ctx context.Context, f *cmdutil.Factory, o *ImportDockerAuthOptions) error {
+func importDockerAuthRun(ctx context.Context, o *ImportDockerAuthOptions) error {
 	c := o.Config
-	out := f.IO.ErrOut
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+	out := o.IO.ErrOut
+	return o.WithStore(ctx, func(st store.Store) error {
 		var created, updated, skipped int
-		now := store.Truncate(f.Now())
+		now := store.Truncate(o.Now())
 		for _, u := range c.Users {
 			old, err := st.GetUser(ctx, u.Username)
 			switch {
@@ -121,7 +124,7 @@ func importDockerAuthRun(ctx context.Context, f *cmdutil.Factory, o *ImportDocke
 				fmt.Fprintf(out, "%s user %s: password hash and labels%s\n", cmdutil.Would(o.DryRun, "Updated", "update"), u.Username, labelsSuffix(u.Labels))
 			}
 		}
-		ruleMsg, err := importRules(ctx, f, st, o)
+		ruleMsg, err := importRules(ctx, st, o)
 		if err != nil {
 			return err
 		}
@@ -147,8 +150,8 @@ func importDockerAuthRun(ctx context.Context, f *cmdutil.Factory, o *ImportDocke
 }
 
 // importRules imports the static acl and returns a summary.
-func importRules(ctx context.Context, f *cmdutil.Factory, st store.Store, o *ImportDockerAuthOptions) (string, error) {
-	c, out := o.Config, f.IO.ErrOut
+func importRules(ctx context.Context, st store.Store, o *ImportDockerAuthOptions) (string, error) {
+	c, out := o.Config, o.IO.ErrOut
 	if !c.HasACL {
 		return "no acl in the file", nil
 	}

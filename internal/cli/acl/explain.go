@@ -1,4 +1,4 @@
-package cli
+package acl
 
 import (
 	"context"
@@ -18,8 +18,10 @@ import (
 	"github.com/regctl/regctl/internal/when"
 )
 
-// ACLExplainOptions are `regctl acl explain`'s settings.
-type ACLExplainOptions struct {
+// ExplainOptions are `regctl acl explain`'s settings.
+type ExplainOptions struct {
+	cmdutil.Deps
+
 	Username string
 	Scopes   []acl.Scope
 	Service  string
@@ -28,11 +30,11 @@ type ACLExplainOptions struct {
 	Output   string
 }
 
-// NewCmdACLExplain builds `regctl acl explain`.
-func NewCmdACLExplain(f *cmdutil.Factory, runF func(context.Context, *ACLExplainOptions) error) *cobra.Command {
+// NewCmdExplain builds `regctl acl explain`.
+func NewCmdExplain(f *cmdutil.Factory, runF func(context.Context, *ExplainOptions) error) *cobra.Command {
 	var scopes []string
 	var ip, at string
-	o := &ACLExplainOptions{}
+	o := &ExplainOptions{}
 	cmd := &cobra.Command{
 		Use:   "explain USER [ACTION REPOSITORY]",
 		Short: "Explain how the token server decides a request, and why",
@@ -102,10 +104,11 @@ running server applies store changes within its --reload-interval.`,
 			if err := cmdutil.CheckOutput(o.Output, cmdutil.FormatText, cmdutil.FormatJSON); err != nil {
 				return err
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return aclExplainRun(cmd.Context(), f, o)
+			return explainRun(cmd.Context(), o)
 		},
 	}
 	fl := cmd.Flags()
@@ -117,9 +120,9 @@ running server applies store changes within its --reload-interval.`,
 	return cmd
 }
 
-func aclExplainRun(ctx context.Context, f *cmdutil.Factory, o *ACLExplainOptions) error {
+func explainRun(ctx context.Context, o *ExplainOptions) error {
 	var res token.Explanation
-	err := cmdutil.WithStore(ctx, f, func(st store.Store) error {
+	err := o.WithStore(ctx, func(st store.Store) error {
 		u, err := st.GetUser(ctx, o.Username)
 		if err != nil {
 			return cmdutil.StoreErr(err, "user "+o.Username)
@@ -134,7 +137,7 @@ func aclExplainRun(ctx context.Context, f *cmdutil.Factory, o *ACLExplainOptions
 		}
 		now := o.At
 		if now.IsZero() {
-			now = f.Now()
+			now = o.Now()
 		}
 		res = token.Explain(p, u, o.Service, o.Scopes, o.IP, now)
 		return nil
@@ -143,14 +146,14 @@ func aclExplainRun(ctx context.Context, f *cmdutil.Factory, o *ACLExplainOptions
 		return err
 	}
 	for _, msg := range res.Inconsistent {
-		fmt.Fprintf(f.IO.ErrOut, "Warning: please report this bug: %s\n", msg)
+		fmt.Fprintf(o.IO.ErrOut, "Warning: please report this bug: %s\n", msg)
 	}
 	if o.Output == cmdutil.FormatJSON {
-		if err := cmdutil.WriteJSON(f.IO.Out, res); err != nil {
+		if err := cmdutil.WriteJSON(o.IO.Out, res); err != nil {
 			return err
 		}
 	} else {
-		printExplain(f.IO.Out, &res, f.Now(), f.Loc(), f.Colors())
+		printExplain(o.IO.Out, &res, o.Now(), o.Loc(), o.Colors())
 	}
 	if !res.Granted {
 		return &cmdutil.ExitCodeError{Code: cmdutil.ExitError}

@@ -1,4 +1,6 @@
-package cli
+// Package user is `regctl user`: adding users and managing their passwords,
+// grants, labels, expiry and state.
+package user
 
 import (
 	"bufio"
@@ -35,17 +37,17 @@ expiry dates. The running token server applies every change within its
   regctl user list --expiring 7d`,
 	}
 	cmd.AddCommand(
-		NewCmdUserAdd(f, nil),
-		NewCmdUserList(f, nil),
-		NewCmdUserShow(f, nil),
-		NewCmdUserPasswd(f, nil),
-		NewCmdUserExpire(f, nil),
-		NewCmdUserDisable(f, nil),
-		NewCmdUserEnable(f, nil),
-		NewCmdUserDelete(f, nil),
-		NewCmdUserLabel(f),
-		NewCmdUserGrant(f, nil),
-		NewCmdUserRevoke(f, nil),
+		NewCmdAdd(f, nil),
+		NewCmdList(f, nil),
+		NewCmdShow(f, nil),
+		NewCmdPasswd(f, nil),
+		NewCmdExpire(f, nil),
+		NewCmdDisable(f, nil),
+		NewCmdEnable(f, nil),
+		NewCmdDelete(f, nil),
+		NewCmdLabel(f),
+		NewCmdGrant(f, nil),
+		NewCmdRevoke(f, nil),
 	)
 	return cmd
 }
@@ -171,8 +173,10 @@ func firstLine(r io.Reader) ([]byte, error) {
 	return line, nil
 }
 
-// UserAddOptions are `regctl user add`'s settings.
-type UserAddOptions struct {
+// AddOptions are `regctl user add`'s settings.
+type AddOptions struct {
+	cmdutil.Deps
+
 	Username string
 	Password []byte
 	// PasswordHash is an existing bcrypt hash (--password-hash); Password
@@ -184,12 +188,12 @@ type UserAddOptions struct {
 	DryRun       bool
 }
 
-// NewCmdUserAdd builds `regctl user add`.
-func NewCmdUserAdd(f *cmdutil.Factory, runF func(context.Context, *UserAddOptions) error) *cobra.Command {
+// NewCmdAdd builds `regctl user add`.
+func NewCmdAdd(f *cmdutil.Factory, runF func(context.Context, *AddOptions) error) *cobra.Command {
 	var pw passwordSource
 	var expires string
 	var labels []string
-	o := &UserAddOptions{}
+	o := &AddOptions{}
 	cmd := &cobra.Command{
 		Use:   "add NAME",
 		Short: "Create a user",
@@ -220,10 +224,11 @@ instead (from htpasswd -nB or a docker_auth users list) and stores it as is.`,
 			if o.Password, o.PasswordHash, err = pw.resolve(f.IO); err != nil {
 				return err
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return userAddRun(cmd.Context(), f, o)
+			return addRun(cmd.Context(), o)
 		},
 	}
 	pw.register(cmd)
@@ -234,8 +239,8 @@ instead (from htpasswd -nB or a docker_auth users list) and stores it as is.`,
 	return cmd
 }
 
-func userAddRun(ctx context.Context, f *cmdutil.Factory, o *UserAddOptions) error {
-	now := f.Now()
+func addRun(ctx context.Context, o *AddOptions) error {
+	now := o.Now()
 	u := &store.User{Username: o.Username, PasswordHash: o.PasswordHash, Labels: o.Labels, ExpiresAt: o.Expires,
 		CreatedAt: store.Truncate(now), UpdatedAt: store.Truncate(now)}
 	if u.PasswordHash == "" && !o.DryRun {
@@ -245,7 +250,7 @@ func userAddRun(ctx context.Context, f *cmdutil.Factory, o *UserAddOptions) erro
 		}
 		u.PasswordHash = string(hash)
 	}
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		if o.DryRun {
 			if _, err := st.GetUser(ctx, o.Username); err == nil {
 				return cmdutil.StoreErr(store.ErrExists, "user "+o.Username)
@@ -265,22 +270,24 @@ func userAddRun(ctx context.Context, f *cmdutil.Factory, o *UserAddOptions) erro
 		} else {
 			details = append(details, "never expires")
 		}
-		fmt.Fprintf(f.IO.ErrOut, "%s (%s)\n", msg, strings.Join(details, "; "))
+		fmt.Fprintf(o.IO.ErrOut, "%s (%s)\n", msg, strings.Join(details, "; "))
 		return nil
 	})
 }
 
-// UserGrantOptions are `regctl user grant`'s settings.
-type UserGrantOptions struct {
+// GrantOptions are `regctl user grant`'s settings.
+type GrantOptions struct {
+	cmdutil.Deps
+
 	Username string
 	Grant    acl.Grant
 	DryRun   bool
 }
 
-// NewCmdUserGrant builds `regctl user grant`.
-func NewCmdUserGrant(f *cmdutil.Factory, runF func(context.Context, *UserGrantOptions) error) *cobra.Command {
+// NewCmdGrant builds `regctl user grant`.
+func NewCmdGrant(f *cmdutil.Factory, runF func(context.Context, *GrantOptions) error) *cobra.Command {
 	var actions, expires string
-	o := &UserGrantOptions{}
+	o := &GrantOptions{}
 	cmd := &cobra.Command{
 		Use:   "grant NAME PATTERN",
 		Short: "Give a user actions on repositories matching PATTERN",
@@ -308,10 +315,11 @@ rule never takes it away.`,
 			if err := o.Grant.Validate(); err != nil {
 				return &cmdutil.FlagError{Err: err}
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return userGrantRun(cmd.Context(), f, o)
+			return grantRun(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().StringVar(&actions, "actions", "", "comma-separated actions: pull, push, delete, * (required)")
@@ -331,8 +339,8 @@ func describeGrant(g acl.Grant) string {
 	return s
 }
 
-func userGrantRun(ctx context.Context, f *cmdutil.Factory, o *UserGrantOptions) error {
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+func grantRun(ctx context.Context, o *GrantOptions) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		var old *acl.Grant
 		_, err := cmdutil.UpdateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
 			old = nil
@@ -354,12 +362,12 @@ func userGrantRun(ctx context.Context, f *cmdutil.Factory, o *UserGrantOptions) 
 		}
 		switch {
 		case errors.Is(err, errNoChange):
-			fmt.Fprintf(f.IO.ErrOut, "No change: %s already has %s\n", o.Username, describeGrant(o.Grant))
+			fmt.Fprintf(o.IO.ErrOut, "No change: %s already has %s\n", o.Username, describeGrant(o.Grant))
 		case old != nil:
-			fmt.Fprintf(f.IO.ErrOut, "%s %s's grant: %s (was %s)\n", cmdutil.Would(o.DryRun, "Updated", "update"), o.Username,
+			fmt.Fprintf(o.IO.ErrOut, "%s %s's grant: %s (was %s)\n", cmdutil.Would(o.DryRun, "Updated", "update"), o.Username,
 				describeGrant(o.Grant), describeGrant(*old))
 		default:
-			fmt.Fprintf(f.IO.ErrOut, "%s %s %s\n", cmdutil.Would(o.DryRun, "Granted", "grant"), o.Username, describeGrant(o.Grant))
+			fmt.Fprintf(o.IO.ErrOut, "%s %s %s\n", cmdutil.Would(o.DryRun, "Granted", "grant"), o.Username, describeGrant(o.Grant))
 		}
 		return nil
 	})
@@ -369,8 +377,10 @@ func grantsEqual(a, b acl.Grant) bool {
 	return a.Pattern == b.Pattern && slices.Equal(a.Actions, b.Actions) && cmdutil.TimePtrEqual(a.ExpiresAt, b.ExpiresAt)
 }
 
-// UserRevokeOptions are `regctl user revoke`'s settings.
-type UserRevokeOptions struct {
+// RevokeOptions are `regctl user revoke`'s settings.
+type RevokeOptions struct {
+	cmdutil.Deps
+
 	Username string
 	Pattern  string
 	// Actions to take away; empty removes the whole grant.
@@ -378,10 +388,10 @@ type UserRevokeOptions struct {
 	DryRun  bool
 }
 
-// NewCmdUserRevoke builds `regctl user revoke`.
-func NewCmdUserRevoke(f *cmdutil.Factory, runF func(context.Context, *UserRevokeOptions) error) *cobra.Command {
+// NewCmdRevoke builds `regctl user revoke`.
+func NewCmdRevoke(f *cmdutil.Factory, runF func(context.Context, *RevokeOptions) error) *cobra.Command {
 	var actions string
-	o := &UserRevokeOptions{}
+	o := &RevokeOptions{}
 	cmd := &cobra.Command{
 		Use:   "revoke NAME PATTERN",
 		Short: "Remove a user's grant on PATTERN, or only some of its actions",
@@ -411,10 +421,11 @@ taking away the last one removes the grant.`,
 					return err
 				}
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return userRevokeRun(cmd.Context(), f, o)
+			return revokeRun(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().StringVar(&actions, "actions", "", "take away only these actions (comma separated); default: the whole grant")
@@ -426,8 +437,8 @@ taking away the last one removes the grant.`,
 // errNoChange ends an update that would not change anything.
 var errNoChange = errors.New("no change")
 
-func userRevokeRun(ctx context.Context, f *cmdutil.Factory, o *UserRevokeOptions) error {
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+func revokeRun(ctx context.Context, o *RevokeOptions) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		var old acl.Grant
 		var left []string
 		_, err := cmdutil.UpdateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {
@@ -466,7 +477,7 @@ func userRevokeRun(ctx context.Context, f *cmdutil.Factory, o *UserRevokeOptions
 			return nil
 		})
 		if errors.Is(err, errNoChange) {
-			fmt.Fprintf(f.IO.ErrOut, "No change: %s's grant on %s has none of %s (it has %s)\n",
+			fmt.Fprintf(o.IO.ErrOut, "No change: %s's grant on %s has none of %s (it has %s)\n",
 				o.Username, o.Pattern, strings.Join(o.Actions, ","), strings.Join(old.Actions, ","))
 			return nil
 		}
@@ -474,12 +485,12 @@ func userRevokeRun(ctx context.Context, f *cmdutil.Factory, o *UserRevokeOptions
 			return err
 		}
 		if len(left) == 0 {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s's grant %s\n", cmdutil.Would(o.DryRun, "Revoked", "revoke"), o.Username, describeGrant(old))
+			fmt.Fprintf(o.IO.ErrOut, "%s %s's grant %s\n", cmdutil.Would(o.DryRun, "Revoked", "revoke"), o.Username, describeGrant(old))
 			return nil
 		}
 		g := old
 		g.Actions = left
-		fmt.Fprintf(f.IO.ErrOut, "%s %s from %s's grant on %s: now %s (was %s)\n", cmdutil.Would(o.DryRun, "Revoked", "revoke"),
+		fmt.Fprintf(o.IO.ErrOut, "%s %s from %s's grant on %s: now %s (was %s)\n", cmdutil.Would(o.DryRun, "Revoked", "revoke"),
 			strings.Join(o.Actions, ","), o.Username, o.Pattern, describeGrant(g), describeGrant(old))
 		return nil
 	})

@@ -1,4 +1,6 @@
-package cli
+// Package acl is `regctl acl` (the rules: list, add, remove, defaults,
+// import, export, explain) and `regctl import docker-auth`.
+package acl
 
 import (
 	"context"
@@ -30,25 +32,27 @@ what the rules allow. regctl acl explain shows how a request is decided.`,
   regctl acl explain waldi push team/app`,
 	}
 	cmd.AddCommand(
-		NewCmdACLList(f, nil),
-		NewCmdACLAdd(f, nil),
-		NewCmdACLRemove(f, nil),
-		NewCmdACLDefaults(f, nil),
-		NewCmdACLImport(f, nil),
-		NewCmdACLExport(f, nil),
-		NewCmdACLExplain(f, nil),
+		NewCmdList(f, nil),
+		NewCmdAdd(f, nil),
+		NewCmdRemove(f, nil),
+		NewCmdDefaults(f, nil),
+		NewCmdImport(f, nil),
+		NewCmdExport(f, nil),
+		NewCmdExplain(f, nil),
 	)
 	return cmd
 }
 
-// ACLListOptions are `regctl acl list`'s settings.
-type ACLListOptions struct {
+// ListOptions are `regctl acl list`'s settings.
+type ListOptions struct {
+	cmdutil.Deps
+
 	Output string
 }
 
-// NewCmdACLList builds `regctl acl list`.
-func NewCmdACLList(f *cmdutil.Factory, runF func(context.Context, *ACLListOptions) error) *cobra.Command {
-	o := &ACLListOptions{}
+// NewCmdList builds `regctl acl list`.
+func NewCmdList(f *cmdutil.Factory, runF func(context.Context, *ListOptions) error) *cobra.Command {
+	o := &ListOptions{}
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -63,36 +67,37 @@ reads them.`,
 			if err := cmdutil.CheckOutput(o.Output, cmdutil.FormatTable, cmdutil.FormatJSON, cmdutil.FormatYAML); err != nil {
 				return err
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return aclListRun(cmd.Context(), f, o)
+			return listRun(cmd.Context(), o)
 		},
 	}
 	cmdutil.AddOutputFlag(cmd, &o.Output, cmdutil.FormatTable, cmdutil.FormatJSON, cmdutil.FormatYAML)
 	return cmd
 }
 
-func aclListRun(ctx context.Context, f *cmdutil.Factory, o *ACLListOptions) error {
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+func listRun(ctx context.Context, o *ListOptions) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		rules, err := st.ListRules(ctx)
 		if err != nil {
 			return cmdutil.StoreErr(err, "rules")
 		}
 		if o.Output != cmdutil.FormatTable {
-			return cmdutil.WriteData(f.IO.Out, o.Output, exportRules(rules))
+			return cmdutil.WriteData(o.IO.Out, o.Output, exportRules(rules))
 		}
 		if len(rules) == 0 {
-			fmt.Fprintln(f.IO.ErrOut, "No rules. Install the classic label rules with: regctl acl defaults")
+			fmt.Fprintln(o.IO.ErrOut, "No rules. Install the classic label rules with: regctl acl defaults")
 			return nil
 		}
-		now, loc := f.Now(), f.Loc()
+		now, loc := o.Now(), o.Loc()
 		t := cmdutil.NewTable("SEQ", "MATCH", "ACTIONS", "EXPIRES", "COMMENT")
 		for _, r := range rules {
 			t.Row(strconv.FormatInt(r.Seq, 10), cmdutil.FormatMatch(r.Match), cmdutil.FormatActions(r.Actions),
 				cmdutil.FormatExpiry(r.ExpiresAt, now, loc), r.Comment)
 		}
-		return t.Render(f.IO.Out)
+		return t.Render(o.IO.Out)
 	})
 }
 
@@ -110,14 +115,16 @@ func exportRules(rules []acl.Rule) []acl.Rule {
 	return out
 }
 
-// ACLExportOptions are `regctl acl export`'s settings.
-type ACLExportOptions struct {
+// ExportOptions are `regctl acl export`'s settings.
+type ExportOptions struct {
+	cmdutil.Deps
+
 	Output string
 }
 
-// NewCmdACLExport builds `regctl acl export`.
-func NewCmdACLExport(f *cmdutil.Factory, runF func(context.Context, *ACLExportOptions) error) *cobra.Command {
-	o := &ACLExportOptions{}
+// NewCmdExport builds `regctl acl export`.
+func NewCmdExport(f *cmdutil.Factory, runF func(context.Context, *ExportOptions) error) *cobra.Command {
+	o := &ExportOptions{}
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Print all rules as YAML or JSON, as regctl acl import reads them",
@@ -130,31 +137,34 @@ export, edit, import is a safe way to make many changes at once.`,
 			if err := cmdutil.CheckOutput(o.Output, cmdutil.FormatYAML, cmdutil.FormatJSON); err != nil {
 				return err
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return aclListRun(cmd.Context(), f, &ACLListOptions{Output: o.Output})
+			return listRun(cmd.Context(), &ListOptions{Deps: o.Deps, Output: o.Output})
 		},
 	}
 	cmdutil.AddOutputFlag(cmd, &o.Output, cmdutil.FormatYAML, cmdutil.FormatJSON)
 	return cmd
 }
 
-// ACLAddOptions are `regctl acl add`'s settings.
-type ACLAddOptions struct {
+// AddOptions are `regctl acl add`'s settings.
+type AddOptions struct {
+	cmdutil.Deps
+
 	Rule acl.Rule
 	// AutoSeq: no --seq given; the rule goes after the last one.
 	AutoSeq bool
 	DryRun  bool
 }
 
-// NewCmdACLAdd builds `regctl acl add`.
-func NewCmdACLAdd(f *cmdutil.Factory, runF func(context.Context, *ACLAddOptions) error) *cobra.Command {
+// NewCmdAdd builds `regctl acl add`.
+func NewCmdAdd(f *cmdutil.Factory, runF func(context.Context, *AddOptions) error) *cobra.Command {
 	var account, name, typ, service, ip, actions, expires, comment string
 	var labels []string
 	var deny bool
 	var seq int64
-	o := &ACLAddOptions{}
+	o := &AddOptions{}
 	cmd := &cobra.Command{
 		Use:   "add --actions A[,A] | --deny [--seq N] [conditions]",
 		Short: "Add a rule",
@@ -223,10 +233,11 @@ validated before anything is written.`,
 				return &cmdutil.FlagError{Err: cmdutil.OneLine(err)}
 			}
 			o.Rule = r
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return aclAddRun(cmd.Context(), f, o)
+			return addRun(cmd.Context(), o)
 		},
 	}
 	fl := cmd.Flags()
@@ -247,8 +258,8 @@ validated before anything is written.`,
 	return cmd
 }
 
-func aclAddRun(ctx context.Context, f *cmdutil.Factory, o *ACLAddOptions) error {
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+func addRun(ctx context.Context, o *AddOptions) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		rules, err := st.ListRules(ctx)
 		if err != nil {
 			return cmdutil.StoreErr(err, "rules")
@@ -272,12 +283,12 @@ func aclAddRun(ctx context.Context, f *cmdutil.Factory, o *ACLAddOptions) error 
 				return cmdutil.StoreErr(err, fmt.Sprintf("rule seq %d", r.Seq))
 			}
 		}
-		fmt.Fprintf(f.IO.ErrOut, "%s rule %s\n", cmdutil.Would(o.DryRun, "Added", "add"), cmdutil.DescribeRule(r))
+		fmt.Fprintf(o.IO.ErrOut, "%s rule %s\n", cmdutil.Would(o.DryRun, "Added", "add"), cmdutil.DescribeRule(r))
 		if cmdutil.FormatMatch(r.Match) == "(any)" {
-			fmt.Fprintln(f.IO.ErrOut, "Note: the rule has no conditions: it matches every request, so rules after it are never consulted")
+			fmt.Fprintln(o.IO.ErrOut, "Note: the rule has no conditions: it matches every request, so rules after it are never consulted")
 		}
 		if note := acl.MixedActionsNote(r.Actions); note != "" {
-			fmt.Fprintf(f.IO.ErrOut, "Note: %s; to allow everything use --actions '*'\n", note)
+			fmt.Fprintf(o.IO.ErrOut, "Note: %s; to allow everything use --actions '*'\n", note)
 		}
 		return nil
 	})
@@ -311,15 +322,17 @@ func printMixedActionsNotes(w io.Writer, rules []acl.Rule) {
 	}
 }
 
-// ACLRemoveOptions are `regctl acl remove`'s settings.
-type ACLRemoveOptions struct {
+// RemoveOptions are `regctl acl remove`'s settings.
+type RemoveOptions struct {
+	cmdutil.Deps
+
 	Seq    int64
 	DryRun bool
 }
 
-// NewCmdACLRemove builds `regctl acl remove`.
-func NewCmdACLRemove(f *cmdutil.Factory, runF func(context.Context, *ACLRemoveOptions) error) *cobra.Command {
-	o := &ACLRemoveOptions{}
+// NewCmdRemove builds `regctl acl remove`.
+func NewCmdRemove(f *cmdutil.Factory, runF func(context.Context, *RemoveOptions) error) *cobra.Command {
+	o := &RemoveOptions{}
 	cmd := &cobra.Command{
 		Use:               "remove SEQ",
 		Aliases:           []string{"rm"},
@@ -333,18 +346,19 @@ func NewCmdACLRemove(f *cmdutil.Factory, runF func(context.Context, *ACLRemoveOp
 				return cmdutil.FlagErrorf("seq %q: want a number (see regctl acl list)", args[0])
 			}
 			o.Seq = seq
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return aclRemoveRun(cmd.Context(), f, o)
+			return removeRun(cmd.Context(), o)
 		},
 	}
 	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
-func aclRemoveRun(ctx context.Context, f *cmdutil.Factory, o *ACLRemoveOptions) error {
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+func removeRun(ctx context.Context, o *RemoveOptions) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		rules, err := st.ListRules(ctx)
 		if err != nil {
 			return cmdutil.StoreErr(err, "rules")
@@ -358,20 +372,22 @@ func aclRemoveRun(ctx context.Context, f *cmdutil.Factory, o *ACLRemoveOptions) 
 				return cmdutil.StoreErr(err, fmt.Sprintf("rule seq %d", o.Seq))
 			}
 		}
-		fmt.Fprintf(f.IO.ErrOut, "%s rule %s\n", cmdutil.Would(o.DryRun, "Removed", "remove"), cmdutil.DescribeRule(rules[i]))
+		fmt.Fprintf(o.IO.ErrOut, "%s rule %s\n", cmdutil.Would(o.DryRun, "Removed", "remove"), cmdutil.DescribeRule(rules[i]))
 		return nil
 	})
 }
 
-// ACLDefaultsOptions are `regctl acl defaults`'s settings.
-type ACLDefaultsOptions struct {
+// DefaultsOptions are `regctl acl defaults`'s settings.
+type DefaultsOptions struct {
+	cmdutil.Deps
+
 	Force  bool
 	DryRun bool
 }
 
-// NewCmdACLDefaults builds `regctl acl defaults`.
-func NewCmdACLDefaults(f *cmdutil.Factory, runF func(context.Context, *ACLDefaultsOptions) error) *cobra.Command {
-	o := &ACLDefaultsOptions{}
+// NewCmdDefaults builds `regctl acl defaults`.
+func NewCmdDefaults(f *cmdutil.Factory, runF func(context.Context, *DefaultsOptions) error) *cobra.Command {
+	o := &DefaultsOptions{}
 	cmd := &cobra.Command{
 		Use:   "defaults",
 		Short: "Install the classic full-access and read-only-access label rules",
@@ -387,10 +403,11 @@ again changes nothing. A different rule at seq 10 or 20 is left alone unless
 		Example: "  regctl acl defaults\n  regctl user label set waldi full-access='test/*'",
 		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return aclDefaultsRun(cmd.Context(), f, o)
+			return defaultsRun(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().BoolVar(&o.Force, "force", false, "replace different rules at seq 10 and 20")
@@ -411,8 +428,8 @@ func matchEqual(a, b acl.Match) bool {
 		eq(a.IP, b.IP) && maps.Equal(a.Labels, b.Labels)
 }
 
-func aclDefaultsRun(ctx context.Context, f *cmdutil.Factory, o *ACLDefaultsOptions) error {
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+func defaultsRun(ctx context.Context, o *DefaultsOptions) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		rules, err := st.ListRules(ctx)
 		if err != nil {
 			return cmdutil.StoreErr(err, "rules")
@@ -425,10 +442,10 @@ func aclDefaultsRun(ctx context.Context, f *cmdutil.Factory, o *ACLDefaultsOptio
 			case i < 0:
 				add = append(add, d)
 			case sameRule(rules[i], d):
-				fmt.Fprintf(f.IO.ErrOut, "No change: rule %d is already installed\n", d.Seq)
+				fmt.Fprintf(o.IO.ErrOut, "No change: rule %d is already installed\n", d.Seq)
 			case o.Force:
 				replace = append(replace, d)
-				fmt.Fprintf(f.IO.ErrOut, "%s rule %s (was %s)\n", cmdutil.Would(o.DryRun, "Replaced", "replace"), cmdutil.DescribeRule(d), cmdutil.DescribeRule(rules[i]))
+				fmt.Fprintf(o.IO.ErrOut, "%s rule %s (was %s)\n", cmdutil.Would(o.DryRun, "Replaced", "replace"), cmdutil.DescribeRule(d), cmdutil.DescribeRule(rules[i]))
 			default:
 				conflicts = append(conflicts, cmdutil.DescribeRule(rules[i]))
 			}
@@ -446,7 +463,7 @@ func aclDefaultsRun(ctx context.Context, f *cmdutil.Factory, o *ACLDefaultsOptio
 		}
 		if o.DryRun {
 			for _, d := range add {
-				fmt.Fprintf(f.IO.ErrOut, "Would add rule %s\n", cmdutil.DescribeRule(d))
+				fmt.Fprintf(o.IO.ErrOut, "Would add rule %s\n", cmdutil.DescribeRule(d))
 			}
 			return nil
 		}
@@ -462,7 +479,7 @@ func aclDefaultsRun(ctx context.Context, f *cmdutil.Factory, o *ACLDefaultsOptio
 			if err := st.AddRule(ctx, d); err != nil {
 				return cmdutil.StoreErr(err, fmt.Sprintf("rule seq %d", d.Seq))
 			}
-			fmt.Fprintf(f.IO.ErrOut, "Added rule %s\n", cmdutil.DescribeRule(d))
+			fmt.Fprintf(o.IO.ErrOut, "Added rule %s\n", cmdutil.DescribeRule(d))
 		}
 		return nil
 	})
@@ -478,16 +495,18 @@ func seqsOf(descs []string) []string {
 	return out
 }
 
-// ACLImportOptions are `regctl acl import`'s settings.
-type ACLImportOptions struct {
+// ImportOptions are `regctl acl import`'s settings.
+type ImportOptions struct {
+	cmdutil.Deps
+
 	File   string
 	Rules  []acl.Rule
 	DryRun bool
 }
 
-// NewCmdACLImport builds `regctl acl import`.
-func NewCmdACLImport(f *cmdutil.Factory, runF func(context.Context, *ACLImportOptions) error) *cobra.Command {
-	o := &ACLImportOptions{}
+// NewCmdImport builds `regctl acl import`.
+func NewCmdImport(f *cmdutil.Factory, runF func(context.Context, *ImportOptions) error) *cobra.Command {
+	o := &ImportOptions{}
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Replace all rules with those in FILE (YAML or JSON, '-' for stdin)",
@@ -520,26 +539,27 @@ the rule. It prints which rules were added, removed and changed.`,
 			if _, err := acl.Compile(o.Rules); err != nil {
 				return fmt.Errorf("%s: %w", o.File, cmdutil.OneLine(err))
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return aclImportRun(cmd.Context(), f, o)
+			return importRun(cmd.Context(), o)
 		},
 	}
 	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
 
-func aclImportRun(ctx context.Context, f *cmdutil.Factory, o *ACLImportOptions) error {
-	return cmdutil.WithStore(ctx, f, func(st store.Store) error {
+func importRun(ctx context.Context, o *ImportOptions) error {
+	return o.WithStore(ctx, func(st store.Store) error {
 		old, err := st.ListRules(ctx)
 		if err != nil {
 			return cmdutil.StoreErr(err, "rules")
 		}
-		defer printMixedActionsNotes(f.IO.ErrOut, o.Rules)
+		defer printMixedActionsNotes(o.IO.ErrOut, o.Rules)
 		diff := diffRules(old, o.Rules)
 		if len(diff) == 0 {
-			fmt.Fprintf(f.IO.ErrOut, "No change: the store already holds the %d rule(s) of %s\n", len(o.Rules), o.File)
+			fmt.Fprintf(o.IO.ErrOut, "No change: the store already holds the %d rule(s) of %s\n", len(o.Rules), o.File)
 			return nil
 		}
 		if !o.DryRun {
@@ -547,9 +567,9 @@ func aclImportRun(ctx context.Context, f *cmdutil.Factory, o *ACLImportOptions) 
 				return cmdutil.StoreErr(err, "rules")
 			}
 		}
-		fmt.Fprintf(f.IO.ErrOut, "%s %d rule(s) with %d rule(s) from %s:\n", cmdutil.Would(o.DryRun, "Replaced", "replace"), len(old), len(o.Rules), o.File)
+		fmt.Fprintf(o.IO.ErrOut, "%s %d rule(s) with %d rule(s) from %s:\n", cmdutil.Would(o.DryRun, "Replaced", "replace"), len(old), len(o.Rules), o.File)
 		for _, line := range diff {
-			fmt.Fprintln(f.IO.ErrOut, line)
+			fmt.Fprintln(o.IO.ErrOut, line)
 		}
 		return nil
 	})
