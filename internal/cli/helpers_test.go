@@ -48,6 +48,7 @@ type testEnv struct {
 func newEnv(t *testing.T, st store.Store) *testEnv {
 	c := cmdtest.NewEnv(t, st)
 	c.Root = NewCmdRoot
+	c.F.AppVersion = Version
 	return &testEnv{Env: c, t: t, f: c.F, ios: c.IOS, in: c.In, out: c.Out, errOut: c.ErrOut}
 }
 

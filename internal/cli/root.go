@@ -28,7 +28,7 @@ func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ios := cmdutil.System()
-	return Execute(ctx, cmdutil.NewFactory(ios), os.Args[1:])
+	return Execute(ctx, NewFactory(ios), os.Args[1:])
 }
 
 // Execute runs the command tree on args and maps errors to exit codes.
@@ -81,5 +81,10 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 // System returns the process's streams (cmdutil.System).
 func System() *cmdutil.IOStreams { return cmdutil.System() }
 
-// NewFactory returns the production factory (cmdutil.NewFactory).
-func NewFactory(ios *cmdutil.IOStreams) *cmdutil.Factory { return cmdutil.NewFactory(ios) }
+// NewFactory returns the production factory (cmdutil.NewFactory) with
+// regctl's version.
+func NewFactory(ios *cmdutil.IOStreams) *cmdutil.Factory {
+	f := cmdutil.NewFactory(ios)
+	f.AppVersion = Version
+	return f
+}

@@ -47,6 +47,9 @@ type Factory struct {
 	DefaultStore string
 	// Logger returns the logger configured by --log-level/--log-format.
 	Logger func() *slog.Logger
+	// AppVersion is regctl's version as the build stamped it (cli.Version),
+	// for the token server's metrics.
+	AppVersion string
 }
 
 // NewFactory returns the production factory.

@@ -35,7 +35,7 @@ type ServeOptions struct {
 	// LogHandler is the handler --log-level and --log-format ask for,
 	// writing to w.
 	LogHandler func(w io.Writer) slog.Handler
-	// Version is regctl's, for the metrics (the root command's).
+	// Version is regctl's, for the metrics.
 	Version string
 
 	Listen  string
@@ -75,7 +75,6 @@ with regctl audit tail.`,
 			if err != nil {
 				return err
 			}
-			opts.Version = cmd.Root().Version
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -101,7 +100,7 @@ with regctl audit tail.`,
 
 func serveOptions(f *cmdutil.Factory) (*ServeOptions, error) {
 	v := f.Config
-	o := &ServeOptions{IO: f.IO, Now: f.Now, Store: f.Store, Listen: v.GetString("listen"), KeysDir: v.GetString("keys")}
+	o := &ServeOptions{IO: f.IO, Now: f.Now, Store: f.Store, Version: f.AppVersion, Listen: v.GetString("listen"), KeysDir: v.GetString("keys")}
 	o.LogHandler = func(w io.Writer) slog.Handler { return cmdutil.NewLogHandler(f, w) }
 	o.Token = token.Config{
 		Issuer:          v.GetString("issuer"),
