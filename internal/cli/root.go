@@ -45,19 +45,8 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		Version:       displayVersion(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return cmdutil.LoadConfig(cmd, f)
-		},
 	}
-	pf := root.PersistentFlags()
-	pf.String("config", "", "config file (YAML); keys are the long flag names")
-	pf.String("store", "", "store URL: sqlite:///PATH/regctl.db or mongodb://HOST/DB (env REGCTL_STORE)")
-	pf.String("log-level", "info", "log level: debug, info, warn, error")
-	pf.String("log-format", "text", "log format: text or json")
-	for _, name := range []string{"store", "log-level", "log-format"} {
-		_ = f.Config.BindPFlag(name, pf.Lookup(name))
-	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
+	cmdutil.SetupRoot(root, f)
 
 	root.AddCommand(
 		serve.NewCmdServe(f, nil),

@@ -224,6 +224,24 @@ type storeError struct {
 func (e *storeError) Error() string { return e.msg }
 func (e *storeError) Unwrap() error { return e.err }
 
+// SetupRoot gives the root command what every command shares: the global
+// flags (--config, --store, --log-level, --log-format), bound to f.Config,
+// loading --config before any command runs, and flag errors as FlagError.
+func SetupRoot(root *cobra.Command, f *Factory) {
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		return LoadConfig(cmd, f)
+	}
+	pf := root.PersistentFlags()
+	pf.String("config", "", "config file (YAML); keys are the long flag names")
+	pf.String("store", "", "store URL: sqlite:///PATH/regctl.db or mongodb://HOST/DB (env REGCTL_STORE)")
+	pf.String("log-level", "info", "log level: debug, info, warn, error")
+	pf.String("log-format", "text", "log format: text or json")
+	for _, name := range []string{"store", "log-level", "log-format"} {
+		_ = f.Config.BindPFlag(name, pf.Lookup(name))
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &FlagError{Err: err} })
+}
+
 // LoadConfig reads --config (if any) and rejects keys no command knows.
 func LoadConfig(cmd *cobra.Command, f *Factory) error {
 	path, _ := cmd.Flags().GetString("config")

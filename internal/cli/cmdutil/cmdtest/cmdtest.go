@@ -113,18 +113,11 @@ func RunCmd(cmd *cobra.Command, ios *cmdutil.IOStreams, args ...string) error {
 }
 
 // Root is a stand-in for regctl's root command over cmds, for a noun's
-// package: the same name, error handling and --config loading.
+// package: the same name, global flags, error handling and --config
+// loading.
 func Root(f *cmdutil.Factory, cmds ...*cobra.Command) *cobra.Command {
-	root := &cobra.Command{
-		Use:           "regctl",
-		SilenceErrors: true,
-		SilenceUsage:  true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return cmdutil.LoadConfig(cmd, f)
-		},
-	}
-	root.PersistentFlags().String("config", "", "config file")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
+	root := &cobra.Command{Use: "regctl", SilenceErrors: true, SilenceUsage: true}
+	cmdutil.SetupRoot(root, f)
 	root.AddCommand(cmds...)
 	return root
 }
