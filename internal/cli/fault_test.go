@@ -11,7 +11,6 @@ import (
 	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
 	"github.com/regctl/regctl/internal/keys"
-	"github.com/regctl/regctl/templates"
 )
 
 // faultCase is a corrupted input and the commands that read it: each must
@@ -63,44 +62,27 @@ func expand(args []string, dir string) []string {
 	return out
 }
 
-func writeFile(t *testing.T, p, data string) {
-	t.Helper()
-	fi, err := os.Stat(p)
-	mode := os.FileMode(0o600)
-	if err == nil {
-		mode = fi.Mode().Perm()
-	}
-	if err := os.WriteFile(p, []byte(data), mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func validRegctlYAML() string {
-	s := strings.Replace(string(templates.Example), "registry: registry.example.com", "registry: registry.test", 1)
-	return s
-}
-
 // A corrupted regctl.yaml: every command that reads it says which file and
 // what is wrong, and exits non-zero.
 func TestCorruptRegctlYAML(t *testing.T) {
 	tests := []faultCase{
-		{name: "bad YAML", corrupt: func(t *testing.T, p string) { writeFile(t, p, "domains:\n  registry: [registry.test\n") }},
-		{name: "tab indentation", corrupt: func(t *testing.T, p string) { writeFile(t, p, "domains:\n\tregistry: registry.test\n") }},
+		{name: "bad YAML", corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "domains:\n  registry: [registry.test\n") }},
+		{name: "tab indentation", corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "domains:\n\tregistry: registry.test\n") }},
 		{name: "unknown key", want: "unknown key(s) tls.cipher", corrupt: func(t *testing.T, p string) {
-			writeFile(t, p, strings.Replace(validRegctlYAML(), "  hsts_preload: false\n", "  hsts_preload: false\n  cipher: ALL\n", 1))
+			cmdtest.WriteFile(t, p, strings.Replace(cmdtest.ValidRegctlYAML(), "  hsts_preload: false\n", "  hsts_preload: false\n  cipher: ALL\n", 1))
 		}},
 		{name: "wrong type", want: "'tls.hsts_max_age' cannot parse value as 'int'", corrupt: func(t *testing.T, p string) {
-			writeFile(t, p, strings.Replace(validRegctlYAML(), "hsts_max_age: 63072000", "hsts_max_age: forever", 1))
+			cmdtest.WriteFile(t, p, strings.Replace(cmdtest.ValidRegctlYAML(), "hsts_max_age: 63072000", "hsts_max_age: forever", 1))
 		}},
 		{name: "list instead of map", corrupt: func(t *testing.T, p string) {
-			writeFile(t, p, strings.Replace(validRegctlYAML(), "domains:\n", "domains:\n  - x\n", 1))
+			cmdtest.WriteFile(t, p, strings.Replace(cmdtest.ValidRegctlYAML(), "domains:\n", "domains:\n  - x\n", 1))
 		}},
 		{name: "injected domain", want: "domains.registry", corrupt: func(t *testing.T, p string) {
-			writeFile(t, p, strings.Replace(validRegctlYAML(), "registry: registry.test", `registry: "a.example; include /etc/passwd"`, 1))
+			cmdtest.WriteFile(t, p, strings.Replace(cmdtest.ValidRegctlYAML(), "registry: registry.test", `registry: "a.example; include /etc/passwd"`, 1))
 		}},
-		{name: "binary garbage", corrupt: func(t *testing.T, p string) { writeFile(t, p, "\x00\xff\xfe{{{\x01") }},
+		{name: "binary garbage", corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "\x00\xff\xfe{{{\x01") }},
 		{name: "truncated", corrupt: func(t *testing.T, p string) {
-			writeFile(t, p, validRegctlYAML()[:len(validRegctlYAML())/3]+"\n  bad: [")
+			cmdtest.WriteFile(t, p, cmdtest.ValidRegctlYAML()[:len(cmdtest.ValidRegctlYAML())/3]+"\n  bad: [")
 		}},
 	}
 	for _, tc := range tests {
@@ -123,28 +105,28 @@ func TestCorruptRegctlYAML(t *testing.T) {
 // naming the file, and the store keeps its rules.
 func TestCorruptRulesFile(t *testing.T) {
 	tests := []faultCase{
-		{name: "bad YAML", corrupt: func(t *testing.T, p string) { writeFile(t, p, "- seq: 10\n  match: {name: [\n") }},
+		{name: "bad YAML", corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "- seq: 10\n  match: {name: [\n") }},
 		{name: "unknown match key", want: "allowed: account, type, name, service, ip, labels", corrupt: func(t *testing.T, p string) {
-			writeFile(t, p, "- seq: 10\n  match: {host: x}\n  actions: [pull]\n")
+			cmdtest.WriteFile(t, p, "- seq: 10\n  match: {host: x}\n  actions: [pull]\n")
 		}},
 		{name: "unknown rule key", want: "allowed: seq, match, actions, comment, expires_at", corrupt: func(t *testing.T, p string) {
-			writeFile(t, p, "- seq: 10\n  match: {}\n  action: [pull]\n")
+			cmdtest.WriteFile(t, p, "- seq: 10\n  match: {}\n  action: [pull]\n")
 		}},
-		{name: "wrong type", corrupt: func(t *testing.T, p string) { writeFile(t, p, "- seq: ten\n  match: {}\n  actions: [pull]\n") }},
-		{name: "not a list", corrupt: func(t *testing.T, p string) { writeFile(t, p, "seq: 10\nactions: [pull]\n") }},
-		{name: "missing actions", want: "seq 10", corrupt: func(t *testing.T, p string) { writeFile(t, p, "- seq: 10\n  match: {name: x}\n") }},
+		{name: "wrong type", corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "- seq: ten\n  match: {}\n  actions: [pull]\n") }},
+		{name: "not a list", corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "seq: 10\nactions: [pull]\n") }},
+		{name: "missing actions", want: "seq 10", corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "- seq: 10\n  match: {name: x}\n") }},
 		{name: "bad regex", want: "seq 10", corrupt: func(t *testing.T, p string) {
-			writeFile(t, p, "- seq: 10\n  match: {name: \"/(unclosed/\"}\n  actions: [pull]\n")
+			cmdtest.WriteFile(t, p, "- seq: 10\n  match: {name: \"/(unclosed/\"}\n  actions: [pull]\n")
 		}},
 		{name: "unknown variable", want: "seq 10", corrupt: func(t *testing.T, p string) {
-			writeFile(t, p, "- seq: 10\n  match: {name: \"${user}/*\"}\n  actions: [pull]\n")
+			cmdtest.WriteFile(t, p, "- seq: 10\n  match: {name: \"${user}/*\"}\n  actions: [pull]\n")
 		}},
 		{name: "duplicate seq", want: "seq 10", corrupt: func(t *testing.T, p string) {
-			writeFile(t, p, "- seq: 10\n  match: {}\n  actions: [pull]\n- seq: 10\n  match: {}\n  actions: [push]\n")
+			cmdtest.WriteFile(t, p, "- seq: 10\n  match: {}\n  actions: [pull]\n- seq: 10\n  match: {}\n  actions: [push]\n")
 		}},
-		{name: "empty", want: "no rules found", corrupt: func(t *testing.T, p string) { writeFile(t, p, "") }},
-		{name: "truncated JSON", corrupt: func(t *testing.T, p string) { writeFile(t, p, `[{"seq": 10, "match": {"name": "x"}, "actio`) }},
-		{name: "binary garbage", corrupt: func(t *testing.T, p string) { writeFile(t, p, "\x00\x01\x02\xff") }},
+		{name: "empty", want: "no rules found", corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "") }},
+		{name: "truncated JSON", corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, `[{"seq": 10, "match": {"name": "x"}, "actio`) }},
+		{name: "binary garbage", corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "\x00\x01\x02\xff") }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,10 +142,10 @@ func TestCorruptRulesFile(t *testing.T) {
 	e := newEnv(t, cmdtest.OpenSQLite(t, func() time.Time { return fixedNow }))
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
-	writeFile(t, good, "- seq: 10\n  match: {name: \"x/*\"}\n  actions: [pull]\n")
+	cmdtest.WriteFile(t, good, "- seq: 10\n  match: {name: \"x/*\"}\n  actions: [pull]\n")
 	e.must(cmdutil.ExitOK, "", "acl", "import", good)
 	bad := filepath.Join(dir, "bad.yaml")
-	writeFile(t, bad, "- seq: 20\n  match: {name: \"/(/\"}\n  actions: [pull]\n")
+	cmdtest.WriteFile(t, bad, "- seq: 20\n  match: {name: \"/(/\"}\n  actions: [pull]\n")
 	if code := e.run("", "acl", "import", bad); code == cmdutil.ExitOK {
 		t.Fatal("a bad rules file was imported")
 	}
@@ -182,7 +164,7 @@ func TestCorruptKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, p, string(b[:len(b)/2]))
+		cmdtest.WriteFile(t, p, string(b[:len(b)/2]))
 	}
 	tests := []faultCase{
 		{name: "truncated signing key", file: "keys/" + keys.SigningKeyFile, corrupt: truncate},
@@ -190,16 +172,16 @@ func TestCorruptKeys(t *testing.T) {
 		{name: "truncated CA certificate", file: "keys/" + keys.CACertFile, corrupt: truncate},
 		{name: "certificate in the key file", file: "keys/" + keys.SigningKeyFile, want: "unsupported PEM block",
 			corrupt: func(t *testing.T, p string) {
-				writeFile(t, p, pemOf("CERTIFICATE", []byte{0x30, 0x03, 0x02, 0x01, 0x01}))
+				cmdtest.WriteFile(t, p, pemOf("CERTIFICATE", []byte{0x30, 0x03, 0x02, 0x01, 0x01}))
 			}},
 		{name: "key in the certificate file", file: "keys/" + keys.SigningCrtFile, want: `want "CERTIFICATE"`,
-			corrupt: func(t *testing.T, p string) { writeFile(t, p, pemOf("PRIVATE KEY", []byte{1, 2, 3})) }},
+			corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, pemOf("PRIVATE KEY", []byte{1, 2, 3})) }},
 		{name: "garbage in a PEM block", file: "keys/" + keys.SigningKeyFile,
-			corrupt: func(t *testing.T, p string) { writeFile(t, p, pemOf("PRIVATE KEY", []byte("not DER at all"))) }},
+			corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, pemOf("PRIVATE KEY", []byte("not DER at all"))) }},
 		{name: "not PEM", file: "keys/" + keys.SigningCrtFile, want: "no PEM block",
-			corrupt: func(t *testing.T, p string) { writeFile(t, p, "hello\n") }},
+			corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "hello\n") }},
 		{name: "empty key", file: "keys/" + keys.SigningKeyFile, want: "no PEM block",
-			corrupt: func(t *testing.T, p string) { writeFile(t, p, "") }},
+			corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "") }},
 		{name: "readable key", file: "keys/" + keys.SigningKeyFile, want: "chmod 600",
 			corrupt: func(t *testing.T, p string) { os.Chmod(p, 0o644) }},
 	}
@@ -218,9 +200,9 @@ func TestCorruptKeys(t *testing.T) {
 	// Files only serve reads.
 	for _, tc := range []faultCase{
 		{name: "short refresh secret", file: "keys/" + keys.RefreshKeyFile, want: "shorter than 32",
-			corrupt: func(t *testing.T, p string) { writeFile(t, p, pemOf("REGCTL REFRESH KEY", []byte("short"))) }},
+			corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, pemOf("REGCTL REFRESH KEY", []byte("short"))) }},
 		{name: "corrupt previous certificate", file: "keys/" + keys.PrevSigningCrtFile, want: "no PEM block",
-			corrupt: func(t *testing.T, p string) { writeFile(t, p, "-----BEGIN CERTIFICATE-----\ntrunc") }},
+			corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "-----BEGIN CERTIFICATE-----\ntrunc") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -231,25 +213,5 @@ func TestCorruptKeys(t *testing.T) {
 				{"serve", "--keys", "DIR/keys", "--issuer", "regctl", "--service", "registry.test", "--listen", "127.0.0.1:0"},
 			})
 		})
-	}
-}
-
-// A configuration path with characters a shell would interpret cannot reach
-// the renewal job: render refuses it and names --config.
-func TestRenderRefusesUnsafeConfigPath(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "my regctl")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "regctl.yaml")
-	writeFile(t, p, validRegctlYAML())
-	out := filepath.Join(t.TempDir(), "root")
-	build, _ := provRenderWith()
-	code, _, stderr := provCmd(t, []string{"render", "--config", p, "--out", out}, build)
-	if code == 0 || !strings.Contains(stderr, "--config") || !strings.Contains(stderr, p) {
-		t.Fatalf("render with --config %q: exit %d\n%s", p, code, stderr)
-	}
-	if _, err := os.Stat(filepath.Join(out, "compose.yaml")); err == nil {
-		t.Error("render wrote files")
 	}
 }

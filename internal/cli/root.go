@@ -13,6 +13,7 @@ import (
 	"github.com/regctl/regctl/internal/cli/acl"
 	"github.com/regctl/regctl/internal/cli/audit"
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/cli/deploy"
 	"github.com/regctl/regctl/internal/cli/keys"
 	"github.com/regctl/regctl/internal/cli/serve"
 	"github.com/regctl/regctl/internal/cli/store"
@@ -56,10 +57,10 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		store.NewCmdStore(f),
 		token.NewCmdToken(f),
 		NewCmdCerts(f),
-		NewCmdInit(f, nil),
-		NewCmdRender(f, nil),
-		NewCmdHealthcheck(f),
-		NewCmdDoctor(f, nil),
+		deploy.NewCmdInit(f, nil),
+		deploy.NewCmdRender(f, nil),
+		deploy.NewCmdHealthcheck(f),
+		deploy.NewCmdDoctor(f, nil),
 		audit.NewCmdAudit(f),
 		acl.NewCmdImportGroup(f),
 		NewCmdCompletion(f),

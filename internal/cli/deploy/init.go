@@ -1,4 +1,7 @@
-package cli
+// Package deploy is setting up and checking a deployment: `regctl init`,
+// `render`, `doctor` and `healthcheck`, and the secrets they keep out of
+// their output.
+package deploy
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package cli
+package deploy
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
 	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/render"
 )
@@ -245,8 +246,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		ios, in, out, errOut := cmdutil.Test()
 		in.WriteString("admin-password\n")
 		f := cmdutil.NewFactory(ios)
-		root2 := NewCmdRoot(f)
-		provReplace(root2, build(f))
+		root2 := cmdtest.Root(f, build(f))
 		root2.SetArgs([]string{"init", "--config", p, "--root", root, "--password-stdin"})
 		root2.SetIn(ios.In)
 		root2.SetOut(ios.Out)

@@ -1,4 +1,4 @@
-package cli
+package deploy
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
 	"github.com/regctl/regctl/internal/doctor"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/provision"
@@ -179,7 +180,7 @@ func TestDoctorCommand(t *testing.T) {
 
 func openSQLiteAt(t *testing.T, p string) interface{ Close(context.Context) error } {
 	t.Helper()
-	st, err := cmdutil.OpenStore(testCtx(t), "sqlite://"+p)
+	st, err := cmdutil.OpenStore(cmdtest.Ctx(t), "sqlite://"+p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package cli
+package deploy
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
 	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/render"
@@ -34,25 +35,13 @@ func provExample(t *testing.T, extra string) string {
 	return p
 }
 
-// provReplace swaps the subcommand named like cmd for cmd, so tests can pass
-// their own runF.
-func provReplace(root, cmd *cobra.Command) {
-	for _, c := range root.Commands() {
-		if c.Name() == cmd.Name() {
-			root.RemoveCommand(c)
-		}
-	}
-	root.AddCommand(cmd)
-}
-
 // runRender runs `regctl ARGS` with render's runF replaced by fn.
 func provCmd(t *testing.T, args []string, build func(f *cmdutil.Factory) *cobra.Command) (code int, stdout, stderr string) {
 	t.Helper()
 	ios, _, out, errOut := cmdutil.Test()
 	f := cmdutil.NewFactory(ios)
 	f.Now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
-	root := NewCmdRoot(f)
-	provReplace(root, build(f))
+	root := cmdtest.Root(f, build(f))
 	root.SetArgs(args)
 	root.SetIn(ios.In)
 	root.SetOut(ios.Out)
@@ -395,10 +384,34 @@ func TestHealthcheck(t *testing.T) {
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }))
 	defer bad.Close()
 	ios, _, _, _ := cmdutil.Test()
+	// Execute runs regctl's error handling over healthcheck.
+	Execute := func(ctx context.Context, f *cmdutil.Factory, args []string) int {
+		return cmdutil.Execute(ctx, cmdtest.Root(f, NewCmdHealthcheck(f)), ios, args)
+	}
 	if code := Execute(context.Background(), cmdutil.NewFactory(ios), []string{"healthcheck", ok.URL}); code != 0 {
 		t.Errorf("healthy: exit %d", code)
 	}
 	if code := Execute(context.Background(), cmdutil.NewFactory(ios), []string{"healthcheck", bad.URL}); code == 0 {
 		t.Error("unhealthy: exit 0")
+	}
+}
+
+// A configuration path with characters a shell would interpret cannot reach
+// the renewal job: render refuses it and names --config.
+func TestRenderRefusesUnsafeConfigPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "my regctl")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "regctl.yaml")
+	cmdtest.WriteFile(t, p, cmdtest.ValidRegctlYAML())
+	out := filepath.Join(t.TempDir(), "root")
+	build, _ := provRenderWith()
+	code, _, stderr := provCmd(t, []string{"render", "--config", p, "--out", out}, build)
+	if code == 0 || !strings.Contains(stderr, "--config") || !strings.Contains(stderr, p) {
+		t.Fatalf("render with --config %q: exit %d\n%s", p, code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "compose.yaml")); err == nil {
+		t.Error("render wrote files")
 	}
 }

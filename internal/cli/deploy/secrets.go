@@ -1,4 +1,4 @@
-package cli
+package deploy
 
 import (
 	"github.com/regctl/regctl/internal/cli/cmdutil"
