@@ -12,6 +12,7 @@ import (
 
 	"github.com/regctl/regctl/internal/cli/acl"
 	"github.com/regctl/regctl/internal/cli/audit"
+	"github.com/regctl/regctl/internal/cli/certs"
 	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/cli/deploy"
 	"github.com/regctl/regctl/internal/cli/keys"
@@ -56,7 +57,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		acl.NewCmdACL(f),
 		store.NewCmdStore(f),
 		token.NewCmdToken(f),
-		NewCmdCerts(f),
+		certs.NewCmdCerts(f),
 		deploy.NewCmdInit(f, nil),
 		deploy.NewCmdRender(f, nil),
 		deploy.NewCmdHealthcheck(f),

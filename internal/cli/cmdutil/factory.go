@@ -158,7 +158,7 @@ func WithStore(ctx context.Context, f *Factory, fn func(store.Store) error) erro
 }
 
 // Deps are the factory's pieces a run function uses. The options of the
-// commands that read the store embed them, so that every run function
+// commands that need more than one of them embed them, so that every run function
 // takes (ctx, opts).
 type Deps struct {
 	IO  *IOStreams
@@ -166,11 +166,12 @@ type Deps struct {
 	// Location is the time zone dates are shown in (time.Local when nil).
 	Location *time.Location
 	Store    func(ctx context.Context) (store.Store, error)
+	Logger   func() *slog.Logger
 }
 
 // Deps returns the factory's dependencies for a command's options.
 func (f *Factory) Deps() Deps {
-	return Deps{IO: f.IO, Now: f.Now, Location: f.Location, Store: f.Store}
+	return Deps{IO: f.IO, Now: f.Now, Location: f.Location, Store: f.Store, Logger: f.Logger}
 }
 
 // Loc returns the time zone for displayed dates.

@@ -1,4 +1,6 @@
-package cli
+// Package certs is `regctl certs`: obtaining and renewing the TLS
+// certificates with ACME, their status, and DH parameters.
+package certs
 
 import (
 	"context"
@@ -18,7 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/regctl/regctl/internal/certs"
+	regcerts "github.com/regctl/regctl/internal/certs"
 	"github.com/regctl/regctl/internal/cli/cmdutil"
 )
 
@@ -49,10 +51,10 @@ other settings of obtain and renew) may also come from the config file or
 REGCTL_* environment variables, e.g. REGCTL_ACME_EMAIL.`,
 	}
 	cmd.AddCommand(
-		NewCmdCertsObtain(f, nil),
-		NewCmdCertsRenew(f, nil),
-		NewCmdCertsStatus(f, nil),
-		NewCmdCertsDHParams(f, nil),
+		NewCmdObtain(f, nil),
+		NewCmdRenew(f, nil),
+		NewCmdStatus(f, nil),
+		NewCmdDHParams(f, nil),
 	)
 	return cmd
 }
@@ -78,11 +80,11 @@ func bindCertsConfig(f *cmdutil.Factory, cmd *cobra.Command) {
 }
 
 func addRootFlag(fs *pflag.FlagSet) {
-	fs.String("root", certs.DefaultRoot, "install root: certificates live in ROOT/certs")
+	fs.String("root", regcerts.DefaultRoot, "install root: certificates live in ROOT/certs")
 }
 
-// CertsACMEOptions are the settings `certs obtain` and `certs renew` share.
-type CertsACMEOptions struct {
+// ACMEOptions are the settings `certs obtain` and `certs renew` share.
+type ACMEOptions struct {
 	Root string
 	// Email is the ACME account's contact (optional).
 	Email string
@@ -95,50 +97,53 @@ type CertsACMEOptions struct {
 	// Profile is the certificate profile ("" for the CA's default or, on
 	// renewal, the one recorded).
 	Profile   string
-	Challenge certs.ChallengeConfig
+	Challenge regcerts.ChallengeConfig
 	// ComposeFile and NginxService locate nginx for the reload.
 	ComposeFile  string
 	NginxService string
 	LockWait     time.Duration
 	BreakMyCerts bool
+	// Version is regctl's, for the ACME User-Agent.
+	Version string
 
 	// Issuer and Reloader replace the lego issuer and the docker compose
 	// reloader (tests).
-	Issuer   certs.Issuer
-	Reloader certs.Reloader
+	Issuer   regcerts.Issuer
+	Reloader regcerts.Reloader
 }
 
-func addCertsACMEFlags(cmd *cobra.Command) {
+func addACMEFlags(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	addRootFlag(fs)
 	fs.String("acme-email", "", "contact email of the ACME account (optional; Let's Encrypt sends no expiry mail any more)")
 	fs.String("acme-directory", "", "ACME directory URL (default: Let's Encrypt production, or staging with --staging)")
 	fs.Bool("staging", false, "use Let's Encrypt's staging CA; with --acme-directory, mark that CA as a staging (test) CA")
 	fs.String("acme-ca-roots", "", "PEM file of extra root certificates to trust for the ACME API (a private or test CA)")
-	fs.String("cert-profile", "", "certificate profile: "+strings.Join(certs.KnownProfiles, ", ")+" (default: the CA's default; renew keeps the recorded one)")
+	fs.String("cert-profile", "", "certificate profile: "+strings.Join(regcerts.KnownProfiles, ", ")+" (default: the CA's default; renew keeps the recorded one)")
 	fs.String("challenge", "auto", "how to prove control of the names: auto (webroot if nginx serves it, else standalone), standalone, webroot, dns")
 	fs.String("http-address", "", "address the standalone HTTP-01 server binds (default: all)")
 	fs.Int("http-port", 80, "port of the standalone HTTP-01 server, and where auto mode looks for nginx")
 	fs.String("webroot", "", "directory nginx serves /.well-known/acme-challenge/ from (default ROOT/acme-webroot)")
-	fs.String("dns-provider", "", "DNS-01 provider, configured by its environment variables: "+strings.Join(certs.DNSProviderNames(), ", "))
+	fs.String("dns-provider", "", "DNS-01 provider, configured by its environment variables: "+strings.Join(regcerts.DNSProviderNames(), ", "))
 	fs.StringSlice("dns-resolver", nil, "resolver (host:port) to check DNS-01 propagation with (repeatable; default /etc/resolv.conf)")
 	fs.String("compose-file", "", "docker compose file of the nginx service (default ROOT/compose.yaml)")
 	fs.String("nginx-service", "nginx", "compose service running nginx")
-	fs.Duration("lock-wait", certs.DefaultLockWait, "how long to wait for another regctl certs run to finish")
+	fs.Duration("lock-wait", regcerts.DefaultLockWait, "how long to wait for another regctl certs run to finish")
 	fs.Bool("break-my-certs", false, "allow replacing a production certificate with a staging one")
-	_ = cmd.RegisterFlagCompletionFunc("cert-profile", cobra.FixedCompletions(certs.KnownProfiles, cobra.ShellCompDirectiveNoFileComp))
-	modes := make([]string, len(certs.ChallengeModes))
-	for i, m := range certs.ChallengeModes {
+	_ = cmd.RegisterFlagCompletionFunc("cert-profile", cobra.FixedCompletions(regcerts.KnownProfiles, cobra.ShellCompDirectiveNoFileComp))
+	modes := make([]string, len(regcerts.ChallengeModes))
+	for i, m := range regcerts.ChallengeModes {
 		modes[i] = string(m)
 	}
 	_ = cmd.RegisterFlagCompletionFunc("challenge", cobra.FixedCompletions(modes, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("dns-provider", cobra.FixedCompletions(certs.DNSProviderNames(), cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("dns-provider", cobra.FixedCompletions(regcerts.DNSProviderNames(), cobra.ShellCompDirectiveNoFileComp))
 }
 
 // certsACMEOptions reads the shared flags (through the config).
-func certsACMEOptions(f *cmdutil.Factory, cmd *cobra.Command) (CertsACMEOptions, error) {
+func acmeOptions(f *cmdutil.Factory, cmd *cobra.Command) (ACMEOptions, error) {
 	v := f.Config
-	o := CertsACMEOptions{
+	o := ACMEOptions{
+		Version:      f.AppVersion,
 		Root:         v.GetString("root"),
 		Email:        v.GetString("acme-email"),
 		Directory:    v.GetString("acme-directory"),
@@ -154,21 +159,21 @@ func certsACMEOptions(f *cmdutil.Factory, cmd *cobra.Command) (CertsACMEOptions,
 		return o, cmdutil.FlagErrorf("--root must not be empty")
 	}
 	if o.Directory == "" {
-		o.Directory = certs.LetsEncryptProduction
+		o.Directory = regcerts.LetsEncryptProduction
 		if o.Staging {
-			o.Directory = certs.LetsEncryptStaging
+			o.Directory = regcerts.LetsEncryptStaging
 		}
 	} else if !strings.HasPrefix(o.Directory, "https://") && !strings.HasPrefix(o.Directory, "http://") {
 		return o, cmdutil.FlagErrorf("--acme-directory %q: want an https:// URL", o.Directory)
 	}
-	if err := certs.CheckProfile(o.Profile); err != nil {
+	if err := regcerts.CheckProfile(o.Profile); err != nil {
 		return o, &cmdutil.FlagError{Err: fmt.Errorf("--cert-profile: %w", err)}
 	}
-	mode, err := certs.ParseChallengeMode(v.GetString("challenge"))
+	mode, err := regcerts.ParseChallengeMode(v.GetString("challenge"))
 	if err != nil {
 		return o, &cmdutil.FlagError{Err: fmt.Errorf("--challenge: %w", err)}
 	}
-	o.Challenge = certs.ChallengeConfig{
+	o.Challenge = regcerts.ChallengeConfig{
 		Mode:         mode,
 		HTTPAddress:  v.GetString("http-address"),
 		HTTPPort:     v.GetInt("http-port"),
@@ -179,12 +184,12 @@ func certsACMEOptions(f *cmdutil.Factory, cmd *cobra.Command) (CertsACMEOptions,
 	if p := o.Challenge.HTTPPort; p < 1 || p > 65535 {
 		return o, cmdutil.FlagErrorf("--http-port %d: want 1-65535", p)
 	}
-	if mode == certs.ChallengeDNS {
-		if _, ok := certs.DNSProviders[o.Challenge.DNSProvider]; !ok {
-			return o, cmdutil.FlagErrorf("--challenge dns needs --dns-provider: one of %s", strings.Join(certs.DNSProviderNames(), ", "))
+	if mode == regcerts.ChallengeDNS {
+		if _, ok := regcerts.DNSProviders[o.Challenge.DNSProvider]; !ok {
+			return o, cmdutil.FlagErrorf("--challenge dns needs --dns-provider: one of %s", strings.Join(regcerts.DNSProviderNames(), ", "))
 		}
 	}
-	layout := certs.Layout{Root: o.Root}
+	layout := regcerts.Layout{Root: o.Root}
 	if o.Challenge.Webroot == "" {
 		o.Challenge.Webroot = layout.Webroot()
 	}
@@ -194,10 +199,10 @@ func certsACMEOptions(f *cmdutil.Factory, cmd *cobra.Command) (CertsACMEOptions,
 	return o, nil
 }
 
-// manager builds the certs.Manager: the lego issuer unless o.Issuer is
+// manager builds the regcerts.Manager: the lego issuer unless o.Issuer is
 // set, the docker compose reloader unless o.Reloader is set.
-func (o *CertsACMEOptions) manager(f *cmdutil.Factory, logger *slog.Logger) (*certs.Manager, error) {
-	layout := certs.Layout{Root: o.Root}
+func (o *ACMEOptions) manager(now func() time.Time, logger *slog.Logger) (*regcerts.Manager, error) {
+	layout := regcerts.Layout{Root: o.Root}
 	iss := o.Issuer
 	if iss == nil {
 		var roots *x509.CertPool
@@ -213,12 +218,12 @@ func (o *CertsACMEOptions) manager(f *cmdutil.Factory, logger *slog.Logger) (*ce
 				return nil, fmt.Errorf("--acme-ca-roots: no PEM certificate in %s", o.CARoots)
 			}
 		}
-		li, err := certs.NewLegoIssuer(certs.ACMEConfig{
+		li, err := regcerts.NewLegoIssuer(regcerts.ACMEConfig{
 			Directory: o.Directory,
 			Email:     o.Email,
 			Layout:    layout,
 			Roots:     roots,
-			UserAgent: "regctl/" + Version,
+			UserAgent: "regctl/" + o.Version,
 			Challenge: o.Challenge,
 			Logger:    logger,
 		})
@@ -229,38 +234,40 @@ func (o *CertsACMEOptions) manager(f *cmdutil.Factory, logger *slog.Logger) (*ce
 	}
 	rl := o.Reloader
 	if rl == nil {
-		rl = certs.ComposeReloader(certs.ExecRunner{}, o.ComposeFile, o.NginxService)
+		rl = regcerts.ComposeReloader(regcerts.ExecRunner{}, o.ComposeFile, o.NginxService)
 	}
-	return &certs.Manager{
+	return &regcerts.Manager{
 		Layout:    layout,
 		Issuer:    iss,
 		Directory: o.Directory,
 		Staging:   o.Staging,
 		Reloader:  rl,
 		Logger:    logger,
-		Now:       f.Now,
+		Now:       now,
 		LockWait:  o.LockWait,
 	}, nil
 }
 
 // stagingHint adds the flag that overrides the staging refusal.
 func stagingHint(err error) error {
-	if errors.Is(err, certs.ErrStagingOverProduction) {
+	if errors.Is(err, regcerts.ErrStagingOverProduction) {
 		return fmt.Errorf("%w; pass --break-my-certs to do it anyway", err)
 	}
 	return err
 }
 
-// CertsObtainOptions are `regctl certs obtain`'s settings.
-type CertsObtainOptions struct {
-	CertsACMEOptions
+// ObtainOptions are `regctl certs obtain`'s settings.
+type ObtainOptions struct {
+	cmdutil.Deps
+
+	ACMEOptions
 	Names    []string
 	CertName string
 	Force    bool
 }
 
-// NewCmdCertsObtain builds `regctl certs obtain`.
-func NewCmdCertsObtain(f *cmdutil.Factory, runF func(context.Context, *CertsObtainOptions) error) *cobra.Command {
+// NewCmdObtain builds `regctl certs obtain`.
+func NewCmdObtain(f *cmdutil.Factory, runF func(context.Context, *ObtainOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "obtain NAME...",
 		Short: "Obtain a certificate for one or more names",
@@ -297,39 +304,40 @@ After a webroot or DNS issuance nginx is checked and reloaded.`,
 		Args: cmdutil.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bindCertsConfig(f, cmd)
-			acme, err := certsACMEOptions(f, cmd)
+			acme, err := acmeOptions(f, cmd)
 			if err != nil {
 				return err
 			}
-			o := &CertsObtainOptions{CertsACMEOptions: acme}
-			o.Names, err = certs.NormalizeNames(args)
+			o := &ObtainOptions{ACMEOptions: acme}
+			o.Names, err = regcerts.NormalizeNames(args)
 			if err != nil {
 				return &cmdutil.FlagError{Err: err}
 			}
-			if acme.Challenge.Mode != certs.ChallengeDNS && slices.ContainsFunc(o.Names, certs.IsWildcard) {
+			if acme.Challenge.Mode != regcerts.ChallengeDNS && slices.ContainsFunc(o.Names, regcerts.IsWildcard) {
 				return cmdutil.FlagErrorf("wildcard names need --challenge dns")
 			}
 			o.CertName, _ = cmd.Flags().GetString("cert-name")
 			o.Force, _ = cmd.Flags().GetBool("force")
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return certsObtainRun(cmd.Context(), f, o)
+			return obtainRun(cmd.Context(), o)
 		},
 	}
-	addCertsACMEFlags(cmd)
+	addACMEFlags(cmd)
 	cmd.Flags().String("cert-name", "", "directory name under ROOT/certs/live (default: the first NAME)")
 	cmd.Flags().Bool("force", false, "obtain a new certificate even if a valid one exists")
 	return cmd
 }
 
-func certsObtainRun(ctx context.Context, f *cmdutil.Factory, o *CertsObtainOptions) error {
-	logger := f.Logger()
-	m, err := o.manager(f, logger)
+func obtainRun(ctx context.Context, o *ObtainOptions) error {
+	logger := o.Logger()
+	m, err := o.manager(o.Now, logger)
 	if err != nil {
 		return err
 	}
-	res, err := m.Obtain(ctx, certs.ObtainOptions{
+	res, err := m.Obtain(ctx, regcerts.ObtainOptions{
 		Names:        o.Names,
 		CertName:     o.CertName,
 		Profile:      o.Profile,
@@ -339,7 +347,7 @@ func certsObtainRun(ctx context.Context, f *cmdutil.Factory, o *CertsObtainOptio
 	if res == nil {
 		return stagingHint(err)
 	}
-	w := f.IO.Out
+	w := o.IO.Out
 	c := res.Cert
 	if !res.Obtained {
 		fmt.Fprintf(w, "Kept the certificate for %s: %s\n", strings.Join(c.Meta.Domains, ", "), res.Reason)
@@ -355,7 +363,7 @@ func certsObtainRun(ctx context.Context, f *cmdutil.Factory, o *CertsObtainOptio
 		fmt.Fprintf(w, ", profile %s", c.Meta.Profile)
 	}
 	fmt.Fprintln(w, ")")
-	printCertFiles(w, f, m.Layout, c)
+	printCertFiles(w, o.Deps, m.Layout, c)
 	switch {
 	case err != nil:
 		fmt.Fprintf(w, "  %-12s NOT reloaded: %v\n", "nginx", cmdutil.OneLine(err))
@@ -370,8 +378,8 @@ func certsObtainRun(ctx context.Context, f *cmdutil.Factory, o *CertsObtainOptio
 	return nil
 }
 
-func printCertFiles(w io.Writer, f *cmdutil.Factory, l certs.Layout, c *certs.Cert) {
-	now := f.Now()
+func printCertFiles(w io.Writer, d cmdutil.Deps, l regcerts.Layout, c *regcerts.Cert) {
+	now := d.Now()
 	issuer := c.Meta.Issuer
 	if c.Staging() {
 		issuer += " (staging)"
@@ -380,12 +388,14 @@ func printCertFiles(w io.Writer, f *cmdutil.Factory, l certs.Layout, c *certs.Ce
 	fmt.Fprintf(w, "  %-12s %s\n", "private key", l.Privkey(c.Name))
 	fmt.Fprintf(w, "  %-12s %s\n", "issuer", issuer)
 	fmt.Fprintf(w, "  %-12s %s\n", "serial", c.Meta.Serial)
-	fmt.Fprintf(w, "  %-12s %s\n", "valid until", cmdutil.FormatDate(c.Leaf.NotAfter, now, f.Loc()))
+	fmt.Fprintf(w, "  %-12s %s\n", "valid until", cmdutil.FormatDate(c.Leaf.NotAfter, now, d.Loc()))
 }
 
-// CertsRenewOptions are `regctl certs renew`'s settings.
-type CertsRenewOptions struct {
-	CertsACMEOptions
+// RenewOptions are `regctl certs renew`'s settings.
+type RenewOptions struct {
+	cmdutil.Deps
+
+	ACMEOptions
 	// Names limits the run to these certificates (directory names).
 	Names []string
 	// Days, when positive, renews certificates with fewer days left,
@@ -407,8 +417,8 @@ type CertsRenewOptions struct {
 // DefaultRenewDelay is the largest random delay of a renew run from cron.
 const DefaultRenewDelay = 8 * time.Minute
 
-// NewCmdCertsRenew builds `regctl certs renew`.
-func NewCmdCertsRenew(f *cmdutil.Factory, runF func(context.Context, *CertsRenewOptions) error) *cobra.Command {
+// NewCmdRenew builds `regctl certs renew`.
+func NewCmdRenew(f *cmdutil.Factory, runF func(context.Context, *RenewOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "renew [NAME...]",
 		Short: "Renew the certificates that are due (run from cron twice a day)",
@@ -444,11 +454,11 @@ REGCTL_CERT_NAME set.`,
   regctl certs renew --days 30`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bindCertsConfig(f, cmd)
-			acme, err := certsACMEOptions(f, cmd)
+			acme, err := acmeOptions(f, cmd)
 			if err != nil {
 				return err
 			}
-			o := &CertsRenewOptions{CertsACMEOptions: acme, Names: args, MaxDelay: DefaultRenewDelay, Sleep: sleepCtx}
+			o := &RenewOptions{ACMEOptions: acme, Names: args, MaxDelay: DefaultRenewDelay, Sleep: sleepCtx}
 			fl := cmd.Flags()
 			o.Days, _ = fl.GetInt("days")
 			o.Interval, _ = fl.GetDuration("interval")
@@ -462,16 +472,17 @@ REGCTL_CERT_NAME set.`,
 			if o.Interval <= 0 {
 				return cmdutil.FlagErrorf("--interval %s: want a positive duration", o.Interval)
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return certsRenewRun(cmd.Context(), f, o)
+			return renewRun(cmd.Context(), o)
 		},
 	}
-	addCertsACMEFlags(cmd)
+	addACMEFlags(cmd)
 	fl := cmd.Flags()
 	fl.Int("days", 0, "renew when fewer than N days remain, instead of the ARI window or a third of the lifetime")
-	fl.Duration("interval", certs.DefaultInterval, "time between two scheduled runs: an ARI window opening before the next run is due now")
+	fl.Duration("interval", regcerts.DefaultInterval, "time between two scheduled runs: an ARI window opening before the next run is due now")
 	fl.Bool("force", false, "renew every selected certificate, due or not")
 	fl.Bool("no-random-sleep", false, "do not wait a random delay first (it applies only without a terminal on stdout)")
 	fl.String("deploy-hook", "", "shell command run after nginx was reloaded, once per renewed certificate")
@@ -490,22 +501,22 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func certsRenewRun(ctx context.Context, f *cmdutil.Factory, o *CertsRenewOptions) error {
-	logger := f.Logger()
-	if !o.NoRandomSleep && !f.IO.IsStdoutTTY() && o.MaxDelay > 0 {
+func renewRun(ctx context.Context, o *RenewOptions) error {
+	logger := o.Logger()
+	if !o.NoRandomSleep && !o.IO.IsStdoutTTY() && o.MaxDelay > 0 {
 		d := rand.N(o.MaxDelay)
 		logger.Debug("waiting a random delay before renewing, to spread the load on the CA (--no-random-sleep skips it)", "delay", d.Round(time.Second))
 		if err := o.Sleep(ctx, d); err != nil {
 			return err
 		}
 	}
-	m, err := o.manager(f, logger)
+	m, err := o.manager(o.Now, logger)
 	if err != nil {
 		return err
 	}
-	res, err := m.Renew(ctx, certs.RenewOptions{
+	res, err := m.Renew(ctx, regcerts.RenewOptions{
 		Names:        o.Names,
-		Policy:       certs.Policy{RenewBefore: time.Duration(o.Days) * 24 * time.Hour, Interval: o.Interval},
+		Policy:       regcerts.Policy{RenewBefore: time.Duration(o.Days) * 24 * time.Hour, Interval: o.Interval},
 		Force:        o.Force,
 		Profile:      o.Profile,
 		BreakMyCerts: o.BreakMyCerts,
@@ -514,12 +525,12 @@ func certsRenewRun(ctx context.Context, f *cmdutil.Factory, o *CertsRenewOptions
 	if res == nil {
 		return err
 	}
-	w := f.IO.Out
+	w := o.IO.Out
 	if len(res.Outcomes) == 0 {
-		fmt.Fprintf(f.IO.ErrOut, "No certificates in %s; obtain one with: regctl certs obtain NAME\n", m.Layout.LiveDir())
+		fmt.Fprintf(o.IO.ErrOut, "No certificates in %s; obtain one with: regctl certs obtain NAME\n", m.Layout.LiveDir())
 		return err
 	}
-	now := f.Now()
+	now := o.Now()
 	for _, out := range res.Outcomes {
 		switch {
 		case out.Err != nil:
@@ -527,12 +538,12 @@ func certsRenewRun(ctx context.Context, f *cmdutil.Factory, o *CertsRenewOptions
 			fmt.Fprintf(w, "%s: FAILED: %s\n", out.Name, strings.TrimPrefix(msg, out.Name+": "))
 		case out.Renewed:
 			fmt.Fprintf(w, "%s: renewed (%s); serial %s, valid until %s\n", out.Name, out.Decision.Reason,
-				out.Cert.Meta.Serial, cmdutil.FormatDate(out.Cert.Leaf.NotAfter, now, f.Loc()))
+				out.Cert.Meta.Serial, cmdutil.FormatDate(out.Cert.Leaf.NotAfter, now, o.Loc()))
 		case o.Quiet:
 		case out.Note != "":
 			fmt.Fprintf(w, "%s: %s\n", out.Name, out.Note)
 		default:
-			fmt.Fprintf(w, "%s: not due; next renewal %s (%s)\n", out.Name, cmdutil.FormatDate(out.Decision.At, now, f.Loc()), out.Decision.Reason)
+			fmt.Fprintf(w, "%s: not due; next renewal %s (%s)\n", out.Name, cmdutil.FormatDate(out.Decision.At, now, o.Loc()), out.Decision.Reason)
 		}
 	}
 	switch {
@@ -550,8 +561,10 @@ func certsRenewRun(ctx context.Context, f *cmdutil.Factory, o *CertsRenewOptions
 	return nil
 }
 
-// CertsStatusOptions are `regctl certs status`'s settings.
-type CertsStatusOptions struct {
+// StatusOptions are `regctl certs status`'s settings.
+type StatusOptions struct {
+	cmdutil.Deps
+
 	Root string
 	// WarnDays, when positive, is the warning threshold in days; zero
 	// means 14 days, or a sixth of the lifetime if that is less.
@@ -561,8 +574,8 @@ type CertsStatusOptions struct {
 	JSON     bool
 }
 
-// NewCmdCertsStatus builds `regctl certs status`.
-func NewCmdCertsStatus(f *cmdutil.Factory, runF func(context.Context, *CertsStatusOptions) error) *cobra.Command {
+// NewCmdStatus builds `regctl certs status`.
+func NewCmdStatus(f *cmdutil.Factory, runF func(context.Context, *StatusOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the certificates' expiry and next renewal; fail when one is about to expire",
@@ -585,7 +598,7 @@ certificate), so a certificate renewed on time never warns.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bindCertsConfig(f, cmd)
 			fl := cmd.Flags()
-			o := &CertsStatusOptions{Root: f.Config.GetString("root")}
+			o := &StatusOptions{Root: f.Config.GetString("root")}
 			o.WarnDays, _ = fl.GetInt("warn-days")
 			o.Days, _ = fl.GetInt("days")
 			o.Interval, _ = fl.GetDuration("interval")
@@ -593,50 +606,51 @@ certificate), so a certificate renewed on time never warns.`,
 			if o.WarnDays < 0 || o.Days < 0 {
 				return cmdutil.FlagErrorf("--warn-days and --days must not be negative")
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return certsStatusRun(f, o)
+			return statusRun(cmd.Context(), o)
 		},
 	}
 	fl := cmd.Flags()
 	addRootFlag(fl)
 	fl.Int("warn-days", 0, "warn (exit 1) when fewer than N days remain (default: 14, or a sixth of the lifetime if shorter)")
 	fl.Int("days", 0, "as renew --days, for the NEXT RENEWAL column")
-	fl.Duration("interval", certs.DefaultInterval, "as renew --interval, for the NEXT RENEWAL column")
+	fl.Duration("interval", regcerts.DefaultInterval, "as renew --interval, for the NEXT RENEWAL column")
 	fl.Bool("json", false, "print JSON instead of a table")
 	return cmd
 }
 
 // certStatusJSON is one certificate in `certs status --json`.
 type certStatusJSON struct {
-	Name        string               `json:"name"`
-	Domains     []string             `json:"domains,omitempty"`
-	Issuer      string               `json:"issuer,omitempty"`
-	Staging     bool                 `json:"staging"`
-	NotBefore   *time.Time           `json:"not_before,omitempty"`
-	NotAfter    *time.Time           `json:"not_after,omitempty"`
-	DaysLeft    *float64             `json:"days_left,omitempty"`
-	Expired     bool                 `json:"expired"`
-	Warning     bool                 `json:"warning"`
-	WarnDays    float64              `json:"warn_days,omitempty"`
-	RenewalDue  bool                 `json:"renewal_due"`
-	NextRenewal *time.Time           `json:"next_renewal,omitempty"`
-	Reason      string               `json:"renewal_reason,omitempty"`
-	ARI         *certs.RenewalWindow `json:"ari,omitempty"`
-	Error       string               `json:"error,omitempty"`
+	Name        string                  `json:"name"`
+	Domains     []string                `json:"domains,omitempty"`
+	Issuer      string                  `json:"issuer,omitempty"`
+	Staging     bool                    `json:"staging"`
+	NotBefore   *time.Time              `json:"not_before,omitempty"`
+	NotAfter    *time.Time              `json:"not_after,omitempty"`
+	DaysLeft    *float64                `json:"days_left,omitempty"`
+	Expired     bool                    `json:"expired"`
+	Warning     bool                    `json:"warning"`
+	WarnDays    float64                 `json:"warn_days,omitempty"`
+	RenewalDue  bool                    `json:"renewal_due"`
+	NextRenewal *time.Time              `json:"next_renewal,omitempty"`
+	Reason      string                  `json:"renewal_reason,omitempty"`
+	ARI         *regcerts.RenewalWindow `json:"ari,omitempty"`
+	Error       string                  `json:"error,omitempty"`
 }
 
-func certsStatusRun(f *cmdutil.Factory, o *CertsStatusOptions) error {
-	m := &certs.Manager{Layout: certs.Layout{Root: o.Root}, Now: f.Now}
-	st, err := m.Status(certs.StatusOptions{
-		Policy:     certs.Policy{RenewBefore: time.Duration(o.Days) * 24 * time.Hour, Interval: o.Interval},
+func statusRun(_ context.Context, o *StatusOptions) error {
+	m := &regcerts.Manager{Layout: regcerts.Layout{Root: o.Root}, Now: o.Now}
+	st, err := m.Status(regcerts.StatusOptions{
+		Policy:     regcerts.Policy{RenewBefore: time.Duration(o.Days) * 24 * time.Hour, Interval: o.Interval},
 		WarnBefore: time.Duration(o.WarnDays) * 24 * time.Hour,
 	})
 	if err != nil {
 		return err
 	}
-	now := f.Now()
+	now := o.Now()
 	if o.JSON {
 		out := make([]certStatusJSON, 0, len(st))
 		for _, s := range st {
@@ -653,11 +667,11 @@ func certsStatusRun(f *cmdutil.Factory, o *CertsStatusOptions) error {
 			}
 			out = append(out, j)
 		}
-		if err := cmdutil.WriteJSON(f.IO.Out, out); err != nil {
+		if err := cmdutil.WriteJSON(o.IO.Out, out); err != nil {
 			return err
 		}
 	} else if len(st) > 0 {
-		if err := statusTable(f, st, now).Render(f.IO.Out); err != nil {
+		if err := statusTable(o.Deps, st, now).Render(o.IO.Out); err != nil {
 			return err
 		}
 	}
@@ -684,17 +698,17 @@ func certsStatusRun(f *cmdutil.Factory, o *CertsStatusOptions) error {
 		return nil
 	}
 	for _, p := range problems {
-		fmt.Fprintf(f.IO.ErrOut, "warning: %s\n", p)
+		fmt.Fprintf(o.IO.ErrOut, "warning: %s\n", p)
 	}
 	if len(st) > 0 {
-		fmt.Fprintln(f.IO.ErrOut, "Check `regctl certs renew` (run it by hand to see why it fails) and its cron entry.")
+		fmt.Fprintln(o.IO.ErrOut, "Check `regctl certs renew` (run it by hand to see why it fails) and its cron entry.")
 	}
 	return cmdutil.ErrSilent
 }
 
-func statusTable(f *cmdutil.Factory, st []certs.CertStatus, now time.Time) *cmdutil.Table {
-	tty := f.IO.IsStdoutTTY()
-	loc := f.Loc()
+func statusTable(d cmdutil.Deps, st []regcerts.CertStatus, now time.Time) *cmdutil.Table {
+	tty := d.IO.IsStdoutTTY()
+	loc := d.Loc()
 	date := func(t time.Time) string {
 		if tty {
 			return t.In(loc).Format(cmdutil.DateLayout)
@@ -716,7 +730,7 @@ func statusTable(f *cmdutil.Factory, st []certs.CertStatus, now time.Time) *cmdu
 		case s.Expired:
 			left = "expired"
 		case s.Warn && tty:
-			left = f.Colors().Red(left)
+			left = d.Colors().Red(left)
 		}
 		next := date(s.Next.At)
 		if s.Next.Due {
@@ -743,8 +757,10 @@ func days(d time.Duration) string {
 	}
 }
 
-// CertsDHParamsOptions are `regctl certs dhparams`' settings.
-type CertsDHParamsOptions struct {
+// DHParamsOptions are `regctl certs dhparams`' settings.
+type DHParamsOptions struct {
+	cmdutil.Deps
+
 	// Out is the file to write ("-" for stdout).
 	Out string
 	// Bits picks the RFC 7919 group (2048, 3072, 4096).
@@ -753,8 +769,8 @@ type CertsDHParamsOptions struct {
 	Generate int
 }
 
-// NewCmdCertsDHParams builds `regctl certs dhparams`.
-func NewCmdCertsDHParams(f *cmdutil.Factory, runF func(context.Context, *CertsDHParamsOptions) error) *cobra.Command {
+// NewCmdDHParams builds `regctl certs dhparams`.
+func NewCmdDHParams(f *cmdutil.Factory, runF func(context.Context, *DHParamsOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dhparams",
 		Short: "Write Diffie-Hellman parameters for nginx's ssl_dhparam",
@@ -776,26 +792,27 @@ nginx needs dhparams only when the TLS profile offers DHE cipher suites
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bindCertsConfig(f, cmd)
 			fl := cmd.Flags()
-			o := &CertsDHParamsOptions{}
+			o := &DHParamsOptions{}
 			o.Out, _ = fl.GetString("out")
 			o.Bits, _ = fl.GetInt("bits")
 			o.Generate, _ = fl.GetInt("generate")
 			if o.Out == "" {
-				o.Out = certs.Layout{Root: f.Config.GetString("root")}.DHParams()
+				o.Out = regcerts.Layout{Root: f.Config.GetString("root")}.DHParams()
 			}
 			if fl.Changed("bits") && fl.Changed("generate") {
 				return cmdutil.FlagErrorf("--bits and --generate are mutually exclusive")
 			}
-			if o.Generate == 0 && !slices.Contains(certs.FFDHEBits, o.Bits) {
+			if o.Generate == 0 && !slices.Contains(regcerts.FFDHEBits, o.Bits) {
 				return cmdutil.FlagErrorf("--bits %d: RFC 7919 groups have 2048, 3072 or 4096 bits (--generate BITS computes other sizes)", o.Bits)
 			}
 			if o.Generate != 0 && (o.Generate < 512 || o.Generate > 8192) {
 				return cmdutil.FlagErrorf("--generate %d: want 512-8192 bits (2048 or more outside tests)", o.Generate)
 			}
+			o.Deps = f.Deps()
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return certsDHParamsRun(cmd.Context(), f, o)
+			return dhParamsRun(cmd.Context(), o)
 		},
 	}
 	fl := cmd.Flags()
@@ -806,25 +823,25 @@ nginx needs dhparams only when the TLS profile offers DHE cipher suites
 	return cmd
 }
 
-func certsDHParamsRun(ctx context.Context, f *cmdutil.Factory, o *CertsDHParamsOptions) error {
-	var params *certs.DHParams
+func dhParamsRun(ctx context.Context, o *DHParamsOptions) error {
+	var params *regcerts.DHParams
 	var what string
 	if o.Generate > 0 {
 		if o.Generate < 2048 {
-			fmt.Fprintf(f.IO.ErrOut, "warning: %d-bit DH parameters are weak; use them only for tests\n", o.Generate)
+			fmt.Fprintf(o.IO.ErrOut, "warning: %d-bit DH parameters are weak; use them only for tests\n", o.Generate)
 		}
-		fmt.Fprintf(f.IO.ErrOut, "Generating %d-bit safe-prime DH parameters (this can take minutes; . + are candidates tested)\n", o.Generate)
+		fmt.Fprintf(o.IO.ErrOut, "Generating %d-bit safe-prime DH parameters (this can take minutes; . + are candidates tested)\n", o.Generate)
 		start := time.Now()
 		var err error
-		params, err = certs.GenerateDHParams(ctx, o.Generate, dhProgress(f.IO.ErrOut))
-		fmt.Fprintln(f.IO.ErrOut)
+		params, err = regcerts.GenerateDHParams(ctx, o.Generate, dhProgress(o.IO.ErrOut))
+		fmt.Fprintln(o.IO.ErrOut)
 		if err != nil {
 			return fmt.Errorf("generate DH parameters: %w", err)
 		}
 		what = fmt.Sprintf("fresh %d-bit DH parameters (found in %s)", o.Generate, time.Since(start).Round(time.Second))
 	} else {
 		var err error
-		if params, err = certs.FFDHE(o.Bits); err != nil {
+		if params, err = regcerts.FFDHE(o.Bits); err != nil {
 			return err
 		}
 		what = "the RFC 7919 group " + params.Named()
@@ -834,16 +851,16 @@ func certsDHParamsRun(ctx context.Context, f *cmdutil.Factory, o *CertsDHParamsO
 		return err
 	}
 	if o.Out == "-" {
-		_, err := f.IO.Out.Write(data)
+		_, err := o.IO.Out.Write(data)
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(o.Out), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(o.Out), err)
 	}
-	if err := certs.WriteFileAtomic(o.Out, data, 0o644); err != nil {
+	if err := regcerts.WriteFileAtomic(o.Out, data, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(f.IO.ErrOut, "Wrote %s to %s\n", what, o.Out)
+	fmt.Fprintf(o.IO.ErrOut, "Wrote %s to %s\n", what, o.Out)
 	return nil
 }
 
@@ -852,7 +869,7 @@ func certsDHParamsRun(ctx context.Context, f *cmdutil.Factory, o *CertsDHParamsO
 func dhProgress(w io.Writer) func(rune) {
 	n := 0
 	return func(r rune) {
-		if r == certs.ProgressCandidate {
+		if r == regcerts.ProgressCandidate {
 			if n++; n%10 != 0 {
 				return
 			}

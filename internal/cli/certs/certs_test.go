@@ -1,4 +1,4 @@
-package cli
+package certs
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 	"github.com/regctl/regctl/internal/certs"
 	"github.com/regctl/regctl/internal/certs/certstest"
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
 )
 
 // certsEnv runs `regctl certs` commands in-process with a settable clock,
@@ -76,28 +77,21 @@ func (e *certsEnv) sleep(_ context.Context, d time.Duration) error {
 // command builds `regctl` with a `certs` whose obtain and renew use the
 // env's issuer, reloader and sleep.
 func (e *certsEnv) command() *cobra.Command {
-	root := NewCmdRoot(e.f)
-	for _, c := range root.Commands() {
-		if c.Name() == "certs" {
-			root.RemoveCommand(c)
-		}
-	}
 	f := e.f
 	certsCmd := &cobra.Command{Use: "certs"}
 	certsCmd.AddCommand(
-		NewCmdCertsObtain(f, func(ctx context.Context, o *CertsObtainOptions) error {
+		NewCmdObtain(f, func(ctx context.Context, o *ObtainOptions) error {
 			o.Issuer, o.Reloader = e.issuer, e.reloader
-			return certsObtainRun(ctx, f, o)
+			return obtainRun(ctx, o)
 		}),
-		NewCmdCertsRenew(f, func(ctx context.Context, o *CertsRenewOptions) error {
+		NewCmdRenew(f, func(ctx context.Context, o *RenewOptions) error {
 			o.Issuer, o.Reloader, o.Sleep = e.issuer, e.reloader, e.sleep
-			return certsRenewRun(ctx, f, o)
+			return renewRun(ctx, o)
 		}),
-		NewCmdCertsStatus(f, nil),
-		NewCmdCertsDHParams(f, nil),
+		NewCmdStatus(f, nil),
+		NewCmdDHParams(f, nil),
 	)
-	root.AddCommand(certsCmd)
-	return root
+	return cmdtest.Root(f, certsCmd)
 }
 
 // run executes regctl args and returns the exit code, mapping errors as
@@ -153,7 +147,7 @@ func (e *certsEnv) step(want int, args ...string) {
 		s = lowerHex.ReplaceAllString(s, "replaces=SERIAL")
 		return hexSerial.ReplaceAllString(s, "SERIAL")
 	}
-	fmt.Fprintf(&e.transcript, "$ regctl %s\n", strings.ReplaceAll(shellJoin(args), e.root, "ROOT"))
+	fmt.Fprintf(&e.transcript, "$ regctl %s\n", strings.ReplaceAll(cmdtest.ShellJoin(args), e.root, "ROOT"))
 	e.transcript.WriteString(norm(e.out.String()))
 	if e.errOut.Len() > 0 {
 		for _, line := range strings.SplitAfter(strings.TrimSuffix(norm(e.errOut.String()), "\n"), "\n") {
@@ -219,7 +213,7 @@ func TestCertsLifecycle(t *testing.T) {
 	e.setNow(certsNow.Add(59*day + 90*day))
 	e.step(1, "status", root)
 
-	golden(t, "certs_lifecycle", e.transcript.String())
+	cmdtest.Golden(t, "certs_lifecycle", e.transcript.String())
 
 	// Random sleeps: non-TTY runs without --no-random-sleep slept at most
 	// 8 minutes.
@@ -300,9 +294,9 @@ func TestCertsFlags(t *testing.T) {
 		config   string
 		wantCode int
 		wantErr  string
-		check    func(t *testing.T, o *CertsObtainOptions)
+		check    func(t *testing.T, o *ObtainOptions)
 	}{
-		{name: "defaults", args: []string{"obtain", "R.example.com"}, check: func(t *testing.T, o *CertsObtainOptions) {
+		{name: "defaults", args: []string{"obtain", "R.example.com"}, check: func(t *testing.T, o *ObtainOptions) {
 			if o.Directory != certs.LetsEncryptProduction || o.Staging || o.Root != "/opt/regctl" ||
 				o.Challenge.Mode != certs.ChallengeAuto || o.Challenge.HTTPPort != 80 ||
 				o.Challenge.Webroot != "/opt/regctl/acme-webroot" || o.ComposeFile != "/opt/regctl/compose.yaml" ||
@@ -310,27 +304,27 @@ func TestCertsFlags(t *testing.T) {
 				t.Errorf("options %+v", o)
 			}
 		}},
-		{name: "staging", args: []string{"obtain", "a.example", "--staging"}, check: func(t *testing.T, o *CertsObtainOptions) {
+		{name: "staging", args: []string{"obtain", "a.example", "--staging"}, check: func(t *testing.T, o *ObtainOptions) {
 			if o.Directory != certs.LetsEncryptStaging || !o.Staging {
 				t.Errorf("directory %s staging %v", o.Directory, o.Staging)
 			}
 		}},
-		{name: "custom directory marked staging", args: []string{"obtain", "a.example", "--staging", "--acme-directory", "https://127.0.0.1:14000/dir"}, check: func(t *testing.T, o *CertsObtainOptions) {
+		{name: "custom directory marked staging", args: []string{"obtain", "a.example", "--staging", "--acme-directory", "https://127.0.0.1:14000/dir"}, check: func(t *testing.T, o *ObtainOptions) {
 			if o.Directory != "https://127.0.0.1:14000/dir" || !o.Staging {
 				t.Errorf("directory %s staging %v", o.Directory, o.Staging)
 			}
 		}},
-		{name: "env", args: []string{"obtain", "a.example"}, env: map[string]string{"REGCTL_ACME_EMAIL": "env@example.com", "REGCTL_ROOT": "/srv/regctl", "REGCTL_CERT_PROFILE": "shortlived"}, check: func(t *testing.T, o *CertsObtainOptions) {
+		{name: "env", args: []string{"obtain", "a.example"}, env: map[string]string{"REGCTL_ACME_EMAIL": "env@example.com", "REGCTL_ROOT": "/srv/regctl", "REGCTL_CERT_PROFILE": "shortlived"}, check: func(t *testing.T, o *ObtainOptions) {
 			if o.Email != "env@example.com" || o.Root != "/srv/regctl" || o.Profile != "shortlived" || o.Challenge.Webroot != "/srv/regctl/acme-webroot" {
 				t.Errorf("options %+v", o)
 			}
 		}},
-		{name: "config file", args: []string{"obtain", "a.example", "--acme-email", "flag@example.com"}, config: "acme-email: file@example.com\nacme-directory: https://ca.example/dir\nhttp-port: 8080\nchallenge: webroot\n", check: func(t *testing.T, o *CertsObtainOptions) {
+		{name: "config file", args: []string{"obtain", "a.example", "--acme-email", "flag@example.com"}, config: "acme-email: file@example.com\nacme-directory: https://ca.example/dir\nhttp-port: 8080\nchallenge: webroot\n", check: func(t *testing.T, o *ObtainOptions) {
 			if o.Email != "flag@example.com" || o.Directory != "https://ca.example/dir" || o.Challenge.HTTPPort != 8080 || o.Challenge.Mode != certs.ChallengeWebroot {
 				t.Errorf("options %+v", o)
 			}
 		}},
-		{name: "dns", args: []string{"obtain", "*.example.com", "example.com", "--challenge", "dns", "--dns-provider", "exec", "--dns-resolver", "127.0.0.1:53"}, check: func(t *testing.T, o *CertsObtainOptions) {
+		{name: "dns", args: []string{"obtain", "*.example.com", "example.com", "--challenge", "dns", "--dns-provider", "exec", "--dns-resolver", "127.0.0.1:53"}, check: func(t *testing.T, o *ObtainOptions) {
 			if o.Challenge.Mode != certs.ChallengeDNS || o.Challenge.DNSProvider != "exec" || o.Challenge.DNSResolvers[0] != "127.0.0.1:53" || o.Names[0] != "*.example.com" {
 				t.Errorf("options %+v", o)
 			}
@@ -358,16 +352,10 @@ func TestCertsFlags(t *testing.T) {
 				}
 				args = append(args, "--config", path)
 			}
-			var got *CertsObtainOptions
-			root := NewCmdRoot(e.f)
-			for _, c := range root.Commands() {
-				if c.Name() == "certs" {
-					root.RemoveCommand(c)
-				}
-			}
+			var got *ObtainOptions
 			certsCmd := &cobra.Command{Use: "certs"}
-			certsCmd.AddCommand(NewCmdCertsObtain(e.f, func(_ context.Context, o *CertsObtainOptions) error { got = o; return nil }))
-			root.AddCommand(certsCmd)
+			certsCmd.AddCommand(NewCmdObtain(e.f, func(_ context.Context, o *ObtainOptions) error { got = o; return nil }))
+			root := cmdtest.Root(e.f, certsCmd)
 			root.SetArgs(append([]string{"certs"}, args...))
 			root.SetOut(e.out)
 			root.SetErr(e.errOut)
@@ -396,8 +384,8 @@ func TestCertsFlags(t *testing.T) {
 
 func TestCertsRenewFlags(t *testing.T) {
 	e := newCertsEnv(t)
-	var got *CertsRenewOptions
-	cmd := NewCmdCertsRenew(e.f, func(_ context.Context, o *CertsRenewOptions) error { got = o; return nil })
+	var got *RenewOptions
+	cmd := NewCmdRenew(e.f, func(_ context.Context, o *RenewOptions) error { got = o; return nil })
 	cmd.SetArgs([]string{"--days", "30", "--interval", "6h", "--no-random-sleep", "--deploy-hook", "systemctl reload x", "-q", "--force", "a.example"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
@@ -407,7 +395,7 @@ func TestCertsRenewFlags(t *testing.T) {
 		t.Errorf("options %+v", got)
 	}
 	for _, bad := range [][]string{{"--days", "-1"}, {"--interval", "0s"}} {
-		cmd := NewCmdCertsRenew(e.f, func(context.Context, *CertsRenewOptions) error { return nil })
+		cmd := NewCmdRenew(e.f, func(context.Context, *RenewOptions) error { return nil })
 		cmd.SetArgs(bad)
 		cmd.SetOut(e.out)
 		cmd.SetErr(e.errOut)
@@ -440,7 +428,7 @@ func TestCertsStatusTTY(t *testing.T) {
 	e.ios.SetStdoutTTY(true)
 	code := e.run("certs", "status", "--root", e.root)
 	got := fmt.Sprintf("%s--- stderr:\n%s[exit %d]\n", e.out, strings.ReplaceAll(e.errOut.String(), e.root, "ROOT"), code)
-	golden(t, "certs_status_tty", got)
+	cmdtest.Golden(t, "certs_status_tty", got)
 }
 
 func TestCertsDHParams(t *testing.T) {
