@@ -2,6 +2,9 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/regctl/regctl/internal/cli.Version=$(VERSION)
 GO      ?= go
+# make lint: the golangci-lint binary; scripts/test-deps.sh builds the pinned
+# version and prints its path as GOLANGCI_LINT (scripts/test.sh passes it).
+GOLANGCI_LINT ?= golangci-lint
 # make dist: where, and for which linux architectures (Go's and Debian's names).
 DIST       ?= dist
 DIST_ARCHS ?= amd64 arm64
@@ -39,9 +42,11 @@ bench-stack: ## fresh-host stack benchmark as root: init's time, 1 GiB pushes an
 microbench: ## Go micro-benchmarks (CI runs them once with -benchtime=1x)
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
-lint: ## go vet and gofmt check
+lint: ## go vet, gofmt check and golangci-lint with .golangci.yml (GOLANGCI_LINT=path: the pinned one from scripts/test-deps.sh)
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@command -v $(GOLANGCI_LINT) >/dev/null || { echo "$(GOLANGCI_LINT) not found: set GOLANGCI_LINT=path (scripts/test-deps.sh builds the pinned version)"; exit 1; }
+	$(GOLANGCI_LINT) run ./...
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')

@@ -3,7 +3,8 @@
 # regctl itself: Debian packages (dockerd, skopeo, distribution 2.8, nginx,
 # ufw, fail2ban, logrotate) and, cached under ~/.cache keyed by version, the
 # test servers built from the Go module proxy (FerretDB, distribution v3,
-# crane, pebble, pebble-challtestsrv).
+# crane, pebble, pebble-challtestsrv) and the linter `make lint` runs
+# (golangci-lint, printed as GOLANGCI_LINT).
 #
 # Prints one line per binary: NAME=PATH, suitable for `eval`.
 set -euo pipefail
@@ -12,6 +13,8 @@ FERRETDB_VERSION=v1.24.2
 DISTRIBUTION_VERSION=v3.1.2
 CRANE_VERSION=v0.22.1
 PEBBLE_VERSION=v2.10.3
+# Needs go >= 1.26.0 (its go.mod); bump with .golangci.yml's findings fixed.
+GOLANGCI_LINT_VERSION=v2.15.0
 
 cache=${REGCTL_TEST_CACHE:-$HOME/.cache/regctl-test}
 mkdir -p "$cache"
@@ -60,6 +63,7 @@ build_cached registry "$DISTRIBUTION_VERSION" go_install "github.com/distributio
 build_cached crane "$CRANE_VERSION" go_install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 build_cached pebble "$PEBBLE_VERSION" go_install "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION"
 build_cached pebble-challtestsrv "$PEBBLE_VERSION" go_install "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_VERSION"
+build_cached golangci-lint "$GOLANGCI_LINT_VERSION" go_install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION"
 
 # The fresh-host system test (internal/testenv/freshhost) boots throwaway
 # hosts with systemd-nspawn: its own script installs what that needs.

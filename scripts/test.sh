@@ -11,7 +11,8 @@
 #   (distribution v3.1.2), REGCTL_TEST_CRANE, REGCTL_TEST_FERRETDB,
 #   REGCTL_TEST_PEBBLE (nginx, skopeo, docker, fail2ban and logrotate come from PATH)
 # sets REGCTL_TEST_REQUIRE=1 (a missing server fails instead of skipping),
-# then runs go vet, a gofmt check, all tests with -race and the integration
+# then runs go vet, `make lint` (gofmt check and the pinned golangci-lint,
+# GOLANGCI_LINT from test-deps.sh), all tests with -race and the integration
 # tag (the end-to-end package and then the fresh-host system tests last,
 # each alone), and every benchmark once (before the tests). All phases run; the exit status is non-zero
 # if any failed. The servers and temporary files are removed on exit.
@@ -111,7 +112,8 @@ deps() {
 		declare -g "$line"
 	done <<<"$out"
 	: "${FERRETDB:?test-deps.sh printed no FERRETDB}" "${REGISTRY:?test-deps.sh printed no REGISTRY}" \
-		"${CRANE:?test-deps.sh printed no CRANE}" "${PEBBLE:?test-deps.sh printed no PEBBLE}"
+		"${CRANE:?test-deps.sh printed no CRANE}" "${PEBBLE:?test-deps.sh printed no PEBBLE}" \
+		"${GOLANGCI_LINT:?test-deps.sh printed no GOLANGCI_LINT}"
 	REGISTRY2=$(command -v docker-registry) || { log "docker-registry (Debian's distribution 2.8) is not installed"; return 1; }
 	command -v dockerd docker skopeo >&2
 }
@@ -141,16 +143,6 @@ start_dockerd() {
 	log "dockerd on $REGCTL_TEST_DOCKER_HOST (log $tmp/dockerd.log)"
 }
 
-gofmt_check() {
-	local files
-	files=$(find . -path ./.git -prune -o -name '*.go' -not -path '*/testdata/*' -print | xargs gofmt -l)
-	if [[ -n $files ]]; then
-		log "gofmt would change these files (run gofmt -w):"
-		printf '  %s\n' $files >&2
-		return 1
-	fi
-}
-
 # make dist: the release binaries, amd64 and arm64 cross-built, and their
 # .debs (building nfpm the first time), into the temporary directory.
 dist_build() {
@@ -175,7 +167,7 @@ export REGCTL_TEST_CHALLTESTSRV=$PEBBLE_CHALLTESTSRV
 env | grep '^REGCTL_TEST_' | sort >&2
 
 phase vet go vet -tags integration ./...
-phase gofmt gofmt_check
+phase lint make lint GOLANGCI_LINT="$GOLANGCI_LINT"
 phase dist dist_build
 # Benchmarks run once each, only to keep them compiling and working.
 phase bench go test -run='^$' -bench=. -benchtime=1x ./...
