@@ -3,7 +3,6 @@ package certs_test
 import (
 	"context"
 	"errors"
-	"github.com/regctl/regctl/internal/certs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regctl/regctl/internal/certs"
 )
 
 func TestProbeWebroot(t *testing.T) {
@@ -104,7 +105,7 @@ func TestDNSProviders(t *testing.T) {
 // request the issuer makes carries it, so a hanging CA cannot hang a run.
 func TestLegoIssuerHonoursContext(t *testing.T) {
 	release := make(chan struct{})
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():

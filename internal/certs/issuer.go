@@ -14,8 +14,8 @@ const (
 	LetsEncryptStaging    = "https://acme-staging-v02.api.letsencrypt.org/directory"
 )
 
-// Certificate profiles Let's Encrypt offers (draft-ietf-acme-profiles).
-// An empty profile means the CA's default.
+// KnownProfiles are the certificate profiles Let's Encrypt offers
+// (draft-ietf-acme-profiles). An empty profile means the CA's default.
 var KnownProfiles = []string{"classic", "tlsserver", "shortlived"}
 
 // CheckProfile accepts "" and simple profile names ([a-z0-9-]); CAs other
@@ -23,7 +23,7 @@ var KnownProfiles = []string{"classic", "tlsserver", "shortlived"}
 // KnownProfiles are not rejected here but by the CA.
 func CheckProfile(p string) error {
 	for _, c := range p {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '_' {
 			return fmt.Errorf("invalid certificate profile %q: known profiles are %s", p, strings.Join(KnownProfiles, ", "))
 		}
 	}

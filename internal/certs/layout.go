@@ -144,7 +144,7 @@ func checkName(n string) error {
 			return fmt.Errorf("invalid name %q", n)
 		}
 		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '_' {
 				return fmt.Errorf("invalid name %q: character %q", n, c)
 			}
 		}

@@ -1,9 +1,10 @@
 package certs_test
 
 import (
-	"github.com/regctl/regctl/internal/certs"
 	"slices"
 	"testing"
+
+	"github.com/regctl/regctl/internal/certs"
 )
 
 func TestLayout(t *testing.T) {

@@ -3,11 +3,12 @@ package certs_test
 import (
 	"context"
 	"errors"
-	"github.com/regctl/regctl/internal/certs"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/regctl/regctl/internal/certs"
 )
 
 func TestLock(t *testing.T) {

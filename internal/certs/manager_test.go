@@ -9,9 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"github.com/regctl/regctl/internal/certs"
-	"github.com/regctl/regctl/internal/certs/certstest"
-	"github.com/regctl/regctl/internal/testenv"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -20,6 +17,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/regctl/regctl/internal/certs"
+	"github.com/regctl/regctl/internal/certs/certstest"
+	"github.com/regctl/regctl/internal/testenv"
 )
 
 const testDirectory = "https://acme.test/directory"

@@ -3,11 +3,12 @@ package certs_test
 import (
 	"context"
 	"errors"
-	"github.com/regctl/regctl/internal/certs"
-	"github.com/regctl/regctl/internal/certs/certstest"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/regctl/regctl/internal/certs"
+	"github.com/regctl/regctl/internal/certs/certstest"
 )
 
 func TestComposeReloader(t *testing.T) {

@@ -2,8 +2,6 @@ package certs_test
 
 import (
 	"errors"
-	"github.com/regctl/regctl/internal/certs"
-	"github.com/regctl/regctl/internal/certs/certstest"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regctl/regctl/internal/certs"
+	"github.com/regctl/regctl/internal/certs/certstest"
 )
 
 func TestStore(t *testing.T) {

@@ -119,7 +119,7 @@ func (n *Nginx) Configure(t testing.TB, c NginxConfig) {
 	}
 }
 
-func (n *Nginx) configText(t testing.TB) string {
+func (n *Nginx) configText(_ testing.TB) string {
 	b, _ := os.ReadFile(n.Conf)
 	return string(b)
 }
