@@ -190,7 +190,7 @@ func (a *authenticator) user(ctx context.Context, username string) (*store.User,
 			return nil, errUnknownUser
 		}
 		if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: %v", store.ErrUnavailable, err) //nolint:errorlint // deliberately one sentinel: callers classify by store.ErrUnavailable; the cause stays text so it cannot match their other checks (context errors)
 		}
 		return nil, err
 	}

@@ -126,7 +126,7 @@ func (k *mintKey) sign(payload []byte) (string, error) {
 	if k.ecdsa {
 		var rs struct{ R, S *big.Int }
 		if rest, err := asn1.Unmarshal(sig, &rs); err != nil || len(rest) > 0 {
-			return "", fmt.Errorf("malformed ECDSA signature: %v", err)
+			return "", fmt.Errorf("malformed ECDSA signature: %v", err) //nolint:errorlint // err may be nil here, and %w would print %!w(<nil>) (trailing bytes)
 		}
 		sig = make([]byte, 64)
 		rs.R.FillBytes(sig[:32])

@@ -2,13 +2,14 @@ package token
 
 import (
 	"encoding/base64"
-	"github.com/regctl/regctl/internal/acl"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/regctl/regctl/internal/acl"
 )
 
 func TestParseBasicAuth(t *testing.T) {

@@ -239,7 +239,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	policy, err := s.rules.current()
 	if err != nil {
-		s.fail(w, &d, fmt.Errorf("%w: %v", store.ErrUnavailable, err))
+		s.fail(w, &d, fmt.Errorf("%w: %v", store.ErrUnavailable, err)) //nolint:errorlint // deliberately one sentinel: callers classify by store.ErrUnavailable; the cause stays text so it cannot match their other checks (context errors)
 		return
 	}
 

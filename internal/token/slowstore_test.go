@@ -278,7 +278,7 @@ func TestFaultSlowStore(t *testing.T) {
 	var recovered time.Duration
 	if err := testenv.Poll(30*time.Second, 50*time.Millisecond, func() error {
 		if code, _, err := do(); code != http.StatusOK {
-			return fmt.Errorf("status %d, %v", code, err)
+			return fmt.Errorf("status %d, %v", code, err) //nolint:errorlint // err may be nil here, and %w would print %!w(<nil>) (a non-200 status)
 		}
 		recovered = time.Since(fastAgain)
 		return nil
