@@ -14,7 +14,7 @@ import (
 // the admin-facing checks in validate.go: a backend must still read and
 // write what an existing docker_auth database holds.
 
-// ErrInvalid: the record cannot be stored as given, for example a label
+// ErrInvalid means the record cannot be stored as given, for example a label
 // key that a document store cannot hold.
 var ErrInvalid = errors.New("invalid record")
 

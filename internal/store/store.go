@@ -12,14 +12,14 @@ import (
 )
 
 var (
-	// ErrNotFound: the user or rule does not exist.
+	// ErrNotFound means the user or rule does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrExists: a user with that name or a rule with that seq exists.
+	// ErrExists means a user with that name or a rule with that seq exists.
 	ErrExists = errors.New("already exists")
 	// ErrUnavailable wraps every error that means the store could not be
 	// reached or did not answer in time. Callers fail closed on it.
 	ErrUnavailable = errors.New("store unavailable")
-	// ErrConflict: a concurrent writer changed the record; UpdateUser
+	// ErrConflict means a concurrent writer changed the record; UpdateUser
 	// retries a few times before returning it, so under heavy contention
 	// callers may still see it and should retry or report it.
 	ErrConflict = errors.New("concurrent update")
@@ -46,6 +46,7 @@ const DefaultBcryptCost = 12
 // Status is a user's effective state at a point in time.
 type Status string
 
+// The states Status reports.
 const (
 	StatusActive   Status = "active"
 	StatusDisabled Status = "disabled"

@@ -270,7 +270,7 @@ func TestDockerAuthUsers(t *testing.T) {
 	if _, ok := doc["labels"].(bson.D); !ok {
 		t.Errorf("labels stored as %T", doc["labels"])
 	}
-	if _, err := s.UpdateUser(ctx, "alice", func(u *store.User) error { return nil }); err != nil {
+	if _, err := s.UpdateUser(ctx, "alice", func(_ *store.User) error { return nil }); err != nil {
 		t.Fatalf("second UpdateUser: %v", err)
 	}
 	if err := s.users.FindOne(ctx, bson.D{{Key: "username", Value: "alice"}}).Decode(&doc); err != nil {

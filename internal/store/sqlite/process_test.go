@@ -299,7 +299,7 @@ func TestPermissions(t *testing.T) {
 		},
 		{
 			name: "uncreatable directory",
-			prepare: func(t *testing.T, dir, path string) string {
+			prepare: func(t *testing.T, dir, _ string) string {
 				chmod(t, dir, mode("r", true))
 				return filepath.Join(dir, "sub", "regctl.db")
 			},

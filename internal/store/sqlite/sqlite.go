@@ -194,7 +194,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the database; the Store is unusable afterwards and its
 // methods return errors wrapping store.ErrUnavailable. Closing twice is a
 // no-op.
-func (s *Store) Close(ctx context.Context) error {
+func (s *Store) Close(_ context.Context) error {
 	if s.closed.Swap(true) {
 		return nil
 	}

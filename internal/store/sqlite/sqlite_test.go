@@ -664,7 +664,7 @@ func TestUpdateUserFnPanics(t *testing.T) {
 				t.Error("the panic in fn did not propagate")
 			}
 		}()
-		_, _ = s.UpdateUser(ctx, "alice", func(u *store.User) error { panic("boom") })
+		_, _ = s.UpdateUser(ctx, "alice", func(_ *store.User) error { panic("boom") })
 	}()
 	got, err := s.UpdateUser(ctx, "alice", func(u *store.User) error { u.Disabled = true; return nil })
 	if err != nil || !got.Disabled {
