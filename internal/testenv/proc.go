@@ -119,15 +119,15 @@ func (p *Proc) Exited() (bool, error) {
 	}
 }
 
-// Log returns the process's log, at most its last max bytes (all if max is
-// 0).
-func (p *Proc) Log(max int) string {
+// Log returns the process's log, at most its last maxLen bytes (all if
+// maxLen is 0).
+func (p *Proc) Log(maxLen int) string {
 	b, err := os.ReadFile(p.LogPath)
 	if err != nil {
 		return fmt.Sprintf("[read log: %v]", err)
 	}
-	if max > 0 && len(b) > max {
-		b = append([]byte("…"), b[len(b)-max:]...)
+	if maxLen > 0 && len(b) > maxLen {
+		b = append([]byte("…"), b[len(b)-maxLen:]...)
 	}
 	return string(b)
 }
@@ -149,7 +149,7 @@ func (p *Proc) Ready(ctx context.Context, timeout time.Duration, check func() er
 	deadline := time.Now().Add(timeout)
 	for {
 		if exited, err := p.Exited(); exited {
-			return fmt.Errorf("exited: %v", err)
+			return fmt.Errorf("exited: %v", err) //nolint:errorlint // err is nil when the process exited 0, and %w would print %!w(<nil>)
 		}
 		err := check()
 		if err == nil {

@@ -82,7 +82,7 @@ func buildRegctl(t testing.TB, b *regctlBuild, name string, race bool) string {
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			b.err = fmt.Errorf("go %v in %s: %v\n%s", args, root, err, out)
+			b.err = fmt.Errorf("go %v in %s: %w\n%s", args, root, err, out)
 			return
 		}
 		fmt.Fprintf(os.Stderr, "testenv: built %s (race=%v) in %s\n", name, race, time.Since(start).Round(time.Millisecond))

@@ -115,7 +115,7 @@ func build() (*Artifacts, string, error) {
 	err = cmd.Run()
 	log := stderr.String()
 	if err != nil {
-		return nil, log, fmt.Errorf("%s: %v", script, err)
+		return nil, log, fmt.Errorf("%s: %w", script, err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		log += fmt.Sprintf("(build took %s)\n", took.Round(time.Second))
@@ -143,7 +143,7 @@ func build() (*Artifacts, string, error) {
 			return nil, log, fmt.Errorf("%s printed no path for every artifact:\n%s", script, stdout.String())
 		}
 		if _, err := os.Stat(p); err != nil {
-			return nil, log, fmt.Errorf("%s: %v", script, err)
+			return nil, log, fmt.Errorf("%s: %w", script, err)
 		}
 	}
 	return a, log, nil

@@ -209,9 +209,9 @@ func logResult(t testing.TB, where string, c Cmd, r testenv.Result, took time.Du
 	t.Logf("%s%s  (exit %d, %s)%s", where, strings.Join(c.Args, " "), r.Code, took.Round(time.Millisecond), out)
 }
 
-func tail(s string, max int) string {
-	if len(s) > max {
-		return "…" + s[len(s)-max:]
+func tail(s string, maxLen int) string {
+	if len(s) > maxLen {
+		return "…" + s[len(s)-maxLen:]
 	}
 	return s
 }

@@ -148,13 +148,13 @@ func (p *nspawn) exitCode() int {
 	return 0
 }
 
-func (p *nspawn) log(max int) string {
+func (p *nspawn) log(maxLen int) string {
 	b, err := os.ReadFile(p.logPath)
 	if err != nil {
 		return fmt.Sprintf("[read %s: %v]", p.logPath, err)
 	}
-	if max > 0 && len(b) > max {
-		b = append([]byte("…"), b[len(b)-max:]...)
+	if maxLen > 0 && len(b) > maxLen {
+		b = append([]byte("…"), b[len(b)-maxLen:]...)
 	}
 	return string(b)
 }
@@ -422,7 +422,7 @@ func (h *Host) start(t testing.TB) {
 	var pid int
 	err = testenv.Poll(30*time.Second, 50*time.Millisecond, func() error {
 		if p.exited() {
-			return testenv.Stop(fmt.Errorf("systemd-nspawn exited: %v", p.err))
+			return testenv.Stop(fmt.Errorf("systemd-nspawn exited: %v", p.err)) //nolint:errorlint // p.err is nil when systemd-nspawn exited 0, and %w would print %!w(<nil>)
 		}
 		var err error
 		pid, err = containerInit(cmd.Process.Pid)
@@ -438,7 +438,7 @@ func (h *Host) start(t testing.TB) {
 	var state string
 	err = testenv.Poll(h.Opts.BootTimeout, 200*time.Millisecond, func() error {
 		if p.exited() {
-			return testenv.Stop(fmt.Errorf("systemd-nspawn exited: %v", p.err))
+			return testenv.Stop(fmt.Errorf("systemd-nspawn exited: %v", p.err)) //nolint:errorlint // p.err is nil when systemd-nspawn exited 0, and %w would print %!w(<nil>)
 		}
 		r, err := h.exec(Cmd{Args: []string{"systemctl", "is-system-running"}, Timeout: 10 * time.Second})
 		if err != nil {
@@ -557,16 +557,16 @@ func (h *Host) Running() bool {
 }
 
 // Console returns the console output (systemd's boot and shutdown
-// messages) of the current or last boot, at most its last max bytes (all
+// messages) of the current or last boot, at most its last maxLen bytes (all
 // if 0).
-func (h *Host) Console(max int) string {
+func (h *Host) Console(maxLen int) string {
 	h.mu.Lock()
 	p := h.proc
 	h.mu.Unlock()
 	if p == nil {
 		return ""
 	}
-	return p.log(max)
+	return p.log(maxLen)
 }
 
 // StopTimeout is how long PowerOff and Reboot wait for an orderly

@@ -177,7 +177,7 @@ func removeHost(name, stateDir, cgroup string) error {
 	for _, ns := range []string{name + "-in", name + "-out"} {
 		if _, err := os.Stat(filepath.Join("/run/netns", ns)); err == nil {
 			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-				errs = append(errs, fmt.Errorf("ip netns del %s: %v: %s", ns, err, out))
+				errs = append(errs, fmt.Errorf("ip netns del %s: %w: %s", ns, err, out))
 			}
 		}
 		if err := os.RemoveAll(filepath.Join("/etc/netns", ns)); err != nil {

@@ -169,7 +169,7 @@ func pushArchive(client *http.Client, base, tarball string, refs []string) ([]st
 	}
 	var ms []archiveManifest
 	if err := json.Unmarshal(files["manifest.json"], &ms); err != nil {
-		return nil, fmt.Errorf("manifest.json: %v", err)
+		return nil, fmt.Errorf("manifest.json: %w", err)
 	}
 	if len(ms) != 1 {
 		return nil, fmt.Errorf("manifest.json holds %d images, want 1", len(ms))
@@ -224,13 +224,13 @@ func pushArchive(client *http.Client, base, tarball string, refs []string) ([]st
 		}
 		for digest, data := range blobs {
 			if err := pushBlob(client, base, repo, digest, data); err != nil {
-				return nil, fmt.Errorf("%s: blob %s: %v", ref, digest, err)
+				return nil, fmt.Errorf("%s: blob %s: %w", ref, digest, err)
 			}
 		}
 		req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/v2/%s/manifests/%s", base, repo, tag), bytes.NewReader(manifestJSON))
 		req.Header.Set("Content-Type", manifest.MediaType)
 		if err := do(client, req, http.StatusCreated); err != nil {
-			return nil, fmt.Errorf("%s: manifest: %v", ref, err)
+			return nil, fmt.Errorf("%s: manifest: %w", ref, err)
 		}
 	}
 	return refs, nil
@@ -292,18 +292,18 @@ func readArchive(path string) (map[string][]byte, error) {
 	tr := tar.NewReader(f)
 	for {
 		hdr, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return files, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", path, err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		if hdr.Typeflag != tar.TypeReg {
 			continue
 		}
 		b, err := io.ReadAll(tr)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", path, err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		files[filepath.Clean(hdr.Name)] = b
 	}

@@ -57,7 +57,7 @@ func buildDeb(dir string) (string, error) {
 	cmd.Env = append(os.Environ(), "GOPROXY=off")
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%v in %s: %v\n%s\n(nfpm not built yet? run make dist once, with the module proxy reachable)", cmd.Args, root, err, out)
+		return "", fmt.Errorf("%v in %s: %w\n%s\n(nfpm not built yet? run make dist once, with the module proxy reachable)", cmd.Args, root, err, out)
 	}
 	debs, _ := filepath.Glob(filepath.Join(dir, "regctl_*_amd64.deb"))
 	if len(debs) != 1 {
