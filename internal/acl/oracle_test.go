@@ -373,8 +373,8 @@ type theme struct {
 
 var themes = []theme{
 	{ // escaping of substituted values
-		accounts: []string{"a*b", "a.b", "a?", "a[b", `a`, "ab", "axb"},
-		names:    []string{"axb/x", "a*b/x", "a.b/x", "a?/x", "ab/x", "a[b/x", `a/x`, "axb", "a.b", "ab"},
+		accounts: []string{"a*b", "a.b", "a?", "a[b", "a\b", "ab", "axb"},
+		names:    []string{"axb/x", "a*b/x", "a.b/x", "a?/x", "ab/x", "a[b/x", "a\b/x", "axb", "a.b", "ab"},
 		patterns: []string{"${account}/*", `/${account}\/.+/`, "${account}*", "/${account}.*/", "${name}", "/${name}/",
 			"${account}", "/${account}/", "${labels:team}/*", `/${labels:team}\/.*/`},
 		labels: func(r *rand.Rand) map[string][]string {

@@ -401,7 +401,7 @@ func domainError(d string) error {
 		}
 		for i := 0; i < len(label); i++ {
 			ch := label[i]
-			if !(isLowerAlnumByte(ch) || ch >= 'A' && ch <= 'Z' || ch == '-') {
+			if !isLowerAlnumByte(ch) && (ch < 'A' || ch > 'Z') && ch != '-' {
 				return fmt.Errorf("registry host %q: invalid character %q", d, rune(ch))
 			}
 		}
@@ -439,9 +439,9 @@ func hasUpper(s string) bool {
 
 // clip shortens s for use in an error message.
 func clip(s string) string {
-	const max = 80
-	if len(s) <= max {
+	const maxLen = 80
+	if len(s) <= maxLen {
 		return s
 	}
-	return s[:max] + "..."
+	return s[:maxLen] + "..."
 }

@@ -162,7 +162,7 @@ func TestFloor(t *testing.T) {
 			}
 		}
 		tok := resp["token"].(string)
-		jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+		jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -155,11 +155,11 @@ func (r *run) warmUp(ctx context.Context) error {
 	// and the floor answers with a token too.
 	status, _, access, err := get(ctx, r.rAddr, 0, Scope(0, 0, r.cfg.Rules), false)
 	if err != nil || status != http.StatusOK || len(access) != 1 || len(access[0].Actions) != 2 {
-		return fmt.Errorf("regctl serve: status %d, access %v, %v: the benchmark data does not decide as expected", status, access, err)
+		return fmt.Errorf("regctl serve: status %d, access %v, %v: the benchmark data does not decide as expected", status, access, err) //nolint:errorlint // err may be nil here, and %w would print %!w(<nil>)
 	}
 	status, _, access, err = get(ctx, r.fAddr, 0, "", false)
 	if err != nil || status != http.StatusOK || len(access) != 1 {
-		return fmt.Errorf("floor: status %d, access %v, %v", status, access, err)
+		return fmt.Errorf("floor: status %d, access %v, %v", status, access, err) //nolint:errorlint // err may be nil here, and %w would print %!w(<nil>)
 	}
 	r.logf("warm-up: %d users signed in, refresh tokens issued, in %.1fs", w, time.Since(start).Seconds())
 	return nil
@@ -185,7 +185,7 @@ func (r *run) staleness(ctx context.Context) error {
 	// A rule granting user 0 a repository nothing granted it.
 	scope := "repository:stale-check/app:pull"
 	if ok, err := r.granted(ctx, 0, scope); err != nil || ok {
-		return fmt.Errorf("before the rule change: granted %t, %v", ok, err)
+		return fmt.Errorf("before the rule change: granted %t, %v", ok, err) //nolint:errorlint // err may be nil here, and %w would print %!w(<nil>)
 	}
 	name := UserName(0)
 	pattern := "stale-check/*"
@@ -201,7 +201,7 @@ func (r *run) staleness(ctx context.Context) error {
 
 	// Disabling a user whose record the server has just cached.
 	if status, _, _, err := get(ctx, r.rAddr, 1, Scope(1, 0, r.cfg.Rules), false); err != nil || status != http.StatusOK {
-		return fmt.Errorf("before the user change: status %d, %v", status, err)
+		return fmt.Errorf("before the user change: status %d, %v", status, err) //nolint:errorlint // err may be nil here, and %w would print %!w(<nil>)
 	}
 	if _, err := r.st.UpdateUser(ctx, UserName(1), func(u *store.User) error { u.Disabled = true; return nil }); err != nil {
 		return err

@@ -297,12 +297,12 @@ func (r *run) openStore(ctx context.Context) (err error) {
 	if r.hashes, err = Hashes(r.cfg.BcryptCost); err != nil {
 		return err
 	}
-	switch {
-	case r.cfg.Store == "sqlite":
+	switch r.cfg.Store {
+	case "sqlite":
 		path := filepath.Join(r.dir, "regctl.db")
 		r.url = "sqlite://" + path
 		r.st, err = sqlite.Open(ctx, path)
-	case r.cfg.Store == "ferretdb":
+	case "ferretdb":
 		if r.url, err = r.startFerretDB(ctx); err != nil {
 			return err
 		}
@@ -600,7 +600,7 @@ func (r *run) cell(ctx context.Context, server, workload string, conc int, p *te
 	cpu1, err := cpuTime(p.PID())
 	if err != nil {
 		perr := p.Wait()
-		return Cell{}, fmt.Errorf("%s: %s exited (%v); end of its log:\n%s", name, p.Name, perr, p.Log(4096))
+		return Cell{}, fmt.Errorf("%s: %s exited (%v); end of its log:\n%s", name, p.Name, perr, p.Log(4096)) //nolint:errorlint // perr is nil when the process exited 0, and %w would print %!w(<nil>)
 	}
 	mem, err := memory(p.PID())
 	if err != nil {

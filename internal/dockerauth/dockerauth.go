@@ -298,7 +298,7 @@ func (c *Config) parseACL(val *yaml.Node) error {
 // the value, to the anchored form with the same meaning. A regex that is
 // already anchored at both ends (and has no alternation) stays as is.
 func unanchorRegex(p string) (string, bool) {
-	if !(len(p) > 2 && p[0] == '/' && p[len(p)-1] == '/') {
+	if len(p) <= 2 || p[0] != '/' || p[len(p)-1] != '/' {
 		return p, false
 	}
 	body := p[1 : len(p)-1]

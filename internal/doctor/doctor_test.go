@@ -227,7 +227,7 @@ func healthyEnv(t *testing.T, c *config.Config) *Env {
 		Config:     c,
 		ConfigPath: "/etc/regctl/regctl.yaml",
 		Now:        func() time.Time { return now },
-		LookupHost: func(_ context.Context, name string) ([]string, error) {
+		LookupHost: func(_ context.Context, _ string) ([]string, error) {
 			return []string{"192.0.2.10", "2001:db8::10"}, nil
 		},
 		HostAddrs: func() ([]net.IP, error) { return []net.IP{net.ParseIP("192.0.2.10"), net.ParseIP("127.0.0.1")}, nil },
@@ -314,72 +314,72 @@ type setup struct {
 
 func TestChecks(t *testing.T) {
 	tests := []struct {
-		name   string
-		mutate func(*config.Config) // before rendering
-		break_ func(t *testing.T, s setup)
-		check  string
-		want   Status
-		msg    []string // in the message
-		fix    string   // in the fix
-		fails  bool     // another finding is an error too
+		name    string
+		mutate  func(*config.Config) // before rendering
+		breakFn func(t *testing.T, s setup)
+		check   string
+		want    Status
+		msg     []string // in the message
+		fix     string   // in the fix
+		fails   bool     // another finding is an error too
 	}{
 		// dns
 		{name: "name does not resolve", check: CheckDNS, want: Error, msg: []string{"registry.test does not resolve", "no such host"}, fix: "A (and AAAA) record",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(_ *testing.T, s setup) {
 				s.env.LookupHost = func(context.Context, string) ([]string, error) {
 					return nil, &net.DNSError{Err: "no such host", Name: "registry.test", IsNotFound: true}
 				}
 			}},
 		{name: "name resolves elsewhere", check: CheckDNS, want: Warn, msg: []string{"198.51.100.1, not an address of this host"}, fix: "NAT",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(_ *testing.T, s setup) {
 				s.env.LookupHost = func(context.Context, string) ([]string, error) { return []string{"198.51.100.1"}, nil }
 			}},
 		// tls
 		{name: "no certificate", check: CheckTLS, want: Error, msg: []string{"no certificate for registry.test"}, fix: "regctl certs obtain registry.test --config /etc/regctl/regctl.yaml",
-			break_: func(t *testing.T, s setup) { os.Remove(abs(s.c, render.CertFile("registry.test"))) }},
+			breakFn: func(_ *testing.T, s setup) { os.Remove(abs(s.c, render.CertFile("registry.test"))) }},
 		{name: "corrupt certificate", check: CheckTLS, want: Error, msg: []string{render.CertFile("registry.test"), "no PEM certificate"},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				mustWrite(t, abs(s.c, render.CertFile("registry.test")), []byte("garbage"), 0o600)
 			}},
 		{name: "certificate expired", check: CheckTLS, want: Error, msg: []string{"expired on"}, fix: "regctl certs renew",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				writeTLS(t, s.c, "registry.test", []string{"registry.test"}, now.Add(-time.Hour), false)
 			}},
 		{name: "certificate expires in 10 days", check: CheckTLS, want: Warn, msg: []string{"in 10 days", "overdue"}, fix: "regctl certs status",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				writeTLS(t, s.c, "registry.test", []string{"registry.test"}, now.Add(10*24*time.Hour+time.Hour), false)
 			}},
 		{name: "certificate for another name", check: CheckTLS, want: Error, msg: []string{"does not cover registry.test", "other.test"},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				writeTLS(t, s.c, "registry.test", []string{"other.test"}, now.Add(60*24*time.Hour), false)
 			}},
 		{name: "self-signed certificate", check: CheckTLS, want: Warn, msg: []string{"self-signed"}, fix: "regctl certs obtain",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				writeTLS(t, s.c, "registry.test", []string{"registry.test"}, now.Add(60*24*time.Hour), true)
 			}},
 		// signing key
 		{name: "signing certificate expires in 20 days", check: CheckSigningExpiry, want: Warn, msg: []string{"in 20 days"}, fix: "regctl keys rotate --dir ",
-			break_: func(t *testing.T, s setup) { travel(t, s, now.Add(keys.SigningValidity-20*24*time.Hour-time.Minute)) }},
+			breakFn: func(t *testing.T, s setup) { travel(t, s, now.Add(keys.SigningValidity-20*24*time.Hour-time.Minute)) }},
 		{name: "signing certificate expired", check: CheckSigningExpiry, want: Error, msg: []string{"expired on", "rejects every token"}, fix: "regctl keys rotate",
-			break_: func(t *testing.T, s setup) { travel(t, s, now.Add(keys.SigningValidity+time.Hour)) }},
+			breakFn: func(t *testing.T, s setup) { travel(t, s, now.Add(keys.SigningValidity+time.Hour)) }},
 		{name: "expired but otherwise sound keys load", check: CheckSigningKeys, want: OK, fails: true,
-			break_: func(t *testing.T, s setup) { travel(t, s, now.Add(keys.SigningValidity+time.Hour)) }},
+			breakFn: func(t *testing.T, s setup) { travel(t, s, now.Add(keys.SigningValidity+time.Hour)) }},
 		{name: "truncated signing key", check: CheckSigningKeys, want: Error, msg: []string{"keys/signing.key"}, fix: "keys rotate",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				p := abs(s.c, "keys/signing.key")
 				b, _ := os.ReadFile(p)
 				mustWrite(t, p, b[:len(b)/2], 0o600)
 			}},
 		{name: "signing key readable by others", check: CheckSigningKeys, want: Error, msg: []string{"mode 0644"}, fix: "chmod 600 ",
-			break_: func(t *testing.T, s setup) { os.Chmod(abs(s.c, "keys/signing.key"), 0o644) }},
+			breakFn: func(_ *testing.T, s setup) { os.Chmod(abs(s.c, "keys/signing.key"), 0o644) }},
 		{name: "rotated keys", check: CheckSigningKeys, want: OK, msg: []string{"previous key kept in signing.prev.crt"},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				if _, err := keys.Rotate(abs(s.c, render.KeysDir), now); err != nil {
 					t.Fatal(err)
 				}
 			}},
 		{name: "registry trusts another CA", check: CheckSigningBundle, want: Error, msg: []string{"does not chain to", render.RegistryBundleFile}, fix: "restart registry",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				other := filepath.Join(t.TempDir(), "k")
 				if err := keys.Generate(other, keys.ES256, now); err != nil {
 					t.Fatal(err)
@@ -388,67 +388,67 @@ func TestChecks(t *testing.T) {
 				mustWrite(t, abs(s.c, render.RegistryBundleFile), b, 0o644)
 			}},
 		{name: "registry bundle is not PEM", check: CheckSigningBundle, want: Error, msg: []string{render.RegistryBundleFile, "no PEM certificate"},
-			break_: func(t *testing.T, s setup) { mustWrite(t, abs(s.c, render.RegistryBundleFile), []byte("{}"), 0o644) }},
+			breakFn: func(t *testing.T, s setup) { mustWrite(t, abs(s.c, render.RegistryBundleFile), []byte("{}"), 0o644) }},
 		{name: "registry bundle missing", check: CheckSigningBundle, want: Warn, msg: []string{"keys/bundle.pem", "is missing"}, fix: "regctl render",
-			break_: func(t *testing.T, s setup) { os.Remove(abs(s.c, render.RegistryBundleFile)) }},
+			breakFn: func(_ *testing.T, s setup) { os.Remove(abs(s.c, render.RegistryBundleFile)) }},
 		{name: "registry bundle differs but trusts the CA", check: CheckSigningBundle, want: Warn, msg: []string{"differs from"},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				b, _ := os.ReadFile(abs(s.c, render.RegistryBundleFile))
 				mustWrite(t, abs(s.c, render.RegistryBundleFile), append([]byte("# bundle\n"), b...), 0o644)
 			}},
 		// token config
 		{name: "registry issuer edited", check: CheckTokenConfig, want: Error, msg: []string{`issuer "other" in registry/config.yml but "regctl" in token/token-server.yaml`}, fix: "restart registry regctl",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				replaceIn(t, abs(s.c, render.RegistryConfFile), `issuer: "regctl"`, `issuer: "other"`)
 			}},
 		{name: "regctl.yaml changed since the render", check: CheckTokenConfig, want: Error,
-			msg:    []string{`service "registry.test" in token/token-server.yaml but "registry.example" in regctl.yaml`, "realm"},
-			break_: func(t *testing.T, s setup) { s.c.Token.Service = "registry.example"; s.c.Domains.Registry = "new.test" }},
+			msg:     []string{`service "registry.test" in token/token-server.yaml but "registry.example" in regctl.yaml`, "realm"},
+			breakFn: func(_ *testing.T, s setup) { s.c.Token.Service = "registry.example"; s.c.Domains.Registry = "new.test" }},
 		{name: "token server config missing", check: CheckTokenConfig, want: Error, msg: []string{render.TokenConfFile + " is missing"},
-			break_: func(t *testing.T, s setup) { os.Remove(abs(s.c, render.TokenConfFile)) }},
+			breakFn: func(_ *testing.T, s setup) { os.Remove(abs(s.c, render.TokenConfFile)) }},
 		{name: "registry config not YAML", check: CheckTokenConfig, want: Error, msg: []string{render.RegistryConfFile, "yaml"},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				mustWrite(t, abs(s.c, render.RegistryConfFile), []byte("auth: [\n"), 0o600)
 			}},
 		// store
 		{name: "store cannot be opened", check: CheckStore, want: Error, msg: []string{"cannot open the store", "connection refused"}, fix: "up -d",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(_ *testing.T, s setup) {
 				s.env.Store = func(context.Context) (store.Store, error) {
 					return nil, fmt.Errorf("%w: dial tcp: connection refused", store.ErrUnavailable)
 				}
 			}},
 		{name: "store does not answer", check: CheckStore, want: Error, msg: []string{"does not answer"},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				st := openSQLite(t)
 				s.env.Store = func(context.Context) (store.Store, error) {
 					return brokenStore{Store: st, pingErr: store.ErrUnavailable}, nil
 				}
 			}},
 		{name: "rules do not load", check: CheckStore, want: Error, msg: []string{"rules do not load", "seq 7"},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				st := openSQLite(t)
 				s.env.Store = func(context.Context) (store.Store, error) {
 					return brokenStore{Store: st, rulesErr: errors.New("rule seq 7: unknown match key \"host\"")}, nil
 				}
 			}},
 		{name: "index missing", check: CheckIndexes, want: Error, msg: []string{"no unique index on users.username"},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				st := openSQLite(t)
 				s.env.Store = func(context.Context) (store.Store, error) {
 					return mongoLike{Store: st, indexErr: errors.New("no unique index on users.username")}, nil
 				}
 			}},
 		{name: "embedded store has no index check", check: CheckIndexes, want: Skip,
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				st := openSQLite(t)
 				s.env.Store = func(context.Context) (store.Store, error) { return st, nil }
 			}},
 		{name: "store clock 5s ahead", check: CheckClock, want: Warn, msg: []string{"5s ahead of"}, fix: "NTP",
-			break_: func(t *testing.T, s setup) { s.env.Store = skewed(t, 5*time.Second) }},
+			breakFn: func(t *testing.T, s setup) { s.env.Store = skewed(t, 5*time.Second) }},
 		{name: "store clock 3 minutes behind", check: CheckClock, want: Error, msg: []string{"3m0s behind"},
-			break_: func(t *testing.T, s setup) { s.env.Store = skewed(t, -3*time.Minute) }},
+			breakFn: func(t *testing.T, s setup) { s.env.Store = skewed(t, -3*time.Minute) }},
 		{name: "store clock unreadable", check: CheckClock, want: Skip, msg: []string{"cannot read the store's clock"},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				st := openSQLite(t)
 				s.env.Store = func(context.Context) (store.Store, error) {
 					return mongoLike{Store: st, timeErr: errors.New("hello: unauthorized")}, nil
@@ -456,28 +456,28 @@ func TestChecks(t *testing.T) {
 			}},
 		{name: "managed mongo through the token server", mutate: func(c *config.Config) { c.Database.Backend = config.BackendMongo },
 			check: CheckStore, want: OK, msg: []string{"/readyz answers 200"},
-			break_: func(t *testing.T, s setup) { s.env.Store = nil }},
+			breakFn: func(_ *testing.T, s setup) { s.env.Store = nil }},
 		{name: "managed mongo unreachable", mutate: func(c *config.Config) { c.Database.Backend = config.BackendMongo },
 			check: CheckStore, want: Error, msg: []string{"http://127.0.0.1:5001/readyz", "status 503"}, fix: "logs regctl mongo",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(_ *testing.T, s setup) {
 				s.env.Store = nil
 				s.env.Runner.(fakeRunner)["docker"] = result{err: cmdErr("docker", "error: http://127.0.0.1:5001/readyz: status 503")}
 			}},
 		{name: "no store to check", check: CheckStore, want: Skip, msg: []string{"pass --store"},
-			break_: func(t *testing.T, s setup) { s.env.Store = nil }},
+			breakFn: func(_ *testing.T, s setup) { s.env.Store = nil }},
 		// file modes
 		{name: "world-readable signing key", check: CheckModes, want: Error, msg: []string{"keys/signing.key has mode 0644"}, fix: "chmod 600 ",
-			break_: func(t *testing.T, s setup) { os.Chmod(abs(s.c, "keys/signing.key"), 0o644) }},
+			breakFn: func(_ *testing.T, s setup) { os.Chmod(abs(s.c, "keys/signing.key"), 0o644) }},
 		{name: "open secrets directory", check: CheckModes, want: Error, msg: []string{"secrets has mode 0755"}, fix: "chmod 700 ",
-			break_: func(t *testing.T, s setup) { os.Chmod(abs(s.c, render.SecretsDir), 0o755) }},
+			breakFn: func(_ *testing.T, s setup) { os.Chmod(abs(s.c, render.SecretsDir), 0o755) }},
 		{name: "group-readable TLS key", check: CheckModes, want: Error, msg: []string{"privkey.pem has mode 0640"},
-			break_: func(t *testing.T, s setup) { os.Chmod(abs(s.c, render.CertKeyFile("registry.test")), 0o640) }},
+			breakFn: func(_ *testing.T, s setup) { os.Chmod(abs(s.c, render.CertKeyFile("registry.test")), 0o640) }},
 		{name: "readable audit log", check: CheckModes, want: Error, msg: []string{"logs/regctl/audit.log has mode 0644"}, fix: "chmod 600 ",
-			break_: func(t *testing.T, s setup) { mustWrite(t, abs(s.c, render.AuditLogFile), []byte("{}\n"), 0o644) }},
+			breakFn: func(t *testing.T, s setup) { mustWrite(t, abs(s.c, render.AuditLogFile), []byte("{}\n"), 0o644) }},
 		{name: "readable registry config", check: CheckModes, want: Error, msg: []string{"registry/config.yml has mode 0644"},
-			break_: func(t *testing.T, s setup) { os.Chmod(abs(s.c, render.RegistryConfFile), 0o644) }},
+			breakFn: func(_ *testing.T, s setup) { os.Chmod(abs(s.c, render.RegistryConfFile), 0o644) }},
 		{name: "secret is a symlink", check: CheckModes, want: Error, msg: []string{"secrets/registry-http-secret is a symbolic link"},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				p := abs(s.c, render.RegistrySecretFile)
 				os.Rename(p, filepath.Join(t.TempDir(), "moved"))
 				if err := os.Symlink("/etc/hostname", p); err != nil {
@@ -485,56 +485,56 @@ func TestChecks(t *testing.T) {
 				}
 			}},
 		{name: "many open files are capped", check: CheckModes, want: Error, msg: []string{"and "},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				for i := range 20 {
 					mustWrite(t, abs(s.c, fmt.Sprintf("secrets/extra-%02d", i)), []byte("x"), 0o644)
 				}
 			}},
 		// ports
 		{name: "registry publishes a port", check: CheckPorts, want: Error, msg: []string{"registry publishes 5000:5000", "bypass ufw"}, fix: "remove the ports",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				replaceIn(t, abs(s.c, render.ComposeFile), "\n  registry:\n", "\n  registry:\n    ports: [\"5000:5000\"]\n")
 			}},
 		{name: "long-form port", check: CheckPorts, want: Error, msg: []string{"regctl publishes 5001:5001"},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				replaceIn(t, abs(s.c, render.ComposeFile), "\n  regctl:\n", "\n  regctl:\n    ports:\n      - {published: 5001, target: 5001}\n")
 			}},
 		{name: "host network", check: CheckPorts, want: Error, msg: []string{"registry uses the host's network"},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(t *testing.T, s setup) {
 				replaceIn(t, abs(s.c, render.ComposeFile), "\n  registry:\n", "\n  registry:\n    network_mode: host\n")
 			}},
 		{name: "compose file missing", check: CheckPorts, want: Error, msg: []string{"compose.yaml is missing"}, fix: "regctl render",
-			break_: func(t *testing.T, s setup) { os.Remove(abs(s.c, render.ComposeFile)) }},
+			breakFn: func(_ *testing.T, s setup) { os.Remove(abs(s.c, render.ComposeFile)) }},
 		// ufw
 		{name: "ufw inactive", check: CheckUFW, want: Error, msg: []string{"inactive"}, fix: "firewall/ufw.sh",
-			break_: func(t *testing.T, s setup) { s.env.Runner.(fakeRunner)["ufw"] = result{out: "Status: inactive\n"} }},
+			breakFn: func(_ *testing.T, s setup) { s.env.Runner.(fakeRunner)["ufw"] = result{out: "Status: inactive\n"} }},
 		{name: "ufw lacks 443", check: CheckUFW, want: Warn, msg: []string{"lacks allow 443/tcp"},
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(_ *testing.T, s setup) {
 				s.env.Runner.(fakeRunner)["ufw"] = result{out: strings.Replace(ufwActive, "443/tcp  ", "8443/tcp ", 1)}
 			}},
 		{name: "ufw missing", check: CheckUFW, want: Error, msg: []string{"not installed"}, fix: "apt-get install ufw",
-			break_: func(t *testing.T, s setup) { delete(s.env.Runner.(fakeRunner), "ufw") }},
+			breakFn: func(_ *testing.T, s setup) { delete(s.env.Runner.(fakeRunner), "ufw") }},
 		{name: "ufw as non-root", check: CheckUFW, want: Warn, msg: []string{"You need to be root"}, fix: "as root",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(_ *testing.T, s setup) {
 				s.env.Runner.(fakeRunner)["ufw"] = result{err: cmdErr("ufw", "ERROR: You need to be root to run this script")}
 			}},
 		// fail2ban
 		{name: "no jail", check: CheckFail2ban, want: Error, msg: []string{"no jail regctl-auth"}, fix: "/etc/fail2ban/jail.d/regctl.conf",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(_ *testing.T, s setup) {
 				s.env.Runner.(fakeRunner)["fail2ban-client"] = result{err: cmdErr("fail2ban-client", "2026-11-29 10:00:14,543 fail2ban [1]: ERROR   NOK: ('regctl-auth',)\nSorry but the jail 'regctl-auth' does not exist")}
 			}},
 		{name: "fail2ban not running", check: CheckFail2ban, want: Error, msg: []string{"Is fail2ban running?"}, fix: "systemctl enable --now fail2ban",
-			break_: func(t *testing.T, s setup) {
+			breakFn: func(_ *testing.T, s setup) {
 				s.env.Runner.(fakeRunner)["fail2ban-client"] = result{err: cmdErr("fail2ban-client", "2026-11-29 10:00:14,543 fail2ban                [17772]: ERROR   Failed to access socket path: /var/run/fail2ban/fail2ban.sock. Is fail2ban running?")}
 			}},
 		{name: "fail2ban missing", check: CheckFail2ban, want: Error, msg: []string{"not installed"}, fix: "apt-get install fail2ban",
-			break_: func(t *testing.T, s setup) { delete(s.env.Runner.(fakeRunner), "fail2ban-client") }},
+			breakFn: func(_ *testing.T, s setup) { delete(s.env.Runner.(fakeRunner), "fail2ban-client") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := scratch(t, tt.mutate)
 			env := healthyEnv(t, c)
-			tt.break_(t, setup{c: c, env: env})
+			tt.breakFn(t, setup{c: c, env: env})
 			fs := Run(context.Background(), *env)
 			got := find(fs, tt.check)
 			var match *Finding
@@ -575,7 +575,7 @@ func skewed(t *testing.T, d time.Duration) func(context.Context) (store.Store, e
 	return func(context.Context) (store.Store, error) { return mongoLike{Store: st, skew: d}, nil }
 }
 
-func replaceIn(t *testing.T, p, old, new string) {
+func replaceIn(t *testing.T, p, old, repl string) {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -585,7 +585,7 @@ func replaceIn(t *testing.T, p, old, new string) {
 		t.Fatalf("%s has no %q", p, old)
 	}
 	fi, _ := os.Stat(p)
-	mustWrite(t, p, []byte(strings.Replace(string(b), old, new, 1)), fi.Mode().Perm())
+	mustWrite(t, p, []byte(strings.Replace(string(b), old, repl, 1)), fi.Mode().Perm())
 }
 
 // An empty root: every check says what to do, nothing panics, and the

@@ -79,7 +79,7 @@ type loadLoop struct {
 	wg      sync.WaitGroup
 }
 
-func startLoad(workers int, pause time.Duration, max int, do func() sample) *loadLoop {
+func startLoad(workers int, pause time.Duration, maxN int, do func() sample) *loadLoop {
 	l := &loadLoop{stop: make(chan struct{})}
 	for range workers {
 		l.wg.Go(func() {
@@ -92,7 +92,7 @@ func startLoad(workers int, pause time.Duration, max int, do func() sample) *loa
 				s := do()
 				l.mu.Lock()
 				l.samples = append(l.samples, s)
-				full := len(l.samples) >= max
+				full := len(l.samples) >= maxN
 				l.mu.Unlock()
 				if full {
 					return

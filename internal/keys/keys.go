@@ -45,6 +45,7 @@ const (
 // Algorithm names a token-signing algorithm.
 type Algorithm string
 
+// The token-signing algorithms regctl supports.
 const (
 	ES256 Algorithm = "es256" // ECDSA P-256, the default
 	RS256 Algorithm = "rs256" // RSA 2048 (CA: RSA 3072)

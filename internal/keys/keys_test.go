@@ -87,21 +87,21 @@ func TestLoadRejects(t *testing.T) {
 		at      time.Time
 		wantErr string
 	}{
-		{name: "world-readable key", wantErr: "mode 0644", mutate: func(t *testing.T, dir string) {
+		{name: "world-readable key", wantErr: "mode 0644", mutate: func(_ *testing.T, dir string) {
 			os.Chmod(filepath.Join(dir, SigningKeyFile), 0o644)
 		}},
-		{name: "missing key", wantErr: "regctl keys generate", mutate: func(t *testing.T, dir string) {
+		{name: "missing key", wantErr: "regctl keys generate", mutate: func(_ *testing.T, dir string) {
 			os.Remove(filepath.Join(dir, SigningKeyFile))
 		}},
-		{name: "foreign key", wantErr: "does not match", mutate: func(t *testing.T, dir string) {
+		{name: "foreign key", wantErr: "does not match", mutate: func(_ *testing.T, dir string) {
 			k, _ := ecdsa.GenerateKey(elliptic.P256(), randReader{})
 			der, _ := x509.MarshalPKCS8PrivateKey(k)
 			os.WriteFile(filepath.Join(dir, SigningKeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 		}},
-		{name: "garbage cert", wantErr: "no PEM block", mutate: func(t *testing.T, dir string) {
+		{name: "garbage cert", wantErr: "no PEM block", mutate: func(_ *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, SigningCrtFile), []byte("junk"), 0o644)
 		}},
-		{name: "two certs", wantErr: "after the first PEM block", mutate: func(t *testing.T, dir string) {
+		{name: "two certs", wantErr: "after the first PEM block", mutate: func(_ *testing.T, dir string) {
 			b, _ := os.ReadFile(filepath.Join(dir, SigningCrtFile))
 			os.WriteFile(filepath.Join(dir, SigningCrtFile), append(b, b...), 0o644)
 		}},
@@ -112,7 +112,7 @@ func TestLoadRejects(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, CACertFile), b, 0o644)
 		}},
 		{name: "expired signing cert", wantErr: "expired", at: now.Add(SigningValidity + time.Hour)},
-		{name: "short refresh secret", wantErr: "shorter than 32", mutate: func(t *testing.T, dir string) {
+		{name: "short refresh secret", wantErr: "shorter than 32", mutate: func(_ *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, RefreshKeyFile), pem.EncodeToMemory(&pem.Block{Type: "REGCTL REFRESH KEY", Bytes: []byte("x")}), 0o600)
 		}},
 	}

@@ -194,8 +194,8 @@ func TestRotateRefuses(t *testing.T) {
 		mutate  func(t *testing.T, dir string)
 		wantErr []string
 	}{
-		{"no CA key", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, CAKeyFile)) }, []string{CAKeyFile}},
-		{"readable CA key", func(t *testing.T, dir string) { os.Chmod(filepath.Join(dir, CAKeyFile), 0o640) }, []string{CAKeyFile, "mode 0640"}},
+		{"no CA key", func(_ *testing.T, dir string) { os.Remove(filepath.Join(dir, CAKeyFile)) }, []string{CAKeyFile}},
+		{"readable CA key", func(_ *testing.T, dir string) { os.Chmod(filepath.Join(dir, CAKeyFile), 0o640) }, []string{CAKeyFile, "mode 0640"}},
 		{"truncated CA cert", func(t *testing.T, dir string) {
 			b := mustRead(t, filepath.Join(dir, CACertFile))
 			os.WriteFile(filepath.Join(dir, CACertFile), b[:len(b)/2], 0o644)
@@ -212,7 +212,7 @@ func TestRotateRefuses(t *testing.T) {
 				os.WriteFile(filepath.Join(dir, f), mustRead(t, filepath.Join(other, f)), 0o600)
 			}
 		}, []string{SigningCrtFile, "not issued by the CA"}},
-		{"wrong block type", func(t *testing.T, dir string) {
+		{"wrong block type", func(_ *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, SigningKeyFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}}), 0o600)
 		}, []string{SigningKeyFile, "unsupported PEM block"}},
 	}

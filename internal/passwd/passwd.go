@@ -22,7 +22,7 @@ func CheckHash(h string) (int, error) {
 	}
 	cost, err := bcrypt.Cost([]byte(h))
 	if err != nil {
-		return 0, fmt.Errorf("not a valid bcrypt hash: %v", err)
+		return 0, fmt.Errorf("not a valid bcrypt hash: %w", err)
 	}
 	return cost, nil
 }

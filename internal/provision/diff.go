@@ -12,22 +12,22 @@ import (
 	"github.com/regctl/regctl/internal/redact"
 )
 
-// Diff returns a unified diff from old to new for the file path, with
+// Diff returns a unified diff from old to newData for the file path, with
 // secrets masked in both before they are compared. A missing old file is
 // /dev/null; binary contents are described by size and hash instead.
-func Diff(path string, old []byte, oldExists bool, new []byte, secrets *redact.Set) string {
-	if !isText(old) || !isText(new) {
-		return fmt.Sprintf("binary %s: %s -> %s\n", path, describe(old, oldExists), describe(new, true))
+func Diff(path string, old []byte, oldExists bool, newData []byte, secrets *redact.Set) string {
+	if !isText(old) || !isText(newData) {
+		return fmt.Sprintf("binary %s: %s -> %s\n", path, describe(old, oldExists), describe(newData, true))
 	}
 	oldLabel := path
 	if !oldExists {
 		oldLabel = "/dev/null"
 	}
-	d := udiff.Unified(oldLabel, path, string(secrets.Bytes(old)), string(secrets.Bytes(new)))
-	if d == "" && !bytes.Equal(old, new) {
+	d := udiff.Unified(oldLabel, path, string(secrets.Bytes(old)), string(secrets.Bytes(newData)))
+	if d == "" && !bytes.Equal(old, newData) {
 		// Only secrets changed: show the lines they are on, masked (a
 		// secret of several lines is masked line by line).
-		d = secrets.String(udiff.Unified(oldLabel, path, string(old), string(new)))
+		d = secrets.String(udiff.Unified(oldLabel, path, string(old), string(newData)))
 	}
 	return d
 }

@@ -190,8 +190,8 @@ func TestRenderFaultInjected(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "root")
-			real := noChownHost{NewExecHost(root, nil)}
-			if _, err := renderTree(real, faultConfig(root, 1)); err != nil {
+			execHost := noChownHost{NewExecHost(root, nil)}
+			if _, err := renderTree(execHost, faultConfig(root, 1)); err != nil {
 				t.Fatal(err)
 			}
 			before := snapshot(t, root)
@@ -203,7 +203,7 @@ func TestRenderFaultInjected(t *testing.T) {
 			}
 			want := snapshot(t, wantRoot)
 
-			fh := &faultHost{Host: real, failOn: tt.failOn, notIn: tt.notIn, failAll: tt.failAll, err: tt.errno}
+			fh := &faultHost{Host: execHost, failOn: tt.failOn, notIn: tt.notIn, failAll: tt.failAll, err: tt.errno}
 			_, err := renderTree(fh, faultConfig(root, 2))
 			if err == nil || !errors.Is(err, tt.errno) {
 				t.Fatalf("render with %v: %v", tt.errno, err)
@@ -226,12 +226,12 @@ func TestRenderFaultInjected(t *testing.T) {
 			// of yet another configuration does not take them for hand
 			// edits (unless the manifest could not be written either).
 			if tt.failOn != "" && tt.notIn != "" {
-				if _, err := renderTree(real, faultConfig(root, 3)); err != nil {
+				if _, err := renderTree(execHost, faultConfig(root, 3)); err != nil {
 					t.Fatalf("render of a new configuration after the fault: %v", err)
 				}
 			}
 			// The fault is gone: the next render completes.
-			if _, err := renderTree(real, faultConfig(root, 2)); err != nil {
+			if _, err := renderTree(execHost, faultConfig(root, 2)); err != nil {
 				t.Fatalf("render after the fault: %v", err)
 			}
 			after := snapshot(t, root)

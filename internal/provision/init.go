@@ -240,7 +240,7 @@ func checkDockerEngine(ctx context.Context, r *initRun) error {
 	v := strings.TrimSpace(string(out))
 	major, _, _ := strings.Cut(v, ".")
 	if n, err := strconv.Atoi(major); err != nil || n < MinDockerEngine {
-		return fmt.Errorf("Docker Engine %q is too old: regctl needs %d.0 or later (healthchecks with start_interval); install Docker's docker-ce from Docker's apt repository, then run regctl init again", v, MinDockerEngine)
+		return fmt.Errorf("Docker Engine %q is too old: regctl needs %d.0 or later (healthchecks with start_interval); install Docker's docker-ce from Docker's apt repository, then run regctl init again", v, MinDockerEngine) //nolint:staticcheck // ST1005: the message starts with the product name, "Docker Engine"
 	}
 	return nil
 }

@@ -698,7 +698,7 @@ func TestPreflight(t *testing.T) {
 			return []byte("ID=ubuntu\nVERSION_ID=\"24.04\"\nPRETTY_NAME=\"Ubuntu 24.04 LTS\"\n"), nil
 		},
 		PortFree: func(int) error { return nil },
-		LookupHost: func(_ context.Context, name string) ([]string, error) {
+		LookupHost: func(_ context.Context, _ string) ([]string, error) {
 			return []string{"203.0.113.10"}, nil
 		},
 		HostAddrs: func() ([]net.IP, error) { return []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("203.0.113.10")}, nil },
@@ -854,7 +854,7 @@ func TestInitStorePointer(t *testing.T) {
 		want   string
 	}{
 		{"sqlite", func(c *config.Config) { c.Database.Backend = config.BackendSQLite }, "sqlite:///opt/regctl/data/regctl/regctl.db\n"},
-		{"managed mongo", func(c *config.Config) {}, "mongodb://regctl:PASSWORD@172.31.255.3:27017/regctl?authSource=admin\n"},
+		{"managed mongo", func(_ *config.Config) {}, "mongodb://regctl:PASSWORD@172.31.255.3:27017/regctl?authSource=admin\n"},
 		{"external mongo", func(c *config.Config) { c.Database.URL = "mongodb://db.internal:27017/regctl" }, "mongodb://db.internal:27017/regctl\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

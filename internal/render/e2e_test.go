@@ -184,9 +184,9 @@ func TestEndToEndThroughNginx(t *testing.T) {
 }
 
 // checkF2B runs fail2ban-regex on log and checks that it matches exactly
-// the lines failed() selects (at least min of them), all from 127.0.0.1,
+// the lines failed() selects (at least minN of them), all from 127.0.0.1,
 // and that the other lines alone match nothing.
-func checkF2B(t *testing.T, c *config.Config, name, log string, failed func(string) bool, min int) {
+func checkF2B(t *testing.T, c *config.Config, name, log string, failed func(string) bool, minN int) {
 	t.Helper()
 	var failures, others []string
 	for _, l := range strings.Split(strings.TrimSpace(log), "\n") {
@@ -196,8 +196,8 @@ func checkF2B(t *testing.T, c *config.Config, name, log string, failed func(stri
 			others = append(others, l)
 		}
 	}
-	if len(failures) < min {
-		t.Errorf("%s: %d failure lines, want at least %d:\n%s", name, len(failures), min, log)
+	if len(failures) < minN {
+		t.Errorf("%s: %d failure lines, want at least %d:\n%s", name, len(failures), minN, log)
 	}
 	dir := t.TempDir()
 	all := filepath.Join(dir, "all.log")
