@@ -65,6 +65,7 @@ func TestValidateRejects(t *testing.T) {
 		{"issuer quote", func(c *Config) { c.Token.Issuer = `a"b` }, "token.issuer"},
 		{"lifetime", func(c *Config) { c.Token.Lifetime = 0 }, "token.lifetime"},
 		{"lifetime long", func(c *Config) { c.Token.Lifetime = 48 * time.Hour }, "token.lifetime"},
+		{"lifetime under serve's 10s", func(c *Config) { c.Token.Lifetime = 5 * time.Second }, "token.lifetime"},
 		{"fail2ban maxretry 0", func(c *Config) { c.Fail2ban.MaxRetry = 0 }, "fail2ban.maxretry"},
 		{"fail2ban findtime short", func(c *Config) { c.Fail2ban.FindTime = 30 * time.Second }, "fail2ban.findtime"},
 		{"fail2ban bantime short", func(c *Config) { c.Fail2ban.BanTime = 5 * time.Second }, "fail2ban.bantime"},

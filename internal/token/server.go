@@ -76,6 +76,12 @@ func Defaults() Config {
 	}
 }
 
+// The bounds of Config.TokenLifetime.
+const (
+	MinTokenLifetime = 10 * time.Second
+	MaxTokenLifetime = 24 * time.Hour
+)
+
 // Validate checks the settings.
 func (c Config) Validate() error {
 	switch {
@@ -83,8 +89,8 @@ func (c Config) Validate() error {
 		return errors.New("issuer is empty (--issuer)")
 	case c.Service == "":
 		return errors.New("service is empty (--service)")
-	case c.TokenLifetime < 10*time.Second || c.TokenLifetime > 24*time.Hour:
-		return fmt.Errorf("token lifetime %s out of range [10s, 24h]", c.TokenLifetime)
+	case c.TokenLifetime < MinTokenLifetime || c.TokenLifetime > MaxTokenLifetime:
+		return fmt.Errorf("token lifetime %s out of range [%s, %s]", c.TokenLifetime, MinTokenLifetime, MaxTokenLifetime)
 	case c.RefreshLifetime < 0:
 		return errors.New("refresh token lifetime is negative")
 	case c.ReloadInterval < 100*time.Millisecond || c.ReloadInterval > 10*time.Minute:
