@@ -60,6 +60,13 @@ type TLS struct {
 	HSTSPreload bool `mapstructure:"hsts_preload"`
 }
 
+// The bounds of token.lifetime, which regctl serve holds its
+// --token-lifetime to as well: a file that renders also starts.
+const (
+	MinTokenLifetime = 10 * time.Second
+	MaxTokenLifetime = 24 * time.Hour
+)
+
 // Token is the token server's identity and token lifetimes.
 type Token struct {
 	Issuer string `mapstructure:"issuer"`

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/store"
 )
@@ -76,12 +77,6 @@ func Defaults() Config {
 	}
 }
 
-// The bounds of Config.TokenLifetime.
-const (
-	MinTokenLifetime = 10 * time.Second
-	MaxTokenLifetime = 24 * time.Hour
-)
-
 // Validate checks the settings.
 func (c Config) Validate() error {
 	switch {
@@ -89,8 +84,8 @@ func (c Config) Validate() error {
 		return errors.New("issuer is empty (--issuer)")
 	case c.Service == "":
 		return errors.New("service is empty (--service)")
-	case c.TokenLifetime < MinTokenLifetime || c.TokenLifetime > MaxTokenLifetime:
-		return fmt.Errorf("token lifetime %s out of range [%s, %s]", c.TokenLifetime, MinTokenLifetime, MaxTokenLifetime)
+	case c.TokenLifetime < config.MinTokenLifetime || c.TokenLifetime > config.MaxTokenLifetime:
+		return fmt.Errorf("token lifetime %s out of range [%s, %s]", c.TokenLifetime, config.MinTokenLifetime, config.MaxTokenLifetime)
 	case c.RefreshLifetime < 0:
 		return errors.New("refresh token lifetime is negative")
 	case c.ReloadInterval < 100*time.Millisecond || c.ReloadInterval > 10*time.Minute:
