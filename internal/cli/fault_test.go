@@ -183,7 +183,7 @@ func TestCorruptKeys(t *testing.T) {
 		{name: "empty key", file: "keys/" + keys.SigningKeyFile, want: "no PEM block",
 			corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "") }},
 		{name: "readable key", file: "keys/" + keys.SigningKeyFile, want: "chmod 600",
-			corrupt: func(t *testing.T, p string) { os.Chmod(p, 0o644) }},
+			corrupt: func(_ *testing.T, p string) { os.Chmod(p, 0o644) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
@@ -97,15 +96,8 @@ func golden(t *testing.T, name, got string) {
 
 func diffLines(want, got string) string { return cmdtest.DiffLines(want, got) }
 
-// runCmd executes one command built by a NewCmd function with args.
-func runCmd(cmd *cobra.Command, ios *cmdutil.IOStreams, args ...string) error {
-	return cmdtest.RunCmd(cmd, ios, args...)
-}
-
 const testHash = cmdtest.TestHash
 
 func passwordHash(testing.TB) string { return testHash }
-
-func ptr[T any](v T) *T { return &v }
 
 func decodeYAML(data []byte, v any) error { return yaml.Unmarshal(data, v) }

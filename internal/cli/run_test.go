@@ -580,7 +580,7 @@ func TestCompletion(t *testing.T) {
 			e.must(0, "", append([]string{"__complete"}, tc.args...)...)
 			lines := strings.Split(strings.TrimSpace(e.out.String()), "\n")
 			got := lines[:len(lines)-1] // the last line is the directive
-			if !slices.Equal(got, tc.want) && !(len(got) == 0 && tc.want == nil) {
+			if !slices.Equal(got, tc.want) && (len(got) != 0 || tc.want != nil) {
 				t.Errorf("complete %q: got %q, want %q", tc.args, got, tc.want)
 			}
 		}

@@ -58,7 +58,7 @@ running server applies store changes within its --reload-interval.`,
   regctl acl explain ci-bot --scope repository:ci/app:pull,push --scope 'registry:catalog:*'
   regctl acl explain contractor pull team/app --at 2027-01-01
   regctl acl explain waldi push team/app -o json | jq .granted`,
-		Args: func(cmd *cobra.Command, args []string) error {
+		Args: func(_ *cobra.Command, args []string) error {
 			switch {
 			case len(args) == 3, len(args) == 1 && len(scopes) > 0:
 				return nil

@@ -671,7 +671,7 @@ func statusRun(_ context.Context, o *StatusOptions) error {
 			return err
 		}
 	} else if len(st) > 0 {
-		if err := statusTable(o.Deps, st, now).Render(o.IO.Out); err != nil {
+		if err := statusTable(o.Deps, st).Render(o.IO.Out); err != nil {
 			return err
 		}
 	}
@@ -706,7 +706,7 @@ func statusRun(_ context.Context, o *StatusOptions) error {
 	return cmdutil.ErrSilent
 }
 
-func statusTable(d cmdutil.Deps, st []regcerts.CertStatus, now time.Time) *cmdutil.Table {
+func statusTable(d cmdutil.Deps, st []regcerts.CertStatus) *cmdutil.Table {
 	tty := d.IO.IsStdoutTTY()
 	loc := d.Loc()
 	date := func(t time.Time) string {

@@ -294,7 +294,7 @@ func (p *tlsProber) waitFor(serial string, timeout time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("after %s: serial %s, err %v; want serial %s", timeout, got, err, serial)
+			return fmt.Errorf("after %s: serial %s, err %v; want serial %s", timeout, got, err, serial) //nolint:errorlint // err may be nil here
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

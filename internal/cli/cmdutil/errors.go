@@ -52,12 +52,17 @@ func UsageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
-// Positional-argument checks that fail with a FlagError; cobra's own fail
-// with plain errors.
+// NoArgs and the other positional-argument checks below fail with a
+// FlagError; cobra's own fail with plain errors.
 var NoArgs = UsageArgs(cobra.NoArgs)
 
-func ExactArgs(n int) cobra.PositionalArgs    { return UsageArgs(cobra.ExactArgs(n)) }
+// ExactArgs is cobra.ExactArgs failing with a FlagError.
+func ExactArgs(n int) cobra.PositionalArgs { return UsageArgs(cobra.ExactArgs(n)) }
+
+// MinimumNArgs is cobra.MinimumNArgs failing with a FlagError.
 func MinimumNArgs(n int) cobra.PositionalArgs { return UsageArgs(cobra.MinimumNArgs(n)) }
+
+// MaximumNArgs is cobra.MaximumNArgs failing with a FlagError.
 func MaximumNArgs(n int) cobra.PositionalArgs { return UsageArgs(cobra.MaximumNArgs(n)) }
 
 // ExitCode is the exit code for a command's error: what Execute returns.

@@ -73,9 +73,13 @@ func (s *IOStreams) ColorEnabled() bool { return s.colorEnabled }
 // is a terminal.
 func (s *IOStreams) CanPrompt() bool { return s.stdinTTY }
 
-// SetStdinTTY, SetStdoutTTY and SetColorEnabled let tests pretend.
-func (s *IOStreams) SetStdinTTY(v bool)     { s.stdinTTY = v }
-func (s *IOStreams) SetStdoutTTY(v bool)    { s.stdoutTTY = v }
+// SetStdinTTY lets tests pretend that standard input is a terminal.
+func (s *IOStreams) SetStdinTTY(v bool) { s.stdinTTY = v }
+
+// SetStdoutTTY lets tests pretend that standard output is a terminal.
+func (s *IOStreams) SetStdoutTTY(v bool) { s.stdoutTTY = v }
+
+// SetColorEnabled lets tests turn colours on or off.
 func (s *IOStreams) SetColorEnabled(v bool) { s.colorEnabled = v }
 
 // SetReadPassword replaces the terminal read of ReadPassword, for tests.

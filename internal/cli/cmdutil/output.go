@@ -154,15 +154,17 @@ func (c Colors) Wrap(code, s string) string {
 	return "\x1b[" + code + "m" + s + "\x1b[0m"
 }
 
-// Green and Red colour s when colours are on.
+// Green colours s green when colours are on.
 func (c Colors) Green(s string) string { return c.Wrap("32", s) }
-func (c Colors) Red(s string) string   { return c.Wrap("31", s) }
+
+// Red colours s red when colours are on.
+func (c Colors) Red(s string) string { return c.Wrap("31", s) }
 
 // Colors are on when standard output is a terminal (IOStreams.ColorEnabled).
 func (f *Factory) Colors() Colors { return f.Deps().Colors() }
 
-// Dates are shown in the local time zone with minute resolution and the
-// zone's abbreviation, followed by the time relative to now.
+// DateLayout shows dates in the local time zone with minute resolution and
+// the zone's abbreviation; FormatDate adds the time relative to now.
 const DateLayout = "2006-01-02 15:04 MST"
 
 // FormatDate renders t as "2026-12-31 00:00 UTC (in 12 days)".

@@ -192,7 +192,7 @@ var provFakeEnv = func() (render.Env, error) {
 	return render.Env{BinaryPath: "/usr/local/bin/regctl", Binary: []byte("\x7fELF fake regctl")}, nil
 }
 
-func provRenderWith(args ...string) (func(f *cmdutil.Factory) *cobra.Command, *RenderOptions) {
+func provRenderWith(_ ...string) (func(f *cmdutil.Factory) *cobra.Command, *RenderOptions) {
 	var opts RenderOptions
 	return func(f *cmdutil.Factory) *cobra.Command {
 		return NewCmdRender(f, func(ctx context.Context, o *RenderOptions) error {
@@ -379,7 +379,7 @@ func TestInitFlags(t *testing.T) {
 }
 
 func TestHealthcheck(t *testing.T) {
-	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	ok := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer ok.Close()
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }))
 	defer bad.Close()

@@ -16,10 +16,10 @@ import (
 	"github.com/regctl/regctl/internal/token"
 )
 
-// ServeOps are `regctl serve`'s operations settings: the metrics listener
+// Ops are `regctl serve`'s operations settings: the metrics listener
 // and the audit log. The failed-authentication limits live in
-// ServeOptions.Token.
-type ServeOps struct {
+// Options.Token.
+type Ops struct {
 	// MetricsListen is the HOST:PORT of the Prometheus /metrics listener
 	// ("" for none). Keep it off the address nginx proxies.
 	MetricsListen string
@@ -43,7 +43,7 @@ func addServeOpsFlags(fl *pflag.FlagSet) {
 }
 
 // serveOpsOptions reads the flags addServeOpsFlags registered into o.
-func serveOpsOptions(v *viper.Viper, o *ServeOptions) error {
+func serveOpsOptions(v *viper.Viper, o *Options) error {
 	var err error
 	if o.Token.FailLimitIP, err = token.ParseFailLimit(v.GetString("fail-limit-ip")); err != nil {
 		return &cmdutil.FlagError{Err: fmt.Errorf("--fail-limit-ip: %w", err)}
@@ -51,7 +51,7 @@ func serveOpsOptions(v *viper.Viper, o *ServeOptions) error {
 	if o.Token.FailLimitAccount, err = token.ParseFailLimit(v.GetString("fail-limit-account")); err != nil {
 		return &cmdutil.FlagError{Err: fmt.Errorf("--fail-limit-account: %w", err)}
 	}
-	o.Ops = ServeOps{
+	o.Ops = Ops{
 		MetricsListen: v.GetString("metrics-listen"),
 		CertsDir:      v.GetString("certs-dir"),
 		AuditLog:      v.GetString("audit-log"),
@@ -70,7 +70,7 @@ func serveOpsOptions(v *viper.Viper, o *ServeOptions) error {
 // startServeOps opens the audit log and starts the metrics listener. The
 // returned stop, called after the token listener has shut down, stops the
 // metrics listener and flushes and closes the audit log.
-func startServeOps(ctx context.Context, o *ServeOptions, srv *token.Server, kr *token.KeyReloader, log *slog.Logger) (stop func(), err error) {
+func startServeOps(ctx context.Context, o *Options, srv *token.Server, kr *token.KeyReloader, log *slog.Logger) (stop func(), err error) {
 	var audit *token.AuditLog
 	if o.Ops.AuditLog != "" {
 		if audit, err = token.OpenAuditLog(o.Ops.AuditLog, log); err != nil {

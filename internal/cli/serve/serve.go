@@ -27,8 +27,8 @@ import (
 	"github.com/regctl/regctl/internal/token"
 )
 
-// ServeOptions are `regctl serve`'s settings.
-type ServeOptions struct {
+// Options are `regctl serve`'s settings.
+type Options struct {
 	IO    *cmdutil.IOStreams
 	Now   func() time.Time
 	Store func(context.Context) (store.Store, error)
@@ -41,11 +41,11 @@ type ServeOptions struct {
 	Listen  string
 	KeysDir string
 	Token   token.Config
-	Ops     ServeOps // ops.go
+	Ops     Ops // ops.go
 }
 
 // NewCmdServe builds `regctl serve`.
-func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) error) *cobra.Command {
+func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	d := token.Defaults()
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -98,9 +98,9 @@ with regctl audit tail.`,
 	return cmd
 }
 
-func serveOptions(f *cmdutil.Factory) (*ServeOptions, error) {
+func serveOptions(f *cmdutil.Factory) (*Options, error) {
 	v := f.Config
-	o := &ServeOptions{IO: f.IO, Now: f.Now, Store: f.Store, Version: f.AppVersion, Listen: v.GetString("listen"), KeysDir: v.GetString("keys")}
+	o := &Options{IO: f.IO, Now: f.Now, Store: f.Store, Version: f.AppVersion, Listen: v.GetString("listen"), KeysDir: v.GetString("keys")}
 	o.LogHandler = func(w io.Writer) slog.Handler { return cmdutil.NewLogHandler(f, w) }
 	o.Token = token.Config{
 		Issuer:          v.GetString("issuer"),
@@ -163,7 +163,7 @@ func tuneGC() {
 	}
 }
 
-func serveRun(ctx context.Context, o *ServeOptions) error {
+func serveRun(ctx context.Context, o *Options) error {
 	logs := newBufferedLog(o.IO.ErrOut)
 	defer logs.Flush()
 	log := slog.New(flushingHandler{o.LogHandler(logs), logs})

@@ -17,27 +17,27 @@ func TestNewCmdServeOps(t *testing.T) {
 	tests := []struct {
 		name    string
 		args    []string
-		check   func(t *testing.T, o *ServeOptions)
+		check   func(t *testing.T, o *Options)
 		wantErr string
 	}{
-		{name: "defaults", check: func(t *testing.T, o *ServeOptions) {
+		{name: "defaults", check: func(t *testing.T, o *Options) {
 			if o.Token.FailLimitIP != token.DefaultFailLimitIP || o.Token.FailLimitAccount != token.DefaultFailLimitAccount {
 				t.Errorf("limits %+v %+v, want the defaults", o.Token.FailLimitIP, o.Token.FailLimitAccount)
 			}
-			if o.Ops != (ServeOps{}) {
+			if o.Ops != (Ops{}) {
 				t.Errorf("ops %+v, want none", o.Ops)
 			}
 		}},
 		{name: "all set", args: []string{"--fail-limit-ip", "5/min,burst=10", "--fail-limit-account", "off",
 			"--metrics-listen", "127.0.0.1:9101", "--certs-dir", "/opt/regctl/certs", "--audit-log", "-"},
-			check: func(t *testing.T, o *ServeOptions) {
+			check: func(t *testing.T, o *Options) {
 				if want := (token.FailLimit{Rate: rate.Limit(5.0 / 60), Burst: 10}); o.Token.FailLimitIP != want {
 					t.Errorf("ip limit %+v, want %+v", o.Token.FailLimitIP, want)
 				}
 				if !o.Token.FailLimitAccount.Off() {
 					t.Errorf("account limit %+v, want off", o.Token.FailLimitAccount)
 				}
-				if want := (ServeOps{MetricsListen: "127.0.0.1:9101", CertsDir: "/opt/regctl/certs", AuditLog: "-"}); o.Ops != want {
+				if want := (Ops{MetricsListen: "127.0.0.1:9101", CertsDir: "/opt/regctl/certs", AuditLog: "-"}); o.Ops != want {
 					t.Errorf("ops %+v, want %+v", o.Ops, want)
 				}
 			}},
@@ -50,8 +50,8 @@ func TestNewCmdServeOps(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := cmdtest.NewEnv(t, nil)
-			var got *ServeOptions
-			cmd := NewCmdServe(e.F, func(_ context.Context, o *ServeOptions) error { got = o; return nil })
+			var got *Options
+			cmd := NewCmdServe(e.F, func(_ context.Context, o *Options) error { got = o; return nil })
 			cmd.SetArgs(append(append([]string{}, base...), tt.args...))
 			cmd.SetOut(io.Discard)
 			cmd.SetErr(io.Discard)

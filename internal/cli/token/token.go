@@ -77,7 +77,7 @@ func decodeRun(_ context.Context, o *DecodeOptions) error {
 	if tok == "" {
 		return fmt.Errorf("no token found in the input")
 	}
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
 	if err != nil {
 		return fmt.Errorf("not a signed JWT: %w", err)
 	}
