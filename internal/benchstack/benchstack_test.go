@@ -106,14 +106,7 @@ func BenchmarkStack(b *testing.B) {
 	h.Mirror(b, a.Images.Nginx, a.Images.Registry) // compose pulls them as from Docker Hub
 	// The name resolves to the host inside it too, as its DNS record would.
 	h.Sh(b, "echo '"+h.IP.String()+" "+registryName+"' >>/etc/hosts")
-	h.CopyIn(b, "/etc/regctl/regctl.yaml", []byte(`domains:
-  registry: `+registryName+`
-database:
-  backend: sqlite
-images:
-  nginx: `+freshhost.NginxImage+`
-  registry: `+freshhost.RegistryImage+`
-`), 0o600)
+	h.WriteRegctlYAML(b, registryName, "backend: sqlite", "")
 
 	admin := "admin-" + testenv.RandomHex(8)
 	initTook, initLog := runInit(b, h, admin, "first")

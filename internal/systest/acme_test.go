@@ -267,17 +267,7 @@ func TestInitACMEFreshHost(t *testing.T) {
 	h.Mirror(t, a.Images.Nginx, a.Images.Registry)
 
 	d := newDeployment(t, h, crane)
-	config := func(acme string) []byte {
-		return []byte(`domains:
-  registry: ` + registryName + `
-` + acme + `database:
-  backend: sqlite
-images:
-  nginx: ` + freshhost.NginxImage + `
-  registry: ` + freshhost.RegistryImage + `
-`)
-	}
-	h.CopyIn(t, "/etc/regctl/regctl.yaml", config(""), 0o600)
+	h.WriteRegctlYAML(t, registryName, "backend: sqlite", "")
 
 	// 1. Self-signed.
 	r, took := d.init(t, "--self-signed")
@@ -311,7 +301,7 @@ images:
 	// again, without --self-signed.
 	h.CopyIn(t, "/usr/local/share/ca-certificates/regctl-systest-pebble-api.crt", ca.APIRoot, 0o644)
 	h.MustRun(t, "", "update-ca-certificates")
-	h.CopyIn(t, "/etc/regctl/regctl.yaml", config("acme:\n  email: ops@regctl.test\n  ca: "+ca.Directory+"\n"), 0o600)
+	h.WriteRegctlYAML(t, registryName, "backend: sqlite", "acme:\n  email: ops@regctl.test\n  ca: "+ca.Directory+"\n")
 	r, took = d.init(t)
 	t.Logf("TIMING init switching to ACME: %s", took.Round(time.Millisecond))
 	if r.Code != 0 {

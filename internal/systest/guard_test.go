@@ -54,17 +54,8 @@ func TestInitGuardsFreshHost(t *testing.T) {
 	})
 	h.Mirror(t, a.Images.Nginx, a.Images.Registry) // compose pulls them as from Docker Hub
 	d := newDeployment(t, h, crane)
-	h.CopyIn(t, "/etc/regctl/regctl.yaml", []byte(`domains:
-  registry: `+registryName+`
-database:
-  backend: sqlite
-images:
-  nginx: `+freshhost.NginxImage+`
-  registry: `+freshhost.RegistryImage+`
-fail2ban:
-  maxretry: `+strconv.Itoa(guardMaxRetry)+`
-  bantime: `+guardBanTime.String()+`
-`), 0o600)
+	h.WriteRegctlYAML(t, registryName, "backend: sqlite",
+		"fail2ban:\n  maxretry: "+strconv.Itoa(guardMaxRetry)+"\n  bantime: "+guardBanTime.String()+"\n")
 
 	if !t.Run("port-80-taken", d.guardPortTaken) {
 		t.FailNow()

@@ -153,14 +153,7 @@ func TestInitFreshHost(t *testing.T) {
 		MountRepo:  true,
 	})
 	d := newDeployment(t, h, crane)
-	h.CopyIn(t, "/etc/regctl/regctl.yaml", []byte(`domains:
-  registry: `+registryName+`
-database:
-  backend: sqlite
-images:
-  nginx: `+freshhost.NginxImage+`
-  registry: `+freshhost.RegistryImage+`
-`), 0o600)
+	h.WriteRegctlYAML(t, registryName, "backend: sqlite", "")
 
 	// First run: preflight, then steps 1-6, and step 7 fails: no image.
 	r, took := d.init(t, "--self-signed")

@@ -39,15 +39,7 @@ func TestInitFreshHostMongo(t *testing.T) {
 
 	storeURL := mongoStartFerretDB(t, h, ferretdb)
 	d := newDeployment(t, h, crane)
-	h.CopyIn(t, "/etc/regctl/regctl.yaml", []byte(`domains:
-  registry: `+registryName+`
-database:
-  backend: mongo
-  url: "`+storeURL+`"
-images:
-  nginx: `+freshhost.NginxImage+`
-  registry: `+freshhost.RegistryImage+`
-`), 0o600)
+	h.WriteRegctlYAML(t, registryName, "backend: mongo\nurl: \""+storeURL+"\"", "")
 
 	r, took := d.init(t, "--self-signed")
 	t.Logf("TIMING init: %s", took.Round(time.Millisecond))

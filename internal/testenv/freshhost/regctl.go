@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -65,4 +66,26 @@ func buildDeb(dir string) (string, error) {
 	}
 	fmt.Fprintf(os.Stderr, "freshhost: built %s in %s\n", filepath.Base(debs[0]), time.Since(start).Round(time.Millisecond))
 	return debs[0], nil
+}
+
+// WriteRegctlYAML writes RegctlYAML(name, database, extra) to the host's
+// /etc/regctl/regctl.yaml (0600).
+func (h *Host) WriteRegctlYAML(t testing.TB, name, database, extra string) {
+	t.Helper()
+	h.CopyIn(t, "/etc/regctl/regctl.yaml", []byte(RegctlYAML(name, database, extra)), 0o600)
+}
+
+// RegctlYAML is a regctl.yaml for a fresh host: name as domains.registry,
+// the cached images (NginxImage, RegistryImage), database as the body of
+// the database section, one key per line (e.g. "backend: sqlite"), and
+// extra, whole top-level sections, appended.
+func RegctlYAML(name, database, extra string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "domains:\n  registry: %s\ndatabase:\n", name)
+	for line := range strings.SplitSeq(strings.TrimSpace(database), "\n") {
+		b.WriteString("  " + line + "\n")
+	}
+	fmt.Fprintf(&b, "images:\n  nginx: %s\n  registry: %s\n", NginxImage, RegistryImage)
+	b.WriteString(extra)
+	return b.String()
 }
