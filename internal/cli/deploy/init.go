@@ -55,7 +55,7 @@ type InitOptions struct {
 // NewCmdInit builds `regctl init`.
 func NewCmdInit(f *cmdutil.Factory, runF func(context.Context, *InitOptions) error) *cobra.Command {
 	o := &InitOptions{IO: f.IO}
-	var store, root string
+	var backend, root string
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Turn a fresh Ubuntu host into a locked-down private registry",
@@ -84,19 +84,22 @@ process holds it (a dry run takes no lock).`,
 		Example: `  regctl init --config /etc/regctl/regctl.yaml
   regctl init --config /etc/regctl/regctl.yaml --dry-run
   echo "$ADMIN_PASSWORD" | regctl init --config /etc/regctl/regctl.yaml --password-stdin
-  regctl init --config regctl.yaml --self-signed --store sqlite`,
+  regctl init --config regctl.yaml --self-signed --backend sqlite`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if o.Config, o.ConfigPath, err = LoadRegctlConfig(cmd, f.Config); err != nil {
 				return err
 			}
-			switch store {
+			if cmd.Flags().Changed("store") {
+				fmt.Fprintln(o.IO.ErrOut, "warning: init --store is deprecated and goes in the next release: use --backend (elsewhere --store is a store URL)")
+			}
+			switch backend {
 			case "":
 			case config.BackendMongo, config.BackendSQLite:
-				o.Config.Database.Backend = store
+				o.Config.Database.Backend = backend
 			default:
-				return cmdutil.FlagErrorf("--store %q: use %s or %s", store, config.BackendSQLite, config.BackendMongo)
+				return cmdutil.FlagErrorf("--backend %q: use %s or %s", backend, config.BackendSQLite, config.BackendMongo)
 			}
 			if root != "" {
 				abs, err := filepath.Abs(root)
@@ -130,7 +133,12 @@ process holds it (a dry run takes no lock).`,
 	fl := cmd.Flags()
 	fl.BoolVar(&o.DryRun, "dry-run", false, "print the plan (commands and file diffs) and change nothing")
 	fl.BoolVar(&o.SelfSigned, "self-signed", false, "use self-signed certificates instead of asking the ACME CA")
-	fl.StringVar(&store, "store", "", "store backend: sqlite or mongo (overrides database.backend)")
+	fl.StringVar(&backend, "backend", "", "store backend: sqlite or mongo (overrides database.backend)")
+	// --store is a store URL on every other command; init's old spelling
+	// of --backend still works, with a warning, until the next release.
+	// (Not cobra's MarkDeprecated: it prints the warning on stdout.)
+	fl.StringVar(&backend, "store", "", "deprecated: use --backend")
+	_ = fl.MarkHidden("store")
 	fl.StringVar(&root, "root", "", "install root `DIR` (overrides root in regctl.yaml)")
 	fl.BoolVar(&o.PasswordStdin, "password-stdin", false, "read the first admin user's password from stdin")
 	fl.StringVar(&o.Admin, "admin", "admin", "name of the first admin user")

@@ -39,7 +39,7 @@ func TestInitLockHeld(t *testing.T) {
 	defer held.Release()
 
 	root := filepath.Join(t.TempDir(), "scratch")
-	code, _, stderr := provCmd(t, []string{"init", "--config", p, "--root", root, "--store", "sqlite", "--password-stdin"}, lockInitWith(provSystem(), lock))
+	code, _, stderr := provCmd(t, []string{"init", "--config", p, "--root", root, "--backend", "sqlite", "--password-stdin"}, lockInitWith(provSystem(), lock))
 	if code == 0 {
 		t.Fatalf("init ran while the lock was held:\n%s", stderr)
 	}
@@ -55,7 +55,7 @@ func TestInitLockHeld(t *testing.T) {
 		t.Errorf("init created %s while the lock was held", root)
 	}
 
-	code, _, stderr = provCmd(t, []string{"init", "--config", p, "--root", root, "--store", "sqlite", "--dry-run"}, lockInitWith(provSystem(), lock))
+	code, _, stderr = provCmd(t, []string{"init", "--config", p, "--root", root, "--backend", "sqlite", "--dry-run"}, lockInitWith(provSystem(), lock))
 	if code != 0 || !strings.Contains(stderr, "Dry run complete") {
 		t.Errorf("dry run while the lock was held: exit %d\n%s", code, stderr)
 	}
@@ -79,7 +79,7 @@ func TestInitLockTaken(t *testing.T) {
 		return errors.New("address already in use") // preflight fails: no step runs
 	}
 	root := filepath.Join(t.TempDir(), "scratch")
-	code, _, stderr := provCmd(t, []string{"init", "--config", p, "--root", root, "--store", "sqlite", "--password-stdin"}, lockInitWith(sys, lock))
+	code, _, stderr := provCmd(t, []string{"init", "--config", p, "--root", root, "--backend", "sqlite", "--password-stdin"}, lockInitWith(sys, lock))
 	if code == 0 || !strings.Contains(stderr, "preflight checks failed") {
 		t.Fatalf("exit %d, want preflight to fail:\n%s", code, stderr)
 	}
@@ -104,7 +104,7 @@ func TestInitLockNotRoot(t *testing.T) {
 	sys := provSystem()
 	sys.EUID = func() int { return 1000 }
 	root := filepath.Join(t.TempDir(), "scratch")
-	code, _, stderr := provCmd(t, []string{"init", "--config", p, "--root", root, "--store", "sqlite", "--password-stdin"}, lockInitWith(sys, filepath.Join(file, "regctl-init.lock")))
+	code, _, stderr := provCmd(t, []string{"init", "--config", p, "--root", root, "--backend", "sqlite", "--password-stdin"}, lockInitWith(sys, filepath.Join(file, "regctl-init.lock")))
 	if code == 0 || !strings.Contains(stderr, "sudo regctl init") || strings.Contains(stderr, "init lock") {
 		t.Errorf("exit %d, want preflight's root check:\n%s", code, stderr)
 	}

@@ -311,7 +311,7 @@ func provInitWith(sys provision.System) func(f *cmdutil.Factory) *cobra.Command 
 func TestInitDryRun(t *testing.T) {
 	p := provExample(t, "")
 	root := filepath.Join(t.TempDir(), "scratch")
-	code, _, stderr := provCmd(t, []string{"init", "--config", p, "--root", root, "--dry-run", "--store", "sqlite"}, provInitWith(provSystem()))
+	code, _, stderr := provCmd(t, []string{"init", "--config", p, "--root", root, "--dry-run", "--backend", "sqlite"}, provInitWith(provSystem()))
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
@@ -330,7 +330,7 @@ func TestInitDryRun(t *testing.T) {
 		}
 	}
 	if strings.Contains(stderr, "mongo") {
-		t.Error("--store sqlite still plans MongoDB")
+		t.Error("--backend sqlite still plans MongoDB")
 	}
 }
 
@@ -363,14 +363,25 @@ func TestInitFlags(t *testing.T) {
 	capture := func(f *cmdutil.Factory) *cobra.Command {
 		return NewCmdInit(f, func(_ context.Context, o *InitOptions) error { got = o; return nil })
 	}
-	code, _, stderr := provCmd(t, []string{"init", "--config", p, "--root", "/srv/reg", "--store", "sqlite", "--self-signed", "--skip-check", "dns", "--admin", "root"}, capture)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
+	// --store is init's old spelling of --backend: it still works, with a
+	// deprecation warning on stderr.
+	for _, tc := range []struct{ flag, warning string }{
+		{"--backend", ""},
+		{"--store", "warning: init --store is deprecated and goes in the next release: use --backend"},
+	} {
+		got = nil
+		code, _, stderr := provCmd(t, []string{"init", "--config", p, "--root", "/srv/reg", tc.flag, "sqlite", "--self-signed", "--skip-check", "dns", "--admin", "root"}, capture)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", tc.flag, code, stderr)
+		}
+		if got.Config.Root != "/srv/reg" || got.Config.Database.Backend != "sqlite" || !got.SelfSigned || got.Admin != "root" || got.SkipChecks[0] != "dns" || got.ConfigPath != p {
+			t.Errorf("%s: options %+v", tc.flag, got)
+		}
+		if tc.warning == "" && strings.Contains(stderr, "deprecated") || !strings.Contains(stderr, tc.warning) {
+			t.Errorf("%s: stderr %q, want warning %q", tc.flag, stderr, tc.warning)
+		}
 	}
-	if got.Config.Root != "/srv/reg" || got.Config.Database.Backend != "sqlite" || !got.SelfSigned || got.Admin != "root" || got.SkipChecks[0] != "dns" || got.ConfigPath != p {
-		t.Errorf("options %+v", got)
-	}
-	for _, args := range [][]string{{"--store", "postgres"}, {"--skip-check", "root"}, {"--root", "relative/../x y"}} {
+	for _, args := range [][]string{{"--backend", "postgres"}, {"--store", "mongodb://h/db"}, {"--skip-check", "root"}, {"--root", "relative/../x y"}} {
 		code, _, stderr := provCmd(t, append([]string{"init", "--config", p}, args...), capture)
 		if code != cmdutil.ExitUsage {
 			t.Errorf("%v: exit %d: %s", args, code, stderr)
