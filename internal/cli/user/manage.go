@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/store"
@@ -47,8 +46,8 @@ stored identity tokens) stop working.`,
 			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
-			if o.BcryptCost < minBcryptCost || o.BcryptCost > bcrypt.MaxCost {
-				return cmdutil.FlagErrorf("--bcrypt-cost %d: use %d to %d", o.BcryptCost, minBcryptCost, bcrypt.MaxCost)
+			if err := checkBcryptCost(o.BcryptCost); err != nil {
+				return err
 			}
 			var err error
 			if o.Password, o.PasswordHash, err = pw.resolve(f.IO); err != nil {
@@ -68,13 +67,9 @@ stored identity tokens) stop working.`,
 }
 
 func passwdRun(ctx context.Context, o *PasswdOptions) error {
-	hash := o.PasswordHash
-	if hash == "" && !o.DryRun {
-		h, err := bcrypt.GenerateFromPassword(o.Password, o.BcryptCost)
-		if err != nil {
-			return fmt.Errorf("hash password: %w", err)
-		}
-		hash = string(h)
+	hash, err := passwordHash(o.Password, o.PasswordHash, o.BcryptCost, o.DryRun)
+	if err != nil {
+		return err
 	}
 	return o.WithStore(ctx, func(st store.Store) error {
 		_, err := cmdutil.UpdateUser(ctx, st, o.Username, o.DryRun, func(u *store.User) error {

@@ -72,6 +72,28 @@ const minPasswordLen = 8
 // are accepted with a warning.
 const minBcryptCost = 10
 
+// checkBcryptCost checks --bcrypt-cost.
+func checkBcryptCost(cost int) error {
+	if cost < minBcryptCost || cost > bcrypt.MaxCost {
+		return cmdutil.FlagErrorf("--bcrypt-cost %d: use %d to %d", cost, minBcryptCost, bcrypt.MaxCost)
+	}
+	return nil
+}
+
+// passwordHash returns hash, the existing hash given with --password-hash,
+// or if that is empty the bcrypt hash of pw. A dry run does not hash: it
+// returns hash as it is.
+func passwordHash(pw []byte, hash string, cost int, dryRun bool) (string, error) {
+	if hash != "" || dryRun {
+		return hash, nil
+	}
+	h, err := bcrypt.GenerateFromPassword(pw, cost)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(h), nil
+}
+
 // resolve returns either a password to hash or an existing hash, from
 // exactly one of --password-hash, --password-stdin, --password-file or a
 // TTY prompt asked twice. Passwords never come from argv.
@@ -211,8 +233,8 @@ instead (from htpasswd -nB or a docker_auth users list) and stores it as is.`,
 			if err := cmdutil.ValidateUsernameArg(o.Username); err != nil {
 				return err
 			}
-			if o.BcryptCost < minBcryptCost || o.BcryptCost > bcrypt.MaxCost {
-				return cmdutil.FlagErrorf("--bcrypt-cost %d: use %d to %d", o.BcryptCost, minBcryptCost, bcrypt.MaxCost)
+			if err := checkBcryptCost(o.BcryptCost); err != nil {
+				return err
 			}
 			var err error
 			if o.Expires, err = cmdutil.ParseExpiry("expires", expires, f.Now()); err != nil {
@@ -243,12 +265,9 @@ func addRun(ctx context.Context, o *AddOptions) error {
 	now := o.Now()
 	u := &store.User{Username: o.Username, PasswordHash: o.PasswordHash, Labels: o.Labels, ExpiresAt: o.Expires,
 		CreatedAt: store.Truncate(now), UpdatedAt: store.Truncate(now)}
-	if u.PasswordHash == "" && !o.DryRun {
-		hash, err := bcrypt.GenerateFromPassword(o.Password, o.BcryptCost)
-		if err != nil {
-			return fmt.Errorf("hash password: %w", err)
-		}
-		u.PasswordHash = string(hash)
+	var err error
+	if u.PasswordHash, err = passwordHash(o.Password, o.PasswordHash, o.BcryptCost, o.DryRun); err != nil {
+		return err
 	}
 	return o.WithStore(ctx, func(st store.Store) error {
 		if o.DryRun {
