@@ -71,14 +71,9 @@ as root: ufw and fail2ban answer root only.`,
 				return err
 			}
 			if root != "" {
-				abs, err := filepath.Abs(root)
-				if err != nil {
+				if c.Root, err = rootFlag(root); err != nil {
 					return err
 				}
-				if err := config.CheckPath(abs); err != nil {
-					return cmdutil.FlagErrorf("--root: %v", err)
-				}
-				c.Root = abs
 			}
 			if err := c.Validate(); err != nil {
 				return configError(path, err)

@@ -102,14 +102,9 @@ process holds it (a dry run takes no lock).`,
 				return cmdutil.FlagErrorf("--backend %q: use %s or %s", backend, config.BackendSQLite, config.BackendMongo)
 			}
 			if root != "" {
-				abs, err := filepath.Abs(root)
-				if err != nil {
+				if o.Config.Root, err = rootFlag(root); err != nil {
 					return err
 				}
-				if err := config.CheckPath(abs); err != nil {
-					return cmdutil.FlagErrorf("--root: %v", err)
-				}
-				o.Config.Root = abs
 			}
 			for _, c := range o.SkipChecks {
 				switch c {
@@ -145,6 +140,19 @@ process holds it (a dry run takes no lock).`,
 	fl.StringSliceVar(&o.SkipChecks, "skip-check", nil, "skip a preflight check: os, ports, dns or disk (repeatable)")
 	fl.BoolVar(&o.Force, "force", false, "overwrite rendered files edited by hand (a backup is kept)")
 	return cmd
+}
+
+// rootFlag returns dir, given with --root (init, doctor), as an absolute
+// path that config accepts as the install root.
+func rootFlag(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if err := config.CheckPath(abs); err != nil {
+		return "", cmdutil.FlagErrorf("--root: %v", err)
+	}
+	return abs, nil
 }
 
 // initRun runs init. Everything it prints (the plan of a dry run, the
