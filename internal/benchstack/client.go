@@ -234,17 +234,25 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
+// setDigest records img's digest, the image pushed or pulled.
+func (res *Result) setDigest(img v1.Image) error {
+	d, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	res.Digest = d.String()
+	return nil
+}
+
 func push(o Options, ref name.Reference, opts []remote.Option, tt *timingTransport, res *Result) error {
 	var sent atomic.Int64
 	img, err := RandomImage(o.Seed, o.Layers, o.LayerSize, &sent)
 	if err != nil {
 		return err
 	}
-	d, err := img.Digest()
-	if err != nil {
+	if err := res.setDigest(img); err != nil {
 		return err
 	}
-	res.Digest = d.String()
 	start := tt.begin()
 	err = remote.Write(ref, img, opts...)
 	tt.end(start, res)
@@ -263,11 +271,9 @@ func pull(ctx context.Context, o Options, ref name.Reference, opts []remote.Opti
 		if err != nil {
 			return err
 		}
-		d, err := img.Digest()
-		if err != nil {
+		if err := res.setDigest(img); err != nil {
 			return err
 		}
-		res.Digest = d.String()
 		layers, err := img.Layers()
 		if err != nil {
 			return err
