@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/store/sqlite"
 	"github.com/regctl/regctl/internal/token"
@@ -82,7 +83,7 @@ func buildHandlerFixture() (*handlerFixture, error) {
 		return nil, err
 	}
 	cleanups = append(cleanups, func() { logFile.Close() })
-	cfg := token.Defaults()
+	cfg := config.TokenServerDefaults()
 	cfg.Issuer, cfg.Service = Issuer, Service
 	srv, err := token.New(cfg, st, ks, slog.New(slog.NewTextHandler(logFile, nil)), nil)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/token"
 )
@@ -175,7 +176,7 @@ func (r *run) staleness(ctx context.Context) error {
 	}
 	interval := r.cfg.ReloadInterval
 	if interval == 0 {
-		interval = token.Defaults().ReloadInterval
+		interval = config.TokenServerDefaults().ReloadInterval
 	}
 	st := &r.report.Staleness
 	st.ReloadIntervalS = interval.Seconds()

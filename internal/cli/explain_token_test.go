@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/store/sqlite"
@@ -279,7 +280,7 @@ func newChecker(t *testing.T, ks *keys.Set, w world) *checker {
 	if err := st.ReplaceRules(ctx, w.rules); err != nil {
 		t.Fatal(err)
 	}
-	cfg := token.Defaults()
+	cfg := config.TokenServerDefaults()
 	cfg.Issuer, cfg.Service = "regctl-test", randService
 	// The clock jumps around: keep the rules "fresh" whatever it says.
 	cfg.ReloadInterval, cfg.StoreTimeout = 10*time.Minute, 100_000*time.Hour

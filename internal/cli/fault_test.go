@@ -69,10 +69,10 @@ func TestCorruptRegctlYAML(t *testing.T) {
 		{name: "bad YAML", corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "domains:\n  registry: [registry.test\n") }},
 		{name: "tab indentation", corrupt: func(t *testing.T, p string) { cmdtest.WriteFile(t, p, "domains:\n\tregistry: registry.test\n") }},
 		{name: "unknown key", want: "unknown key(s) tls.cipher", corrupt: func(t *testing.T, p string) {
-			cmdtest.WriteFile(t, p, strings.Replace(cmdtest.ValidRegctlYAML(), "  hsts_preload: false\n", "  hsts_preload: false\n  cipher: ALL\n", 1))
+			cmdtest.WriteFile(t, p, strings.Replace(cmdtest.ValidRegctlYAML(), "  hsts-preload: false\n", "  hsts-preload: false\n  cipher: ALL\n", 1))
 		}},
-		{name: "wrong type", want: "'tls.hsts_max_age' cannot parse value as 'int'", corrupt: func(t *testing.T, p string) {
-			cmdtest.WriteFile(t, p, strings.Replace(cmdtest.ValidRegctlYAML(), "hsts_max_age: 63072000", "hsts_max_age: forever", 1))
+		{name: "wrong type", want: "'tls.hsts-max-age' cannot parse value as 'int'", corrupt: func(t *testing.T, p string) {
+			cmdtest.WriteFile(t, p, strings.Replace(cmdtest.ValidRegctlYAML(), "hsts-max-age: 63072000", "hsts-max-age: forever", 1))
 		}},
 		{name: "list instead of map", corrupt: func(t *testing.T, p string) {
 			cmdtest.WriteFile(t, p, strings.Replace(cmdtest.ValidRegctlYAML(), "domains:\n", "domains:\n  - x\n", 1))

@@ -1,6 +1,8 @@
 // Package config is regctl.yaml: the one file `regctl init` and `regctl
 // render` work from. It holds the typed settings, their documented defaults
-// and their validation. It does not read files or the environment itself:
+// and their validation, and the token server's settings (TokenServer) that
+// regctl.yaml renders into token-server.yaml and `regctl serve` runs with,
+// checked by one Validate for both. It does not read files or the environment itself:
 // the CLI layer decodes viper's settings into a Config (keys are the
 // `mapstructure` tags below, so `domains.registry` is also REGCTL_DOMAINS_REGISTRY)
 // and calls Validate before anything is written.
@@ -54,18 +56,11 @@ type TLS struct {
 	Profile string `mapstructure:"profile"`
 	// HSTSMaxAge is the Strict-Transport-Security max-age in seconds; 0
 	// sends no HSTS header.
-	HSTSMaxAge int `mapstructure:"hsts_max_age"`
+	HSTSMaxAge int `mapstructure:"hsts-max-age"`
 	// HSTSPreload adds includeSubDomains and preload. Only for operators
 	// who mean to submit the domain to the browsers' preload list.
-	HSTSPreload bool `mapstructure:"hsts_preload"`
+	HSTSPreload bool `mapstructure:"hsts-preload"`
 }
-
-// The bounds of token.lifetime, which regctl serve holds its
-// --token-lifetime to as well: a file that renders also starts.
-const (
-	MinTokenLifetime = 10 * time.Second
-	MaxTokenLifetime = 24 * time.Hour
-)
 
 // Token is the token server's identity and token lifetimes.
 type Token struct {
@@ -74,11 +69,11 @@ type Token struct {
 	// registry domain.
 	Service         string        `mapstructure:"service"`
 	Lifetime        time.Duration `mapstructure:"lifetime"`
-	RefreshLifetime time.Duration `mapstructure:"refresh_lifetime"`
-	KeyAlgorithm    string        `mapstructure:"key_algorithm"`
+	RefreshLifetime time.Duration `mapstructure:"refresh-lifetime"`
+	KeyAlgorithm    string        `mapstructure:"key-algorithm"`
 	// LogFormat is regctl serve's log format; the fail2ban filter matches
 	// both.
-	LogFormat string `mapstructure:"log_format"`
+	LogFormat string `mapstructure:"log-format"`
 }
 
 // Store backends.
@@ -124,13 +119,13 @@ type S3 struct {
 	Region   string `mapstructure:"region"`
 	Endpoint string `mapstructure:"endpoint" secret:"url"` // regionendpoint, for S3-compatible services
 	// AccessKey identifies the key; SecretKey is the secret.
-	AccessKey string `mapstructure:"access_key"`
-	SecretKey string `mapstructure:"secret_key" secret:"value"`
+	AccessKey string `mapstructure:"access-key"`
+	SecretKey string `mapstructure:"secret-key" secret:"value"`
 	// RootDirectory is a key prefix inside the bucket.
-	RootDirectory   string `mapstructure:"root_directory"`
-	ForcePathStyle  bool   `mapstructure:"force_path_style"`
+	RootDirectory   string `mapstructure:"root-directory"`
+	ForcePathStyle  bool   `mapstructure:"force-path-style"`
 	Secure          bool   `mapstructure:"secure"`
-	DisableRedirect bool   `mapstructure:"disable_redirect"`
+	DisableRedirect bool   `mapstructure:"disable-redirect"`
 }
 
 // SSH is the port the firewall keeps open, before anything else.

@@ -61,7 +61,7 @@ func TestValidateRejects(t *testing.T) {
 		{"root slash", func(c *Config) { c.Root = "/" }, "root"},
 		{"project", func(c *Config) { c.Project = "My Project" }, "project"},
 		{"profile", func(c *Config) { c.TLS.Profile = "old" }, "tls.profile"},
-		{"preload short max-age", func(c *Config) { c.TLS.HSTSPreload = true; c.TLS.HSTSMaxAge = 300 }, "tls.hsts_preload"},
+		{"preload short max-age", func(c *Config) { c.TLS.HSTSPreload = true; c.TLS.HSTSMaxAge = 300 }, "tls.hsts-preload"},
 		{"issuer quote", func(c *Config) { c.Token.Issuer = `a"b` }, "token.issuer"},
 		{"lifetime", func(c *Config) { c.Token.Lifetime = 0 }, "token.lifetime"},
 		{"lifetime long", func(c *Config) { c.Token.Lifetime = 48 * time.Hour }, "token.lifetime"},
@@ -70,8 +70,8 @@ func TestValidateRejects(t *testing.T) {
 		{"fail2ban findtime short", func(c *Config) { c.Fail2ban.FindTime = 30 * time.Second }, "fail2ban.findtime"},
 		{"fail2ban bantime short", func(c *Config) { c.Fail2ban.BanTime = 5 * time.Second }, "fail2ban.bantime"},
 		{"fail2ban bantime fraction", func(c *Config) { c.Fail2ban.BanTime = 90500 * time.Millisecond }, "fail2ban.bantime"},
-		{"alg", func(c *Config) { c.Token.KeyAlgorithm = "hs256" }, "token.key_algorithm"},
-		{"log format", func(c *Config) { c.Token.LogFormat = "xml" }, "token.log_format"},
+		{"alg", func(c *Config) { c.Token.KeyAlgorithm = "hs256" }, "token.key-algorithm"},
+		{"log format", func(c *Config) { c.Token.LogFormat = "xml" }, "token.log-format"},
 		{"backend", func(c *Config) { c.Database.Backend = "postgres" }, "database.backend"},
 		{"url with sqlite", func(c *Config) { c.Database.Backend = BackendSQLite; c.Database.URL = "mongodb://db/regctl" }, "database.url"},
 		{"url scheme", func(c *Config) { c.Database.URL = "mysql://db/regctl" }, "database.url"},
@@ -86,7 +86,7 @@ func TestValidateRejects(t *testing.T) {
 		{"s3 half credentials", func(c *Config) {
 			c.Storage.Driver = DriverS3
 			c.Storage.S3.Bucket, c.Storage.S3.Region, c.Storage.S3.AccessKey = "images", "eu-west-1", "AKIA"
-		}, "storage.s3.access_key"},
+		}, "storage.s3.access-key"},
 		{"s3 endpoint", func(c *Config) {
 			c.Storage.Driver = DriverS3
 			c.Storage.S3.Bucket, c.Storage.S3.Region, c.Storage.S3.Endpoint = "images", "eu-west-1", "minio:9000"
@@ -141,7 +141,7 @@ func TestValidateRejects(t *testing.T) {
 		{"s3 root directory with space", func(c *Config) {
 			c.Storage.Driver = DriverS3
 			c.Storage.S3.Bucket, c.Storage.S3.Region, c.Storage.S3.RootDirectory = "images", "eu-west-1", "/reg istry"
-		}, "storage.s3.root_directory"},
+		}, "storage.s3.root-directory"},
 		{"s3 region newline", func(c *Config) {
 			c.Storage.Driver = DriverS3
 			c.Storage.S3.Bucket, c.Storage.S3.Region = "images", "eu-west-1\n  secure: false"
@@ -153,7 +153,7 @@ func TestValidateRejects(t *testing.T) {
 		{"s3 secret newline", func(c *Config) {
 			c.Storage.Driver = DriverS3
 			c.Storage.S3.Bucket, c.Storage.S3.Region, c.Storage.S3.AccessKey, c.Storage.S3.SecretKey = "images", "eu-west-1", "AK", "s\nx"
-		}, "storage.s3.secret_key"},
+		}, "storage.s3.secret-key"},
 		{"issuer newline", func(c *Config) { c.Token.Issuer = "regctl\nservice: x" }, "token.issuer"},
 		{"issuer space", func(c *Config) { c.Token.Issuer = "reg ctl" }, "token.issuer"},
 		{"service semicolon", func(c *Config) { c.Token.Service = "registry;x" }, "token.service"},
@@ -224,13 +224,13 @@ func TestKeys(t *testing.T) {
 	}
 	for name, env := range map[string]string{
 		"domains.registry":      "REGCTL_DOMAINS_REGISTRY",
-		"tls.hsts_max_age":      "REGCTL_TLS_HSTS_MAX_AGE",
+		"tls.hsts-max-age":      "REGCTL_TLS_HSTS_MAX_AGE",
 		"storage.s3.bucket":     "REGCTL_STORAGE_S3_BUCKET",
 		"token.lifetime":        "REGCTL_TOKEN_LIFETIME",
 		"root":                  "REGCTL_ROOT",
 		"upstreams.token":       "REGCTL_UPSTREAMS_TOKEN",
 		"database.backend":      "REGCTL_DATABASE_BACKEND",
-		"storage.s3.secret_key": "REGCTL_STORAGE_S3_SECRET_KEY",
+		"storage.s3.secret-key": "REGCTL_STORAGE_S3_SECRET_KEY",
 	} {
 		k, ok := byName[name]
 		if !ok {

@@ -27,9 +27,13 @@ func Keys() []Key {
 }
 
 // Known reports whether key (a dotted path, any case) is a setting of
-// regctl.yaml or a section holding settings.
+// regctl.yaml or a section holding settings, by its current name or a
+// Renamed one.
 func Known(key string) bool {
 	key = strings.ToLower(key)
+	if _, ok := Renamed(key); ok {
+		return true
+	}
 	for _, k := range Keys() {
 		if k.Name == key || strings.HasPrefix(k.Name, key+".") {
 			return true
@@ -66,4 +70,31 @@ func walk(v reflect.Value, prefix string, fn func(string, reflect.StructField, r
 		}
 		fn(name, f, fv)
 	}
+}
+
+// Renamed returns the current name of a key (a dotted path, any case)
+// whose spelling changed in this release: the words of regctl.yaml's keys
+// were joined with '_' (tls.hsts_max_age) and are now joined with '-', as
+// every other config file's keys, regctl's long flag names, are; and a
+// regctl.yaml that set the certs commands' flat acme-email and
+// acme-directory now sets acme.email and acme.ca, which those commands
+// read. A file may use the old names, with a warning, until the next
+// release. The environment overrides are the same for both spellings.
+func Renamed(key string) (current string, ok bool) {
+	key = strings.ToLower(key)
+	switch key {
+	case "acme-email":
+		return "acme.email", true
+	case "acme-directory":
+		return "acme.ca", true
+	}
+	if !strings.Contains(key, "_") {
+		return "", false
+	}
+	for _, k := range Keys() {
+		if strings.Contains(k.Name, "-") && strings.ReplaceAll(k.Name, "-", "_") == key {
+			return k.Name, true
+		}
+	}
+	return "", false
 }

@@ -63,10 +63,10 @@ func (c *Config) Validate() error {
 		add("tls.profile", "%q is not a profile: use %s (TLS 1.3 only) or %s", c.TLS.Profile, ProfileModern, ProfileIntermediate)
 	}
 	if c.TLS.HSTSMaxAge < 0 {
-		add("tls.hsts_max_age", "must not be negative")
+		add("tls.hsts-max-age", "must not be negative")
 	}
 	if c.TLS.HSTSPreload && c.TLS.HSTSMaxAge < 31536000 {
-		add("tls.hsts_preload", "needs tls.hsts_max_age of at least 31536000 (one year)")
+		add("tls.hsts-preload", "needs tls.hsts-max-age of at least 31536000 (one year)")
 	}
 
 	if !tokenWordRE.MatchString(c.Token.Issuer) {
@@ -75,21 +75,30 @@ func (c *Config) Validate() error {
 	if c.Token.Service != "" && !tokenWordRE.MatchString(c.Token.Service) {
 		add("token.service", "%q: use 1-128 letters, digits and . _ : / -", c.Token.Service)
 	}
-	if c.Token.Lifetime < MinTokenLifetime || c.Token.Lifetime > MaxTokenLifetime {
-		add("token.lifetime", "%s: must be between %s and %s", c.Token.Lifetime, MinTokenLifetime, MaxTokenLifetime)
-	}
-	if c.Token.RefreshLifetime < 0 {
-		add("token.refresh_lifetime", "must not be negative (0 means until revoked)")
+	// What regctl serve checks, from the token-server.yaml this renders:
+	// a file that renders also starts.
+	var se *SettingError
+	for _, err := range joined(c.TokenServer().Validate()) {
+		switch {
+		case !errors.As(err, &se):
+			add("token", "%v", err)
+		case tokenServerKeys[se.Key] == "":
+			add("token", "the token server's %s would be %v", se.Key, se.Err)
+		case se.Key == "issuer" || se.Key == "service":
+			// Checked above, with what they may contain.
+		default:
+			add(tokenServerKeys[se.Key], "%v", se.Err)
+		}
 	}
 	switch c.Token.KeyAlgorithm {
 	case "es256", "rs256":
 	default:
-		add("token.key_algorithm", "%q: use es256 or rs256", c.Token.KeyAlgorithm)
+		add("token.key-algorithm", "%q: use es256 or rs256", c.Token.KeyAlgorithm)
 	}
 	switch c.Token.LogFormat {
 	case "json", "text":
 	default:
-		add("token.log_format", "%q: use json or text", c.Token.LogFormat)
+		add("token.log-format", "%q: use json or text", c.Token.LogFormat)
 	}
 
 	if c.Fail2ban.MaxRetry < 1 || c.Fail2ban.MaxRetry > 1000 {
@@ -143,6 +152,18 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// joined are the errors errors.Join joined into err.
+func joined(err error) []error {
+	var j interface{ Unwrap() []error }
+	if errors.As(err, &j) {
+		return j.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
+}
+
 func (s *S3) validate() []error {
 	var errs []error
 	add := func(key, format string, args ...any) {
@@ -160,16 +181,16 @@ func (s *S3) validate() []error {
 		}
 	}
 	if (s.AccessKey == "") != (s.SecretKey == "") {
-		add("access_key", "set both access_key and secret_key, or neither (instance credentials)")
+		add("access-key", "set both access-key and secret-key, or neither (instance credentials)")
 	}
-	for key, v := range map[string]string{"access_key": s.AccessKey, "secret_key": s.SecretKey} {
-		if strings.ContainsAny(v, " \t\r\n") {
-			add(key, "must not contain whitespace")
+	for _, kv := range [][2]string{{"access-key", s.AccessKey}, {"secret-key", s.SecretKey}} {
+		if strings.ContainsAny(kv[1], " \t\r\n") {
+			add(kv[0], "must not contain whitespace")
 		}
 	}
 	if s.RootDirectory != "" {
 		if err := CheckPath(s.RootDirectory); err != nil {
-			add("root_directory", "%v", err)
+			add("root-directory", "%v", err)
 		}
 	}
 	return errs

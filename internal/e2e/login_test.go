@@ -240,7 +240,7 @@ func TestLoginFirstWave(t *testing.T) {
 		users = append(users, fmt.Sprintf("legit%d", i))
 	}
 	s := startLoginServer(t, append(users, "frank"))
-	const burst = 20 // token.DefaultFailLimitIP
+	const burst = 20 // config.DefaultFailLimitIP
 
 	// Unloaded: first (uncached) logins from their own address.
 	legit := loginClient("127.0.0.4", 1)

@@ -197,7 +197,7 @@ func ensureDirMode(h Host, dir string, mode fs.FileMode, fix bool) error {
 func generateKeys(h Host, known *redact.Set, dir, alg string, now time.Time) error {
 	a, err := keys.ParseAlgorithm(alg)
 	if err != nil {
-		return fmt.Errorf("token.key_algorithm: %w", err)
+		return fmt.Errorf("token.key-algorithm: %w", err)
 	}
 	tmp, err := os.MkdirTemp("", "regctl-keys-")
 	if err != nil {

@@ -317,14 +317,16 @@ type TokenData struct {
 
 // NewTokenData returns the data for the token server container.
 func NewTokenData(c *config.Config, s Secrets) TokenData {
+	// The settings config.Validate has checked as regctl serve does.
+	ts := c.TokenServer()
 	return TokenData{
 		Listen:          ":" + port(c.Upstreams.Token),
-		Issuer:          c.Token.Issuer,
-		Service:         c.TokenService(),
+		Issuer:          ts.Issuer,
+		Service:         ts.Service,
 		KeysDir:         ContainerKeysDir,
 		Store:           StoreURL(c, s),
-		TokenLifetime:   c.Token.Lifetime.String(),
-		RefreshLifetime: c.Token.RefreshLifetime.String(),
+		TokenLifetime:   ts.TokenLifetime.String(),
+		RefreshLifetime: ts.RefreshLifetime.String(),
 		TrustedProxies:  []string{NewNetworkData(c).Nginx + "/32"},
 		LogFormat:       c.Token.LogFormat,
 		MetricsListen:   ":" + metricsPort(c),

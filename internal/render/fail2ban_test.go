@@ -111,12 +111,12 @@ func serveLog(t *testing.T, format string) (log string, want map[string]int) {
 	if format == "json" {
 		h = slog.NewJSONHandler(&buf, nil)
 	}
-	cfg := token.Defaults()
+	cfg := config.TokenServerDefaults()
 	cfg.Issuer, cfg.Service = "regctl", "registry.example.com"
 	// Small buckets that do not refill during the test: after four failed
 	// logins from an address, or three for an account, requests are refused.
-	cfg.FailLimitIP = token.FailLimit{Rate: rate.Limit(1.0 / 3600), Burst: 4}
-	cfg.FailLimitAccount = token.FailLimit{Rate: rate.Limit(1.0 / 3600), Burst: 3}
+	cfg.FailLimitIP = config.FailLimit{Rate: rate.Limit(1.0 / 3600), Burst: 4}
+	cfg.FailLimitAccount = config.FailLimit{Rate: rate.Limit(1.0 / 3600), Burst: 3}
 	srv, err := token.New(cfg, oneUser{hash: string(hash)}, ks, slog.New(h), nil)
 	if err != nil {
 		t.Fatal(err)

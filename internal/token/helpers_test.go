@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/testenv"
@@ -129,7 +130,7 @@ func newFixture(t testing.TB) *fixture {
 	st.setUser(store.User{Username: "waldi", PasswordHash: hash(t, "waldi-secret"), Labels: map[string][]string{"full-access": {"test/*", "socke*"}}})
 	st.setUser(store.User{Username: "reader", PasswordHash: hash(t, "reader-secret"), Labels: map[string][]string{"read-only-access": {"prod/*"}}})
 	st.setUser(store.User{Username: "bob", PasswordHash: hash(t, "bob-secret"), Grants: []acl.Grant{{Pattern: "team/*", Actions: []string{"pull", "push"}}}})
-	cfg := Defaults()
+	cfg := config.TokenServerDefaults()
 	cfg.Issuer, cfg.Service = "regctl-test", testService
 	cfg.ReloadInterval = time.Second
 	cfg.BcryptCost = bcrypt.MinCost // the users' cost: fast under -race

@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/testenv"
@@ -46,7 +47,7 @@ func newReloadFixture(t *testing.T) *reloadFixture {
 	}
 	st := &memStore{users: map[string]store.User{}}
 	st.setUser(store.User{Username: "waldi", PasswordHash: hash(t, "waldi-secret")})
-	cfg := Defaults()
+	cfg := config.TokenServerDefaults()
 	cfg.Issuer, cfg.Service = "regctl-test", testService
 	logBuf := &testenv.SyncBuffer{}
 	srv, err := New(cfg, st, ks, slog.New(slog.NewTextHandler(logBuf, nil)), clk.Now)

@@ -1,19 +1,18 @@
 package token
 
 import (
-	"fmt"
 	"hash/maphash"
 	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/time/rate"
+
+	"github.com/regctl/regctl/internal/config"
 )
 
 // Brute-force defence: token buckets of password attempts, one per client
@@ -59,20 +58,6 @@ type failLimiter struct {
 	limitedIP, limitedAccount atomic.Uint64 // 429s, for metrics
 }
 
-// FailLimit is a token bucket of failed authentications: Burst failures at
-// once, refilled at Rate per second. A zero FailLimit is off.
-type FailLimit struct {
-	Rate  rate.Limit // tokens per second
-	Burst int
-}
-
-// Limits applied unless configured otherwise (regctl serve --fail-limit-ip,
-// --fail-limit-account).
-var (
-	DefaultFailLimitIP      = FailLimit{Rate: rate.Limit(10.0 / 60), Burst: 20}
-	DefaultFailLimitAccount = FailLimit{Rate: rate.Limit(20.0 / 60), Burst: 60}
-)
-
 const (
 	// CleanAfter is how long after its last failed authentication a client
 	// counts as part of an attack on an account.
@@ -85,75 +70,9 @@ const (
 	trustedCacheSize = 65536
 )
 
-// Off reports whether the limit is disabled.
-func (l FailLimit) Off() bool { return l.Rate <= 0 || l.Burst <= 0 }
-
-// String renders the limit as ParseFailLimit reads it.
-func (l FailLimit) String() string {
-	if l.Off() {
-		return "off"
-	}
-	perMin := float64(l.Rate) * 60
-	if perMin == math.Trunc(perMin) {
-		return fmt.Sprintf("%g/min,burst=%d", perMin, l.Burst)
-	}
-	return fmt.Sprintf("%g/h,burst=%d", float64(l.Rate)*3600, l.Burst)
-}
-
-// ParseFailLimit reads "N/UNIT[,burst=B]" (UNIT s, min or h, or a Go
-// duration such as 30s; B defaults to 2N) or "off".
-func ParseFailLimit(s string) (FailLimit, error) {
-	s = strings.TrimSpace(s)
-	if s == "off" || s == "0" {
-		return FailLimit{}, nil
-	}
-	spec, burstSpec, hasBurst := strings.Cut(s, ",")
-	num, unit, ok := strings.Cut(spec, "/")
-	if !ok {
-		return FailLimit{}, fmt.Errorf("fail limit %q: want N/UNIT[,burst=B], e.g. 10/min,burst=20, or off", s)
-	}
-	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-	if err != nil || n <= 0 || math.IsInf(n, 0) || math.IsNaN(n) {
-		return FailLimit{}, fmt.Errorf("fail limit %q: %q is not a positive number", s, num)
-	}
-	var per time.Duration
-	switch u := strings.TrimSpace(unit); u {
-	case "s", "sec", "second":
-		per = time.Second
-	case "m", "min", "minute":
-		per = time.Minute
-	case "h", "hour":
-		per = time.Hour
-	default:
-		if per, err = time.ParseDuration(u); err != nil || per <= 0 {
-			return FailLimit{}, fmt.Errorf("fail limit %q: unit %q is not s, min, h or a duration", s, u)
-		}
-	}
-	l := FailLimit{Rate: rate.Limit(n / per.Seconds()), Burst: int(math.Ceil(2 * n))}
-	if hasBurst {
-		v, ok := strings.CutPrefix(strings.TrimSpace(burstSpec), "burst=")
-		b, err := strconv.Atoi(v)
-		if !ok || err != nil || b < 1 {
-			return FailLimit{}, fmt.Errorf("fail limit %q: want burst=N with N ≥ 1 after the comma", s)
-		}
-		l.Burst = b
-	}
-	return l, nil
-}
-
-func (l FailLimit) validate(flag string) error {
-	if l.Off() {
-		return nil
-	}
-	if l.Burst > 1_000_000 || float64(l.Rate) > 1000 {
-		return fmt.Errorf("%s %s is too large to limit anything", flag, l)
-	}
-	return nil
-}
-
 // bucketSet is one kind of bucket (by client or by account) in an LRU.
 type bucketSet[K comparable] struct {
-	limit FailLimit
+	limit config.FailLimit
 	cache *lru.Cache[K, *bucket]
 }
 
@@ -172,7 +91,7 @@ type bucket struct {
 	dead     bool      // removed from its set: get a new one
 }
 
-func newBucketSet[K comparable](l FailLimit) *bucketSet[K] {
+func newBucketSet[K comparable](l config.FailLimit) *bucketSet[K] {
 	if l.Off() {
 		return nil
 	}
@@ -214,17 +133,12 @@ func (bs *bucketSet[K]) unlock(k K, b *bucket, now time.Time) {
 	b.mu.Unlock()
 }
 
-// interval is the time one token takes to refill.
-func (l FailLimit) interval() time.Duration {
-	return max(1, time.Duration(float64(time.Second)/float64(l.Rate)))
-}
-
 // debt is how far below full b is at now, as refill time.
 func (b *bucket) debt(now time.Time) time.Duration { return max(0, b.full.Sub(now)) }
 
 // spend takes a token at now if there is one.
-func (b *bucket) spend(l FailLimit, now time.Time) bool {
-	per := l.interval()
+func (b *bucket) spend(l config.FailLimit, now time.Time) bool {
+	per := l.Interval()
 	debt := b.debt(now)
 	if debt > time.Duration(l.Burst-1)*per {
 		return false
@@ -234,7 +148,7 @@ func (b *bucket) spend(l FailLimit, now time.Time) bool {
 }
 
 // take spends a token for an attempt that starts, if there is one.
-func (b *bucket) take(l FailLimit, now time.Time) bool {
+func (b *bucket) take(l config.FailLimit, now time.Time) bool {
 	if !b.spend(l, now) {
 		return false
 	}
@@ -243,19 +157,19 @@ func (b *bucket) take(l FailLimit, now time.Time) bool {
 }
 
 // retryAfter is how long until a token is available, at least a second.
-func (b *bucket) retryAfter(l FailLimit, now time.Time) time.Duration {
-	return max(time.Second, b.debt(now)-time.Duration(l.Burst-1)*l.interval())
+func (b *bucket) retryAfter(l config.FailLimit, now time.Time) time.Duration {
+	return max(time.Second, b.debt(now)-time.Duration(l.Burst-1)*l.Interval())
 }
 
 // end settles one attempt on b: the token it took (if taken) is given
 // back unless it failed; a failure that took none spends one if there is
 // one. Call with b.mu held.
-func (b *bucket) end(l FailLimit, taken, failed bool, now time.Time) {
+func (b *bucket) end(l config.FailLimit, taken, failed bool, now time.Time) {
 	switch {
 	case taken:
 		b.held--
 		if !failed {
-			b.full = b.full.Add(-l.interval())
+			b.full = b.full.Add(-l.Interval())
 		}
 	case failed:
 		b.spend(l, now)
@@ -268,7 +182,7 @@ type trustKey struct {
 	client  netip.Prefix
 }
 
-func newFailLimiter(ipLimit, accountLimit FailLimit) *failLimiter {
+func newFailLimiter(ipLimit, accountLimit config.FailLimit) *failLimiter {
 	l := &failLimiter{
 		ip:      newBucketSet[netip.Prefix](ipLimit),
 		account: newBucketSet[uint64](accountLimit),
@@ -321,7 +235,7 @@ func (bs *bucketSet[K]) hasToken(k K, now time.Time) bool {
 	if now.Before(b.seen) {
 		now = b.seen // as lock would see it: a clock set back changes nothing
 	}
-	return b.dead || b.debt(now) <= time.Duration(bs.limit.Burst-1)*bs.limit.interval()
+	return b.dead || b.debt(now) <= time.Duration(bs.limit.Burst-1)*bs.limit.Interval()
 }
 
 // admission is what admit took for one password attempt; settle gives it

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/regctl/regctl/internal/config"
 )
 
 // proxyAddr is the reverse proxy the limit tests trust.
@@ -338,12 +340,12 @@ func TestFailLimitInflightBound(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {
 		name          string
-		ip, account   FailLimit
+		ip, account   config.FailLimit
 		wantFirstWave int
 	}{
-		{"ip", FailLimit{Rate: rate.Every(time.Minute), Burst: 5}, FailLimit{}, 5},
-		{"account", FailLimit{}, FailLimit{Rate: rate.Every(time.Minute), Burst: 7}, 7},
-		{"both", FailLimit{Rate: rate.Every(time.Minute), Burst: 5}, FailLimit{Rate: rate.Every(time.Minute), Burst: 7}, 5},
+		{"ip", config.FailLimit{Rate: rate.Every(time.Minute), Burst: 5}, config.FailLimit{}, 5},
+		{"account", config.FailLimit{}, config.FailLimit{Rate: rate.Every(time.Minute), Burst: 7}, 7},
+		{"both", config.FailLimit{Rate: rate.Every(time.Minute), Burst: 5}, config.FailLimit{Rate: rate.Every(time.Minute), Burst: 7}, 5},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			l := newFailLimiter(tt.ip, tt.account)
@@ -385,7 +387,7 @@ func TestFailLimitInflightBound(t *testing.T) {
 // to remember, so successful logins do not fill them.
 func TestFailLimitDropsIdleBuckets(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newFailLimiter(DefaultFailLimitIP, DefaultFailLimitAccount)
+	l := newFailLimiter(config.DefaultFailLimitIP, config.DefaultFailLimitAccount)
 	for i := range 100 {
 		var adm admission
 		client := clientKey(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}))
@@ -415,43 +417,6 @@ func TestFailLimitDropsIdleBuckets(t *testing.T) {
 	l.settle(&again, false, now.Add(time.Hour))
 	if n := l.ip.cache.Len(); n != 1 {
 		t.Fatalf("a client with a failure on record was dropped")
-	}
-}
-
-func TestParseFailLimit(t *testing.T) {
-	tests := []struct {
-		in   string
-		want FailLimit
-		err  bool
-	}{
-		{in: "10/min,burst=20", want: FailLimit{Rate: rate.Limit(10.0 / 60), Burst: 20}},
-		{in: "10/min", want: FailLimit{Rate: rate.Limit(10.0 / 60), Burst: 20}},
-		{in: "100/h,burst=300", want: FailLimit{Rate: rate.Limit(100.0 / 3600), Burst: 300}},
-		{in: "1/30s", want: FailLimit{Rate: rate.Limit(1.0 / 30), Burst: 2}},
-		{in: "2/s", want: FailLimit{Rate: 2, Burst: 4}},
-		{in: "off"},
-		{in: "0"},
-		{in: "ten/min", err: true},
-		{in: "10", err: true},
-		{in: "10/fortnight", err: true},
-		{in: "-1/min", err: true},
-		{in: "10/min,burst=0", err: true},
-		{in: "10/min,20", err: true},
-	}
-	for _, tt := range tests {
-		got, err := ParseFailLimit(tt.in)
-		if (err != nil) != tt.err || (err == nil && (math.Abs(float64(got.Rate-tt.want.Rate)) > 1e-12 || got.Burst != tt.want.Burst)) {
-			t.Errorf("ParseFailLimit(%q) = %+v, %v; want %+v, error %t", tt.in, got, err, tt.want, tt.err)
-		}
-	}
-	for _, l := range []FailLimit{DefaultFailLimitIP, DefaultFailLimitAccount, {}, {Rate: rate.Limit(7.0 / 3600), Burst: 3}} {
-		back, err := ParseFailLimit(l.String())
-		if err != nil || math.Abs(float64(back.Rate-l.Rate)) > 1e-12 || back.Burst != l.Burst {
-			t.Errorf("%+v → %q → %+v, %v", l, l.String(), back, err)
-		}
-	}
-	if DefaultFailLimitIP.String() != "10/min,burst=20" || DefaultFailLimitAccount.String() != "20/min,burst=60" {
-		t.Errorf("defaults render as %s and %s", DefaultFailLimitIP, DefaultFailLimitAccount)
 	}
 }
 

@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/regctl/regctl/internal/acl"
@@ -34,76 +33,9 @@ type Store interface {
 	RuleSource
 }
 
-// Config holds the server's settings.
-type Config struct {
-	Issuer  string // token "iss"; the registry's auth.token.issuer
-	Service string // token "aud"; the registry's auth.token.service
-	// TokenLifetime is how long an access token is valid.
-	TokenLifetime time.Duration
-	// RefreshLifetime is how long a refresh token (docker login's stored
-	// identity token) is valid; 0 means until revoked.
-	RefreshLifetime time.Duration
-	// ReloadInterval bounds staleness: rules are reloaded and cached users
-	// expire at this interval, so store changes apply within it.
-	ReloadInterval time.Duration
-	// StoreTimeout caps each store query.
-	StoreTimeout time.Duration
-	// TrustedProxies may set X-Forwarded-For / X-Real-IP.
-	TrustedProxies []netip.Prefix
-	// AllowAnonymous lets requests without credentials be decided by the
-	// rules as account ""; otherwise they get 401.
-	AllowAnonymous bool
-	// FailLimitIP and FailLimitAccount limit failed password
-	// authentications per client and per account (ratelimit.go); a zero
-	// FailLimit is off.
-	FailLimitIP, FailLimitAccount FailLimit
-	// BcryptCost is the cost of the dummy hash that unknown users are
-	// compared against until the server has read users from the store;
-	// from then on the dummy follows their most common cost.
-	BcryptCost int
-}
-
-// Defaults returns the documented defaults.
-func Defaults() Config {
-	return Config{
-		TokenLifetime:   5 * time.Minute,
-		RefreshLifetime: 90 * 24 * time.Hour,
-		ReloadInterval:  5 * time.Second,
-		StoreTimeout:    3 * time.Second,
-
-		FailLimitIP:      DefaultFailLimitIP,
-		FailLimitAccount: DefaultFailLimitAccount,
-		BcryptCost:       store.DefaultBcryptCost,
-	}
-}
-
-// Validate checks the settings.
-func (c Config) Validate() error {
-	switch {
-	case c.Issuer == "":
-		return errors.New("issuer is empty (--issuer)")
-	case c.Service == "":
-		return errors.New("service is empty (--service)")
-	case c.TokenLifetime < config.MinTokenLifetime || c.TokenLifetime > config.MaxTokenLifetime:
-		return fmt.Errorf("token lifetime %s out of range [%s, %s]", c.TokenLifetime, config.MinTokenLifetime, config.MaxTokenLifetime)
-	case c.RefreshLifetime < 0:
-		return errors.New("refresh token lifetime is negative")
-	case c.ReloadInterval < 100*time.Millisecond || c.ReloadInterval > 10*time.Minute:
-		return fmt.Errorf("reload interval %s out of range [100ms, 10m]", c.ReloadInterval)
-	case c.StoreTimeout <= 0:
-		return errors.New("store timeout must be positive")
-	case c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost:
-		return fmt.Errorf("bcrypt cost %d out of range [%d, %d]", c.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
-	}
-	if err := c.FailLimitIP.validate("--fail-limit-ip"); err != nil {
-		return err
-	}
-	return c.FailLimitAccount.validate("--fail-limit-account")
-}
-
 // Server answers token requests.
 type Server struct {
-	cfg         Config
+	cfg         config.TokenServer
 	minter      *Minter
 	keyReloader bool // NewKeyReloader was called
 	refresh     *refresher
@@ -119,7 +51,7 @@ type Server struct {
 }
 
 // New builds a server; call Start before serving.
-func New(cfg Config, st Store, ks *keys.Set, log *slog.Logger, now func() time.Time) (*Server, error) {
+func New(cfg config.TokenServer, st Store, ks *keys.Set, log *slog.Logger, now func() time.Time) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/store"
 )
 
@@ -295,7 +296,7 @@ func TestRefreshTokens(t *testing.T) {
 	t.Run("expires", func(t *testing.T) {
 		f := newFixture(t)
 		tok := login(f)
-		f.clock.Advance(Defaults().RefreshLifetime)
+		f.clock.Advance(config.TokenServerDefaults().RefreshLifetime)
 		if err := f.srv.rules.reload(t.Context()); err != nil {
 			t.Fatal(err)
 		}

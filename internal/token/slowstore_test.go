@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/store/mongo"
 	"github.com/regctl/regctl/internal/testenv"
@@ -169,7 +170,7 @@ func TestFaultSlowStore(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
 	ks := testKeys(t)
-	cfg := Defaults()
+	cfg := config.TokenServerDefaults()
 	cfg.Issuer, cfg.Service = "regctl-slow", "registry.slow.test"
 	cfg.ReloadInterval, cfg.StoreTimeout = reloadInterval, storeTimeout
 	srv, err := New(cfg, st, ks, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)

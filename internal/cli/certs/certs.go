@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
 
 	regcerts "github.com/regctl/regctl/internal/certs"
 	"github.com/regctl/regctl/internal/cli/cmdutil"
@@ -46,9 +47,11 @@ Files, under --root (default /opt/regctl):
   certs/accounts/CAHOST/EMAIL/account.key (0600), account.json
   certs/dhparams.pem, acme-webroot/, compose.yaml (nginx is its "nginx" service)
 
-The keys root, acme-email, acme-directory, staging, cert-profile (and the
-other settings of obtain and renew) may also come from the config file or
-REGCTL_* environment variables, e.g. REGCTL_ACME_EMAIL.`,
+The settings of obtain and renew may also come from the config file or
+REGCTL_* environment variables: regctl.yaml's root, acme.email and acme.ca
+(REGCTL_ACME_EMAIL, REGCTL_ACME_CA) set --root, --acme-email and
+--acme-directory, and the others' keys are their flag names (staging,
+cert-profile, challenge, ...).`,
 	}
 	cmd.AddCommand(
 		NewCmdObtain(f, nil),
@@ -139,14 +142,25 @@ func addACMEFlags(cmd *cobra.Command) {
 	_ = cmd.RegisterFlagCompletionFunc("dns-provider", cobra.FixedCompletions(regcerts.DNSProviderNames(), cobra.ShellCompDirectiveNoFileComp))
 }
 
-// certsACMEOptions reads the shared flags (through the config).
+// fromRegctlYAML is the value of a flag that regctl.yaml sets under
+// another key: the flag if given, else regctl.yaml's key (from the file or
+// the environment), else the flag's own key in the config file (config.
+// Renamed: deprecated) or its default.
+func fromRegctlYAML(cmd *cobra.Command, v *viper.Viper, flag, key string) string {
+	if !cmd.Flags().Changed(flag) && v.IsSet(key) {
+		return v.GetString(key)
+	}
+	return v.GetString(flag)
+}
+
+// acmeOptions reads the shared flags (through the config).
 func acmeOptions(f *cmdutil.Factory, cmd *cobra.Command) (ACMEOptions, error) {
 	v := f.Config
 	o := ACMEOptions{
 		Version:      f.AppVersion,
 		Root:         v.GetString("root"),
-		Email:        v.GetString("acme-email"),
-		Directory:    v.GetString("acme-directory"),
+		Email:        fromRegctlYAML(cmd, v, "acme-email", "acme.email"),
+		Directory:    fromRegctlYAML(cmd, v, "acme-directory", "acme.ca"),
 		Staging:      v.GetBool("staging"),
 		CARoots:      v.GetString("acme-ca-roots"),
 		Profile:      v.GetString("cert-profile"),

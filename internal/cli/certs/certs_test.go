@@ -294,7 +294,9 @@ func TestCertsFlags(t *testing.T) {
 		config   string
 		wantCode int
 		wantErr  string
-		check    func(t *testing.T, o *ObtainOptions)
+		// wantStderr is a warning the command prints ("" for none).
+		wantStderr string
+		check      func(t *testing.T, o *ObtainOptions)
 	}{
 		{name: "defaults", args: []string{"obtain", "R.example.com"}, check: func(t *testing.T, o *ObtainOptions) {
 			if o.Directory != certs.LetsEncryptProduction || o.Staging || o.Root != "/opt/regctl" ||
@@ -319,11 +321,24 @@ func TestCertsFlags(t *testing.T) {
 				t.Errorf("options %+v", o)
 			}
 		}},
-		{name: "config file", args: []string{"obtain", "a.example", "--acme-email", "flag@example.com"}, config: "acme-email: file@example.com\nacme-directory: https://ca.example/dir\nhttp-port: 8080\nchallenge: webroot\n", check: func(t *testing.T, o *ObtainOptions) {
-			if o.Email != "flag@example.com" || o.Directory != "https://ca.example/dir" || o.Challenge.HTTPPort != 8080 || o.Challenge.Mode != certs.ChallengeWebroot {
+		{name: "config file", args: []string{"obtain", "a.example", "--acme-email", "flag@example.com"}, config: "acme-directory: https://ca.example/dir\nhttp-port: 8080\nchallenge: webroot\n",
+			wantStderr: "acme-directory is deprecated and goes in the next release: write acme.ca", check: func(t *testing.T, o *ObtainOptions) {
+				if o.Email != "flag@example.com" || o.Directory != "https://ca.example/dir" || o.Challenge.HTTPPort != 8080 || o.Challenge.Mode != certs.ChallengeWebroot {
+					t.Errorf("options %+v", o)
+				}
+			}},
+		// regctl.yaml's own keys, as the renewal job's --config gives them.
+		{name: "regctl.yaml", args: []string{"obtain", "a.example"}, config: "root: /srv/r\nacme:\n  email: yaml@example.com\n  ca: https://ca.example/yaml\n", check: func(t *testing.T, o *ObtainOptions) {
+			if o.Email != "yaml@example.com" || o.Directory != "https://ca.example/yaml" || o.Root != "/srv/r" {
 				t.Errorf("options %+v", o)
 			}
 		}},
+		{name: "flags beat regctl.yaml", args: []string{"obtain", "a.example", "--acme-email", "flag@example.com", "--acme-directory", "https://ca.example/flag"}, config: "acme:\n  email: yaml@example.com\n  ca: https://ca.example/yaml\n", check: func(t *testing.T, o *ObtainOptions) {
+			if o.Email != "flag@example.com" || o.Directory != "https://ca.example/flag" {
+				t.Errorf("options %+v", o)
+			}
+		}},
+		{name: "old and new key", args: []string{"obtain", "a.example"}, config: "acme-email: old@example.com\nacme:\n  email: yaml@example.com\n", wantCode: cmdutil.ExitError, wantErr: "acme-email and acme.email are the same setting: keep acme.email"},
 		{name: "dns", args: []string{"obtain", "*.example.com", "example.com", "--challenge", "dns", "--dns-provider", "exec", "--dns-resolver", "127.0.0.1:53"}, check: func(t *testing.T, o *ObtainOptions) {
 			if o.Challenge.Mode != certs.ChallengeDNS || o.Challenge.DNSProvider != "exec" || o.Challenge.DNSResolvers[0] != "127.0.0.1:53" || o.Names[0] != "*.example.com" {
 				t.Errorf("options %+v", o)
@@ -377,6 +392,9 @@ func TestCertsFlags(t *testing.T) {
 			}
 			if tt.check != nil {
 				tt.check(t, got)
+			}
+			if stderr := e.errOut.String(); tt.wantStderr == "" && stderr != "" || !strings.Contains(stderr, tt.wantStderr) {
+				t.Errorf("stderr %q, want %q", stderr, tt.wantStderr)
 			}
 		})
 	}

@@ -243,7 +243,9 @@ func SetupRoot(root *cobra.Command, f *Factory) {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &FlagError{Err: err} })
 }
 
-// LoadConfig reads --config (if any) and rejects keys no command knows.
+// LoadConfig reads --config (if any) and rejects keys no command knows. A
+// key under its old name (config.Renamed) gets a warning, and an error if
+// the file sets its current name too.
 func LoadConfig(cmd *cobra.Command, f *Factory) error {
 	path, _ := cmd.Flags().GetString("config")
 	if path == "" {
@@ -268,8 +270,20 @@ func LoadConfig(cmd *cobra.Command, f *Factory) error {
 	}
 	walk(cmd.Root())
 	var unknown []string
-	for _, k := range f.Config.AllKeys() {
-		if f.Config.InConfig(k) && !known[k] && !config.Known(k) {
+	keys := f.Config.AllKeys()
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !f.Config.InConfig(k) {
+			continue
+		}
+		if current, ok := config.Renamed(k); ok {
+			if f.Config.InConfig(current) {
+				return fmt.Errorf("config %s: %s and %s are the same setting: keep %s", path, k, current, current)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: config %s: %s is deprecated and goes in the next release: write %s\n", path, k, current)
+			continue
+		}
+		if !known[k] && !config.Known(k) {
 			unknown = append(unknown, k)
 		}
 	}

@@ -128,7 +128,8 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 		{"unknown nested key", "tls:\n  ciphers: ALL\n", []string{"unknown key(s) tls.ciphers"}},
 		{"unknown top key", "domainz: x\n", []string{"unknown key(s) domainz"}},
 		{"bad value", "ssh:\n  port: 0\n", []string{"ssh.port: 0 is not a port"}},
-		{"wrong type", "tls:\n  hsts_max_age: forever\n", []string{"hsts_max_age"}},
+		{"wrong type", "tls:\n  hsts-max-age: forever\n", []string{"'tls.hsts-max-age' cannot parse value as 'int'"}},
+		{"old and new spelling", "tls:\n  hsts_max_age: 300\n", []string{"tls.hsts_max_age and tls.hsts-max-age are the same setting: keep tls.hsts-max-age"}},
 		{"injection", "", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

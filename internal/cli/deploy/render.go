@@ -268,10 +268,21 @@ func LoadRegctlConfig(cmd *cobra.Command, v *viper.Viper) (*config.Config, strin
 		}
 		path = abs
 	}
+	// A key under its old name (config.Renamed) counts where the current
+	// name is not set; LoadConfig has warned about it.
+	old := map[string]string{}
+	for _, k := range v.AllKeys() {
+		if current, ok := config.Renamed(k); ok && v.InConfig(k) {
+			old[current] = k
+		}
+	}
 	sub := viper.New()
 	for _, k := range config.Keys() {
-		if v.IsSet(k.Name) {
+		switch {
+		case v.IsSet(k.Name):
 			sub.Set(k.Name, v.Get(k.Name))
+		case old[k.Name] != "":
+			sub.Set(k.Name, v.Get(old[k.Name]))
 		}
 	}
 	c := config.Defaults()
@@ -282,7 +293,7 @@ func LoadRegctlConfig(cmd *cobra.Command, v *viper.Viper) (*config.Config, strin
 }
 
 // decodeError makes mapstructure's multi-line decoding error one line:
-// "'tls.hsts_max_age' cannot parse value as 'int': ...".
+// "'tls.hsts-max-age' cannot parse value as 'int': ...".
 func decodeError(err error) error {
 	msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):")
 	var parts []string

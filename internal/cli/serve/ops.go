@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/token"
 )
 
@@ -33,9 +34,9 @@ type Ops struct {
 
 // addServeOpsFlags registers the hardening and operations flags of serve.
 func addServeOpsFlags(fl *pflag.FlagSet) {
-	fl.String("fail-limit-ip", token.DefaultFailLimitIP.String(),
+	fl.String("fail-limit-ip", config.DefaultFailLimitIP.String(),
 		"failed password logins allowed per client address (IPv6: per /64) before 429: N/UNIT[,burst=B] with UNIT s, min or h, or off")
-	fl.String("fail-limit-account", token.DefaultFailLimitAccount.String(),
+	fl.String("fail-limit-account", config.DefaultFailLimitAccount.String(),
 		"failed password logins allowed per account before 429 for clients that have failed; clients with no failures still get in: N/UNIT[,burst=B], or off")
 	fl.String("metrics-listen", "", "HOST:PORT for Prometheus /metrics, /livez and /readyz (e.g. 127.0.0.1:9101; not for nginx to expose); empty: off")
 	fl.String("certs-dir", "", "ROOT/certs of the install: export the expiry of live/*/fullchain.pem as a metric")
@@ -45,10 +46,10 @@ func addServeOpsFlags(fl *pflag.FlagSet) {
 // serveOpsOptions reads the flags addServeOpsFlags registered into o.
 func serveOpsOptions(v *viper.Viper, o *Options) error {
 	var err error
-	if o.Token.FailLimitIP, err = token.ParseFailLimit(v.GetString("fail-limit-ip")); err != nil {
+	if o.Token.FailLimitIP, err = config.ParseFailLimit(v.GetString("fail-limit-ip")); err != nil {
 		return &cmdutil.FlagError{Err: fmt.Errorf("--fail-limit-ip: %w", err)}
 	}
-	if o.Token.FailLimitAccount, err = token.ParseFailLimit(v.GetString("fail-limit-account")); err != nil {
+	if o.Token.FailLimitAccount, err = config.ParseFailLimit(v.GetString("fail-limit-account")); err != nil {
 		return &cmdutil.FlagError{Err: fmt.Errorf("--fail-limit-account: %w", err)}
 	}
 	o.Ops = Ops{

@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/token"
@@ -40,13 +41,13 @@ type Options struct {
 
 	Listen  string
 	KeysDir string
-	Token   token.Config
+	Token   config.TokenServer
 	Ops     Ops // ops.go
 }
 
 // NewCmdServe builds `regctl serve`.
 func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
-	d := token.Defaults()
+	d := config.TokenServerDefaults()
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the registry token server",
@@ -102,7 +103,7 @@ func serveOptions(f *cmdutil.Factory) (*Options, error) {
 	v := f.Config
 	o := &Options{IO: f.IO, Now: f.Now, Store: f.Store, Version: f.AppVersion, Listen: v.GetString("listen"), KeysDir: v.GetString("keys")}
 	o.LogHandler = func(w io.Writer) slog.Handler { return cmdutil.NewLogHandler(f, w) }
-	o.Token = token.Config{
+	o.Token = config.TokenServer{
 		Issuer:          v.GetString("issuer"),
 		Service:         v.GetString("service"),
 		TokenLifetime:   v.GetDuration("token-lifetime"),
@@ -132,9 +133,26 @@ func serveOptions(f *cmdutil.Factory) (*Options, error) {
 		return nil, err
 	}
 	if err := o.Token.Validate(); err != nil {
-		return nil, &cmdutil.FlagError{Err: err}
+		return nil, &cmdutil.FlagError{Err: flagNames(err)}
 	}
 	return o, nil
+}
+
+// flagNames says the token server's settings errors in flag terms: each
+// *config.SettingError's key is the flag's name.
+func flagNames(err error) error {
+	var j interface{ Unwrap() []error }
+	if !errors.As(err, &j) {
+		return err
+	}
+	var errs []error
+	for _, e := range j.Unwrap() {
+		if se := (*config.SettingError)(nil); errors.As(e, &se) {
+			e = fmt.Errorf("--%s %w", se.Key, se.Err)
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

@@ -9,7 +9,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
-	"github.com/regctl/regctl/internal/token"
+	"github.com/regctl/regctl/internal/config"
 )
 
 func TestNewCmdServeOps(t *testing.T) {
@@ -21,7 +21,7 @@ func TestNewCmdServeOps(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", check: func(t *testing.T, o *Options) {
-			if o.Token.FailLimitIP != token.DefaultFailLimitIP || o.Token.FailLimitAccount != token.DefaultFailLimitAccount {
+			if o.Token.FailLimitIP != config.DefaultFailLimitIP || o.Token.FailLimitAccount != config.DefaultFailLimitAccount {
 				t.Errorf("limits %+v %+v, want the defaults", o.Token.FailLimitIP, o.Token.FailLimitAccount)
 			}
 			if o.Ops != (Ops{}) {
@@ -31,7 +31,7 @@ func TestNewCmdServeOps(t *testing.T) {
 		{name: "all set", args: []string{"--fail-limit-ip", "5/min,burst=10", "--fail-limit-account", "off",
 			"--metrics-listen", "127.0.0.1:9101", "--certs-dir", "/opt/regctl/certs", "--audit-log", "-"},
 			check: func(t *testing.T, o *Options) {
-				if want := (token.FailLimit{Rate: rate.Limit(5.0 / 60), Burst: 10}); o.Token.FailLimitIP != want {
+				if want := (config.FailLimit{Rate: rate.Limit(5.0 / 60), Burst: 10}); o.Token.FailLimitIP != want {
 					t.Errorf("ip limit %+v, want %+v", o.Token.FailLimitIP, want)
 				}
 				if !o.Token.FailLimitAccount.Off() {
