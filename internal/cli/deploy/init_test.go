@@ -120,6 +120,42 @@ func TestConfigEnvOnly(t *testing.T) {
 	}
 }
 
+// TestRenamedKeys: a regctl.yaml written with the old '_' spellings still
+// loads, each value where its new key puts it, with one warning per key
+// that names the new spelling.
+func TestRenamedKeys(t *testing.T) {
+	p := provExample(t, "")
+	data, _ := os.ReadFile(p)
+	s := string(data)
+	for _, r := range [][2]string{
+		{"hsts-max-age: 63072000", "hsts_max_age: 300"},
+		{"refresh-lifetime: 2160h", "refresh_lifetime: 1h"},
+		{"log-format: json", "log_format: text"},
+	} {
+		if !strings.Contains(s, r[0]) {
+			t.Fatalf("example lacks %q", r[0])
+		}
+		s = strings.Replace(s, r[0], r[1], 1)
+	}
+	cmdtest.WriteFile(t, p, s)
+	c, stderr, code := provCapture(t, "--config", p)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if c.TLS.HSTSMaxAge != 300 || c.Token.RefreshLifetime != time.Hour || c.Token.LogFormat != "text" {
+		t.Errorf("old spellings not read: hsts %d refresh %s log %s", c.TLS.HSTSMaxAge, c.Token.RefreshLifetime, c.Token.LogFormat)
+	}
+	for _, w := range []string{
+		"tls.hsts_max_age is deprecated and goes in the next release: write tls.hsts-max-age",
+		"token.refresh_lifetime is deprecated and goes in the next release: write token.refresh-lifetime",
+		"token.log_format is deprecated and goes in the next release: write token.log-format",
+	} {
+		if strings.Count(stderr, w) != 1 {
+			t.Errorf("stderr does not warn once %q:\n%s", w, stderr)
+		}
+	}
+}
+
 func TestConfigErrorsNameFileAndKey(t *testing.T) {
 	for _, tt := range []struct {
 		name, extra string
