@@ -79,7 +79,7 @@ type TokenConfig struct {
 	Realm          string // token endpoint URL; use http://localhost:PORT/... (crane refuses loopback IPs)
 	Service        string
 	Issuer         string
-	RootCertBundle string // PEM certificates; regctl keys generate writes bundle.pem
+	RootCertBundle string // PEM certificates; regctl keys generate writes bundle.pem; "" for none (jwks only)
 	JWKS           string // JWK set (distribution 3 only); "" for none
 }
 
@@ -100,8 +100,10 @@ func StartRegistry(t testing.TB, bin string, v Version, tc TokenConfig) *Registr
 	dir := t.TempDir()
 	port := FreePort(t)
 	var auth strings.Builder
-	fmt.Fprintf(&auth, "    realm: %q\n    service: %q\n    issuer: %q\n    rootcertbundle: %q\n",
-		tc.Realm, tc.Service, tc.Issuer, tc.RootCertBundle)
+	fmt.Fprintf(&auth, "    realm: %q\n    service: %q\n    issuer: %q\n", tc.Realm, tc.Service, tc.Issuer)
+	if tc.RootCertBundle != "" {
+		fmt.Fprintf(&auth, "    rootcertbundle: %q\n", tc.RootCertBundle)
+	}
 	if tc.JWKS != "" {
 		if v.Major < 3 {
 			t.Fatalf("registry %s has no jwks option", v.Name)
