@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/regctl/regctl/internal/keys"
 )
 
 // RenewalWindow is a CA's suggested renewal window (ACME Renewal
@@ -285,24 +287,9 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 	if block == nil {
 		return nil, errors.New("no PEM private key")
 	}
-	var key any
-	var err error
-	switch block.Type {
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	default:
-		return nil, fmt.Errorf("unexpected PEM block %q", block.Type)
-	}
+	s, err := keys.ParsePrivateKey(block)
 	if err != nil {
 		return nil, fmt.Errorf("parse private key: %w", err)
-	}
-	s, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("unrecognized key type: %T", key)
 	}
 	return s, nil
 }

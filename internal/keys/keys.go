@@ -389,7 +389,18 @@ func readKey(path string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
+	s, err := ParsePrivateKey(block)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// ParsePrivateKey parses a PEM private key block: PKCS #8 ("PRIVATE
+// KEY"), SEC 1 ("EC PRIVATE KEY") or PKCS #1 ("RSA PRIVATE KEY").
+func ParsePrivateKey(block *pem.Block) (crypto.Signer, error) {
 	var k any
+	var err error
 	switch block.Type {
 	case "PRIVATE KEY":
 		k, err = x509.ParsePKCS8PrivateKey(block.Bytes)
@@ -398,14 +409,14 @@ func readKey(path string) (crypto.Signer, error) {
 	case "RSA PRIVATE KEY":
 		k, err = x509.ParsePKCS1PrivateKey(block.Bytes)
 	default:
-		return nil, fmt.Errorf("%s: unsupported PEM block %q", path, block.Type)
+		return nil, fmt.Errorf("unsupported PEM block %q", block.Type)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	s, ok := k.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("%s: unrecognized key type %T", path, k)
+		return nil, fmt.Errorf("unrecognized key type %T", k)
 	}
 	return s, nil
 }
