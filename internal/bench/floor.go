@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/token"
 )
@@ -32,7 +33,7 @@ var floorAccess = []acl.Scope{{Type: acl.TypeRepository, Name: UserName(0) + "/a
 // else: no parsing, no authentication, no rules, no logging. What regctl
 // serve spends beyond it is the cost of deciding.
 func NewFloor(ks *keys.Set, now func() time.Time) (http.Handler, error) {
-	m, err := token.NewMinter(ks, Issuer, 5*time.Minute)
+	m, err := token.NewMinter(ks, Issuer, 5*time.Minute, config.KeyFormatX5C)
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,11 @@ type Token struct {
 	Lifetime        time.Duration `mapstructure:"lifetime"`
 	RefreshLifetime time.Duration `mapstructure:"refresh-lifetime"`
 	KeyAlgorithm    string        `mapstructure:"key-algorithm"`
+	// KeyFormat is how tokens name their signing key, and so what the
+	// registry is configured to verify them with: KeyFormatX5C
+	// (rootcertbundle; every registry version) or KeyFormatJWKS (jwks
+	// only; distribution 3).
+	KeyFormat string `mapstructure:"key-format"`
 	// LogFormat is regctl serve's log format; the fail2ban filter matches
 	// both.
 	LogFormat string `mapstructure:"log-format"`
@@ -178,6 +183,7 @@ func Defaults() Config {
 			Lifetime:        5 * time.Minute,
 			RefreshLifetime: 90 * 24 * time.Hour,
 			KeyAlgorithm:    "es256",
+			KeyFormat:       KeyFormatX5C,
 			LogFormat:       "json",
 		},
 		Database:  Database{Backend: BackendMongo},

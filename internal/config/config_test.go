@@ -72,6 +72,8 @@ func TestValidateRejects(t *testing.T) {
 		{"fail2ban bantime fraction", func(c *Config) { c.Fail2ban.BanTime = 90500 * time.Millisecond }, "fail2ban.bantime"},
 		{"alg", func(c *Config) { c.Token.KeyAlgorithm = "hs256" }, "token.key-algorithm"},
 		{"log format", func(c *Config) { c.Token.LogFormat = "xml" }, "token.log-format"},
+		{"key format", func(c *Config) { c.Token.KeyFormat = "kid" }, "token.key-format"},
+		{"jwks on distribution 2", func(c *Config) { c.Token.KeyFormat = KeyFormatJWKS; c.Images.Registry = "registry:2.8.3" }, "token.key-format"},
 		{"backend", func(c *Config) { c.Database.Backend = "postgres" }, "database.backend"},
 		{"url with sqlite", func(c *Config) { c.Database.Backend = BackendSQLite; c.Database.URL = "mongodb://db/regctl" }, "database.url"},
 		{"url scheme", func(c *Config) { c.Database.URL = "mysql://db/regctl" }, "database.url"},

@@ -39,11 +39,26 @@ type TokenServer struct {
 	// FailLimitIP and FailLimitAccount limit failed password
 	// authentications per client and per account; a zero FailLimit is off.
 	FailLimitIP, FailLimitAccount FailLimit
+	// KeyFormat is how tokens name their signing key: KeyFormatX5C (the
+	// default) or KeyFormatJWKS.
+	KeyFormat string
 	// BcryptCost is the cost of the dummy hash that unknown users are
 	// compared against until the server has read users from the store;
 	// from then on the dummy follows their most common cost.
 	BcryptCost int
 }
+
+// Key formats: how a token names the key that signed it, which decides
+// what the registry must be given to verify it.
+const (
+	// KeyFormatX5C sends the signing certificate and its CA in the
+	// header (x5c), verified against the registry's rootcertbundle:
+	// distribution 2.8, 3.0 and 3.1.
+	KeyFormatX5C = "x5c"
+	// KeyFormatJWKS sends only the key's kid, found in the registry's
+	// jwks: distribution 3.x configured with jwks and no rootcertbundle.
+	KeyFormatJWKS = "jwks"
+)
 
 // The bounds the token server holds its settings to.
 const (
@@ -72,6 +87,7 @@ func TokenServerDefaults() TokenServer {
 		StoreTimeout:     3 * time.Second,
 		FailLimitIP:      DefaultFailLimitIP,
 		FailLimitAccount: DefaultFailLimitAccount,
+		KeyFormat:        KeyFormatX5C,
 		BcryptCost:       DefaultBcryptCost,
 	}
 }
@@ -85,6 +101,7 @@ func (c *Config) TokenServer() TokenServer {
 	t.Service = c.TokenService()
 	t.TokenLifetime = c.Token.Lifetime
 	t.RefreshLifetime = c.Token.RefreshLifetime
+	t.KeyFormat = c.Token.KeyFormat
 	return t
 }
 
@@ -95,6 +112,7 @@ var tokenServerKeys = map[string]string{
 	"service":          "token.service",
 	"token-lifetime":   "token.lifetime",
 	"refresh-lifetime": "token.refresh-lifetime",
+	"key-format":       "token.key-format",
 }
 
 // SettingError is a setting with a bad value. Key is the setting's name in
@@ -126,6 +144,9 @@ func (t TokenServer) Validate() error {
 	}
 	if t.RefreshLifetime < 0 {
 		add("refresh-lifetime", "%s: must not be negative (0 means until revoked)", t.RefreshLifetime)
+	}
+	if t.KeyFormat != KeyFormatX5C && t.KeyFormat != KeyFormatJWKS {
+		add("key-format", "%q: use %s (every registry version) or %s (distribution 3 with jwks only)", t.KeyFormat, KeyFormatX5C, KeyFormatJWKS)
 	}
 	if t.ReloadInterval < MinReloadInterval || t.ReloadInterval > MaxReloadInterval {
 		add("reload-interval", "%s: must be between %s and %s", t.ReloadInterval, MinReloadInterval, MaxReloadInterval)

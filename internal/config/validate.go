@@ -146,6 +146,9 @@ func (c *Config) Validate() error {
 	check("network.subnet", CheckSubnet(c.Network.Subnet))
 	check("images.nginx", checkImage(c.Images.Nginx))
 	check("images.registry", checkImage(c.Images.Registry))
+	if c.Token.KeyFormat == KeyFormatJWKS && registryV2.MatchString(c.Images.Registry) {
+		add("token.key-format", "jwks needs distribution 3 (auth.token.jwks), but images.registry is %s: use x5c, or a registry:3 image", c.Images.Registry)
+	}
 	if c.ManagedMongo() {
 		check("images.mongo", checkImage(c.Images.Mongo))
 	}
@@ -203,7 +206,9 @@ var (
 	tokenWordRE = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,128}$`)
 	bucketRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	regionRE    = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
-	imageRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:@-]{0,254}$`)
+	// An image whose tag says distribution 2 (registry:2, registry:2.8.3).
+	registryV2 = regexp.MustCompile(`:v?2(\.[0-9.]+)?$`)
+	imageRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:@-]{0,254}$`)
 	// The address and the ACME URL end up on the renewal job's command
 	// line (cron runs it through /bin/sh), hence no shell characters.
 	emailLocalRE = regexp.MustCompile(`^[A-Za-z0-9._+-]{1,64}$`)

@@ -255,8 +255,11 @@ type RegistryData struct {
 	Realm           string
 	Service         string
 	Issuer          string
-	RootCertBundle  string
-	JWKS            string
+	// RootCertBundle is "" with token.key-format jwks: distribution 3
+	// checks a token's x5c against it whenever it is set, and finds the
+	// kid of a token without x5c in JWKS.
+	RootCertBundle string
+	JWKS           string
 }
 
 // NewRegistryData returns the data for the registry container.
@@ -272,6 +275,9 @@ func NewRegistryData(c *config.Config, s Secrets) RegistryData {
 		Issuer:         c.Token.Issuer,
 		RootCertBundle: path.Join(ContainerRegistryDir, path.Base(RegistryBundleFile)),
 		JWKS:           path.Join(ContainerRegistryDir, path.Base(RegistryJWKSFile)),
+	}
+	if c.Token.KeyFormat == config.KeyFormatJWKS {
+		d.RootCertBundle = ""
 	}
 	if c.Storage.Driver == config.DriverS3 {
 		s3 := c.Storage.S3
@@ -298,6 +304,7 @@ type TokenData struct {
 	Store           string
 	TokenLifetime   string
 	RefreshLifetime string
+	KeyFormat       string
 	// TrustedProxies may set X-Forwarded-For: nginx's address alone.
 	TrustedProxies []string
 	LogFormat      string
@@ -327,6 +334,7 @@ func NewTokenData(c *config.Config, s Secrets) TokenData {
 		Store:           StoreURL(c, s),
 		TokenLifetime:   ts.TokenLifetime.String(),
 		RefreshLifetime: ts.RefreshLifetime.String(),
+		KeyFormat:       ts.KeyFormat,
 		TrustedProxies:  []string{NewNetworkData(c).Nginx + "/32"},
 		LogFormat:       c.Token.LogFormat,
 		MetricsListen:   ":" + metricsPort(c),

@@ -36,6 +36,7 @@ var variants = []variant{
 		c.TLS.Profile = config.ProfileIntermediate
 		c.Database.Backend = config.BackendSQLite
 		c.Token.LogFormat = "text"
+		c.Token.KeyFormat = config.KeyFormatJWKS
 	}},
 	{"s3-preload-external-mongo", func(c *config.Config) {
 		c.Root = "/srv/registry"

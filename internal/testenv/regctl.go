@@ -164,6 +164,7 @@ type ServeConfig struct {
 	KeysDir         string
 	Store           string
 	ReloadInterval  time.Duration // 0: regctl's default
+	KeyFormat       string        // --key-format; "": regctl's default (x5c)
 }
 
 // Server is a running `regctl serve`.
@@ -187,6 +188,9 @@ func StartServe(t testing.TB, bin string, c ServeConfig) *Server {
 	}
 	if c.ReloadInterval > 0 {
 		args = append(args, "--reload-interval", c.ReloadInterval.String())
+	}
+	if c.KeyFormat != "" {
+		args = append(args, "--key-format", c.KeyFormat)
 	}
 	s := &Server{
 		URL:   fmt.Sprintf("http://127.0.0.1:%d", port),

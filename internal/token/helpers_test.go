@@ -120,7 +120,7 @@ type fixture struct {
 
 const testService = "registry.test"
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, opts ...func(*config.TokenServer)) *fixture {
 	t.Helper()
 	st := &memStore{users: map[string]store.User{}}
 	st.rules = []acl.Rule{
@@ -134,6 +134,9 @@ func newFixture(t testing.TB) *fixture {
 	cfg.Issuer, cfg.Service = "regctl-test", testService
 	cfg.ReloadInterval = time.Second
 	cfg.BcryptCost = bcrypt.MinCost // the users' cost: fast under -race
+	for _, o := range opts {
+		o(&cfg)
+	}
 	clk := testenv.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
 	srv, err := New(cfg, st, testKeys(t), slog.New(slog.NewTextHandler(io.Discard, nil)), clk.Now)
 	if err != nil {

@@ -129,7 +129,7 @@ func (r *KeyReloader) reload(stamp string) error {
 }
 
 func (r *KeyReloader) install(ks *keys.Set, now time.Time) error {
-	k, err := newMintKey(ks)
+	k, err := r.minter.newKey(ks)
 	if err != nil {
 		return fmt.Errorf("prepare token signer: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/regctl/regctl/internal/acl"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/keys"
 )
 
@@ -52,6 +53,7 @@ type Minter struct {
 	key      atomic.Pointer[mintKey]
 	issuer   string
 	lifetime time.Duration
+	x5c      bool // the header carries the signing chain (config.KeyFormatX5C)
 }
 
 // mintKey is one key's signer and its encoded header.
@@ -62,27 +64,43 @@ type mintKey struct {
 	size   int  // signature length in bytes
 }
 
-// jwsHeader is the protected header: the libtrust kid (distribution 2.8)
-// and the x5c chain (every version).
+// jwsHeader is the protected header: the libtrust kid, and the x5c chain
+// unless the key format is jwks.
+//
+// Which registries accept what: with x5c, distribution 2.8, 3.0 and 3.1
+// verify the chain against auth.token.rootcertbundle (3.x always does when
+// x5c is present, even with auth.token.jwks set). Without x5c, 2.8 finds
+// the key by its libtrust kid among rootcertbundle's keys, and 3.x by the
+// kid among auth.token.jwks's keys (keys.JWKS names each by its libtrust
+// kid), so a jwks-only 3.x registry needs tokens without x5c.
 type jwsHeader struct {
 	Alg string   `json:"alg"`
 	Kid string   `json:"kid"`
 	Typ string   `json:"typ"`
-	X5C []string `json:"x5c"`
+	X5C []string `json:"x5c,omitempty"`
 }
 
-// NewMinter prepares a minter signing with ks.
-func NewMinter(ks *keys.Set, issuer string, lifetime time.Duration) (*Minter, error) {
-	k, err := newMintKey(ks)
+// NewMinter prepares a minter signing with ks; format is config.KeyFormatX5C
+// or config.KeyFormatJWKS.
+func NewMinter(ks *keys.Set, issuer string, lifetime time.Duration, format string) (*Minter, error) {
+	m := &Minter{issuer: issuer, lifetime: lifetime}
+	switch format {
+	case config.KeyFormatX5C:
+		m.x5c = true
+	case config.KeyFormatJWKS:
+	default:
+		return nil, fmt.Errorf("key format %q: want %s or %s", format, config.KeyFormatX5C, config.KeyFormatJWKS)
+	}
+	k, err := m.newKey(ks)
 	if err != nil {
 		return nil, fmt.Errorf("prepare token signer: %w", err)
 	}
-	m := &Minter{issuer: issuer, lifetime: lifetime}
 	m.key.Store(k)
 	return m, nil
 }
 
-func newMintKey(ks *keys.Set) (*mintKey, error) {
+// newKey prepares ks's signer and header for m's format.
+func (m *Minter) newKey(ks *keys.Set) (*mintKey, error) {
 	k := &mintKey{signer: ks.Signer}
 	switch pub := ks.Signer.Public().(type) {
 	case *ecdsa.PublicKey:
@@ -98,9 +116,11 @@ func newMintKey(ks *keys.Set) (*mintKey, error) {
 	default:
 		return nil, fmt.Errorf("unsupported signing key type %T", pub)
 	}
-	h := jwsHeader{Alg: string(ks.Algorithm), Kid: ks.KeyID, Typ: "JWT", X5C: make([]string, len(ks.Chain))}
-	for i, c := range ks.Chain {
-		h.X5C[i] = base64.StdEncoding.EncodeToString(c.Raw)
+	h := jwsHeader{Alg: string(ks.Algorithm), Kid: ks.KeyID, Typ: "JWT"}
+	if m.x5c {
+		for _, c := range ks.Chain {
+			h.X5C = append(h.X5C, base64.StdEncoding.EncodeToString(c.Raw))
+		}
 	}
 	hj, err := json.Marshal(h)
 	if err != nil {

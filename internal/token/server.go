@@ -58,7 +58,7 @@ func New(cfg config.TokenServer, st Store, ks *keys.Set, log *slog.Logger, now f
 	if now == nil {
 		now = time.Now
 	}
-	m, err := NewMinter(ks, cfg.Issuer, cfg.TokenLifetime)
+	m, err := NewMinter(ks, cfg.Issuer, cfg.TokenLifetime, cfg.KeyFormat)
 	if err != nil {
 		return nil, err
 	}

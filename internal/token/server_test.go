@@ -88,6 +88,44 @@ func TestTokenHeaderAndClaims(t *testing.T) {
 	}
 }
 
+// TestKeyFormatJWKS: with key format jwks the header names the key by kid
+// alone, no x5c, and the JWKS the server publishes (the registry's
+// auth.token.jwks) resolves that kid to the key that verifies the token.
+func TestKeyFormatJWKS(t *testing.T) {
+	f := newFixture(t, func(c *config.TokenServer) { c.KeyFormat = config.KeyFormatJWKS })
+	resp, hdr, _ := decode(t, f.get("waldi", "waldi-secret", scopes("repository:test/app:pull")))
+	if _, ok := hdr["x5c"]; ok {
+		t.Errorf("header has x5c: %v", hdr)
+	}
+	kid, _ := hdr["kid"].(string)
+	if kid == "" || hdr["alg"] != "ES256" {
+		t.Fatalf("header = %v", hdr)
+	}
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/auth/jwks.json", nil))
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(rec.Body.Bytes(), &set); err != nil {
+		t.Fatal(err)
+	}
+	keys := set.Key(kid)
+	if len(keys) != 1 {
+		t.Fatalf("the JWKS has %d keys with kid %q: %s", len(keys), kid, rec.Body)
+	}
+	jws, err := jose.ParseSignedCompact(resp.Token, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jws.Verify(keys[0].Key); err != nil {
+		t.Fatalf("the JWKS key does not verify the token: %v", err)
+	}
+
+	bad := config.TokenServerDefaults()
+	bad.Issuer, bad.Service, bad.KeyFormat = "i", "s", "kid"
+	if _, err := New(bad, f.st, testKeys(t), nil, nil); err == nil {
+		t.Error("New accepted key format \"kid\"")
+	}
+}
+
 func TestTokenDecisions(t *testing.T) {
 	tests := []struct {
 		name       string

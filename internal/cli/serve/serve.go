@@ -93,6 +93,7 @@ with regctl audit tail.`,
 	fl.Duration("store-timeout", d.StoreTimeout, "timeout of each store query")
 	fl.StringSlice("trusted-proxy", nil, "IP or CIDR of a reverse proxy whose X-Forwarded-For is trusted (repeatable)")
 	fl.Bool("allow-anonymous", false, "decide requests without credentials by the rules (account \"\") instead of answering 401")
+	fl.String("key-format", d.KeyFormat, "how tokens name their signing key: x5c (the certificate chain; every registry, verified with rootcertbundle) or jwks (the kid only; distribution 3 with auth.token.jwks and no rootcertbundle)")
 	fl.Int("bcrypt-cost", d.BcryptCost, "bcrypt cost of the dummy comparison for unknown users until users have been read (then it follows their most common cost)")
 	addServeOpsFlags(fl)
 	fl.VisitAll(func(fl *pflag.Flag) { _ = f.Config.BindPFlag(fl.Name, fl) })
@@ -112,6 +113,7 @@ func serveOptions(f *cmdutil.Factory) (*Options, error) {
 		StoreTimeout:    v.GetDuration("store-timeout"),
 		AllowAnonymous:  v.GetBool("allow-anonymous"),
 		BcryptCost:      v.GetInt("bcrypt-cost"),
+		KeyFormat:       v.GetString("key-format"),
 	}
 	for _, p := range v.GetStringSlice("trusted-proxy") {
 		for _, s := range strings.Split(p, ",") {

@@ -10,6 +10,7 @@ import (
 	"github.com/regctl/regctl/internal/acl"
 	"github.com/regctl/regctl/internal/cli/cmdutil"
 	"github.com/regctl/regctl/internal/cli/cmdutil/cmdtest"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/token"
 )
@@ -26,7 +27,7 @@ func TestTokenDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := token.NewMinter(ks, "regctl", 5*time.Minute)
+	m, err := token.NewMinter(ks, "regctl", 5*time.Minute, config.KeyFormatX5C)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,75 @@
+//go:build integration
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/regctl/regctl/internal/config"
+	"github.com/regctl/regctl/internal/keys"
+	"github.com/regctl/regctl/internal/testenv"
+)
+
+// TestJWKSOnlyRegistry: distribution 3 configured with auth.token.jwks and
+// no rootcertbundle. With `regctl serve --key-format jwks` (tokens without
+// x5c, their kid in the JWKS) crane pushes and pulls; with the default x5c
+// format the same registry refuses every token, because distribution 3
+// checks a token's x5c against rootcertbundle whenever it has one. That is
+// why jwks is a format of its own and x5c stays the default: 2.8 has no
+// jwks at all.
+//
+//	go test -tags integration -run TestJWKSOnlyRegistry ./internal/e2e
+func TestJWKSOnlyRegistry(t *testing.T) {
+	crane := testenv.Require(t, testenv.EnvCrane, "the path of a crane binary (go-containerregistry v0.22.1)")
+	bin := testenv.Require(t, testenv.EnvRegistry3, "the path of the distribution 3 registry binary")
+	regctl := testenv.BuildRegctl(t)
+	for _, tt := range []struct {
+		format string
+		works  bool
+	}{
+		{config.KeyFormatJWKS, true},
+		{config.KeyFormatX5C, false},
+	} {
+		t.Run(tt.format, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			keysDir := filepath.Join(dir, "keys")
+			testenv.MustRun(t, nil, "", regctl, "keys", "generate", "--dir", keysDir)
+			s := &stack{
+				env:     &env{regctl: regctl, crane: crane},
+				regctl:  testenv.Regctl{Bin: regctl, Store: "sqlite://" + filepath.Join(dir, "regctl.db")},
+				service: "registry.jwks.test",
+				pw:      map[string]string{},
+			}
+			aclFile := filepath.Join(dir, "acl.yml")
+			if err := os.WriteFile(aclFile, []byte(classicACL), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s.regctl.MustRun(t, "", "acl", "import", aclFile)
+			s.pw["pusher"] = s.addUser(t, "pusher", "--label", "full-access=jw/*")
+			issuer := "regctl-jwks"
+			s.serve = testenv.StartServe(t, regctl, testenv.ServeConfig{
+				Issuer: issuer, Service: s.service, KeysDir: keysDir, Store: s.regctl.Store, KeyFormat: tt.format,
+			})
+			s.reg = testenv.StartRegistry(t, bin, testenv.Distribution3, testenv.TokenConfig{
+				Realm: s.serve.Realm, Service: s.service, Issuer: issuer, JWKS: filepath.Join(keysDir, keys.JWKSFile),
+			})
+			s.image = testenv.MakeImage(t, crane, t.TempDir())
+			c := newClient(t, "crane", s, "pusher", s.pw["pusher"])
+			c.MustLogin(t)
+			push := c.Push(t, "jw/app:1")
+			if !tt.works {
+				if push.Code == 0 || s.manifestExists(t, "jw/app", "1") {
+					t.Fatalf("an x5c token was accepted by a jwks-only registry (exit %d): the key-format setting is no longer needed, or the test is wrong\n%s", push.Code, push.Output())
+				}
+				return
+			}
+			if push.Code != 0 {
+				t.Fatalf("crane push with jwks tokens: exit %d\n%s\n--- registry log:\n%s", push.Code, push.Output(), s.reg.Proc.Log(4<<10))
+			}
+			c.MustPull(t, "jw/app:1")
+		})
+	}
+}
