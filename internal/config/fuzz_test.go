@@ -201,7 +201,7 @@ func checkToken(t *testing.T, c *config.Config, conf string) {
 	if tok["issuer"] != c.Token.Issuer || tok["service"] != c.TokenService() || tok["store"] != render.StoreURL(c, fuzzSecrets) {
 		t.Fatalf("token-server.yaml %v", tok)
 	}
-	topLevel(t, conf, "listen", "issuer", "service", "keys", "store", "token-lifetime", "refresh-lifetime", "trusted-proxy", "log-format",
+	topLevel(t, conf, "listen", "issuer", "service", "keys", "store", "token-lifetime", "refresh-lifetime", "key-format", "trusted-proxy", "log-format",
 		"metrics-listen", "audit-log")
 }
 

@@ -38,11 +38,6 @@ type User struct {
 	UpdatedAt    time.Time           `json:"updated_at,omitzero" yaml:"updated_at,omitempty"`
 }
 
-// DefaultBcryptCost is the cost `regctl user add` and `user passwd` hash
-// passwords with unless told otherwise, and the cost the token server
-// assumes for users it has not read yet.
-const DefaultBcryptCost = 12
-
 // Status is a user's effective state at a point in time.
 type Status string
 

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/store"
 	"github.com/regctl/regctl/internal/when"
 )
@@ -61,7 +62,7 @@ stored identity tokens) stop working.`,
 		},
 	}
 	pw.register(cmd)
-	cmd.Flags().IntVar(&o.BcryptCost, "bcrypt-cost", store.DefaultBcryptCost, "bcrypt cost (10-31)")
+	cmd.Flags().IntVar(&o.BcryptCost, "bcrypt-cost", config.DefaultBcryptCost, "bcrypt cost (10-31)")
 	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }

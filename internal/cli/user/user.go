@@ -19,6 +19,7 @@ import (
 
 	"github.com/regctl/regctl/internal/acl"
 	"github.com/regctl/regctl/internal/cli/cmdutil"
+	"github.com/regctl/regctl/internal/config"
 	"github.com/regctl/regctl/internal/passwd"
 	"github.com/regctl/regctl/internal/store"
 )
@@ -256,7 +257,7 @@ instead (from htpasswd -nB or a docker_auth users list) and stores it as is.`,
 	pw.register(cmd)
 	cmd.Flags().StringVar(&expires, "expires", "", "account expiry: RFC 3339 date or time, or a duration such as 90d")
 	cmd.Flags().StringArrayVar(&labels, "label", nil, "label KEY=VALUE (repeatable; repeat a key for several values)")
-	cmd.Flags().IntVar(&o.BcryptCost, "bcrypt-cost", store.DefaultBcryptCost, "bcrypt cost (10-31)")
+	cmd.Flags().IntVar(&o.BcryptCost, "bcrypt-cost", config.DefaultBcryptCost, "bcrypt cost (10-31)")
 	cmdutil.AddDryRunFlag(cmd, &o.DryRun)
 	return cmd
 }
