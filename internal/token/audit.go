@@ -32,7 +32,8 @@ type AuditRecord struct {
 	// rule and grants decided it.
 	DecidedBy []DecidedBy `json:"decided_by,omitempty"`
 	// Result is the regctl_token_requests_total result: issued,
-	// bad_request, unauthorized, rate_limited, unavailable or error.
+	// bad_request, unauthorized, credentials_required, rate_limited,
+	// unavailable or error.
 	Result string `json:"result"`
 	Status int    `json:"status"`
 	Reason string `json:"reason,omitempty"`
@@ -85,6 +86,7 @@ type auditEntry struct {
 	granted   []acl.Scope
 	status    int
 	reason    string
+	noCreds   bool          // decision.noCredentials
 	decided   []acl.Decider // for an issued token, per requested scope
 }
 
@@ -133,6 +135,7 @@ func (a *AuditLog) record(r *http.Request, d *decision, service string) {
 	e := auditEntry{
 		now: d.now, user: d.user, ip: d.ip, ua: ua, grant: d.grant, service: service,
 		requested: d.requested, granted: d.granted, status: d.status, reason: d.reason,
+		noCreds: d.noCredentials,
 	}
 	if d.status == http.StatusOK {
 		e.decided = d.decided
@@ -238,7 +241,7 @@ func (e auditEntry) record() AuditRecord {
 		UserAgent: e.ua,
 		Requested: scopeStrings(e.requested),
 		Granted:   scopeStrings(e.granted),
-		Result:    resultNames[resultIndex(e.status)],
+		Result:    resultNames[resultIndex(e.status, e.noCreds)],
 		Status:    e.status,
 		Reason:    e.reason,
 	}

@@ -27,23 +27,29 @@ import (
 // for a listener that nginx does not expose (regctl serve
 // --metrics-listen). No metric carries a user or repository label.
 
-// The result label of regctl_token_requests_total, by HTTP status.
-var resultNames = [...]string{"issued", "bad_request", "unauthorized", "rate_limited", "unavailable", "error"}
+// The result label of regctl_token_requests_total, by HTTP status. A 401
+// is "unauthorized" only for a failed login: the challenge to a request
+// without credentials (noCredentials) is "credentials_required", so
+// routine first requests and anonymous pulls do not look like an attack.
+var resultNames = [...]string{"issued", "bad_request", "unauthorized", "credentials_required", "rate_limited", "unavailable", "error"}
 
-func resultIndex(status int) int {
+func resultIndex(status int, noCredentials bool) int {
 	switch status {
 	case http.StatusOK:
 		return 0
 	case http.StatusBadRequest, http.StatusMethodNotAllowed:
 		return 1
 	case http.StatusUnauthorized:
+		if noCredentials {
+			return 3
+		}
 		return 2
 	case http.StatusTooManyRequests:
-		return 3
-	case http.StatusServiceUnavailable:
 		return 4
+	case http.StatusServiceUnavailable:
+		return 5
 	}
-	return 5
+	return 6
 }
 
 // The grant label: how the request authenticated ("unknown" when it could
@@ -92,7 +98,7 @@ func newMetrics() *metrics {
 	m := &metrics{
 		requestsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "regctl_token_requests_total",
-			Help: "Token requests answered, by result (issued, bad_request, unauthorized, rate_limited, unavailable, error) and grant type (basic, password, refresh_token, none, unknown).",
+			Help: "Token requests answered, by result (issued, bad_request, unauthorized, credentials_required, rate_limited, unavailable, error) and grant type (basic, password, refresh_token, none, unknown).",
 		}, []string{"result", "grant"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "regctl_token_request_duration_seconds",
@@ -117,7 +123,7 @@ func newMetrics() *metrics {
 
 // observe counts one answered request.
 func (m *metrics) observe(d *decision) {
-	m.requests[resultIndex(d.status)][grantIndex(d.grant)].Inc()
+	m.requests[resultIndex(d.status, d.noCredentials)][grantIndex(d.grant)].Inc()
 	m.duration.Observe(time.Since(d.start).Seconds())
 }
 

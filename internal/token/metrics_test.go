@@ -91,7 +91,7 @@ func TestMetrics(t *testing.T) {
 	f.get("waldi", "waldi-secret", scopes("repository:test/app:pull")) // issued, cached
 	f.get("waldi", "nope", scopes())                                   // unauthorized, bcrypt: only a right password is cached
 	f.get("nobody", "x", scopes())                                     // unauthorized, bcrypt (dummy)
-	f.get("", "", scopes())                                            // unauthorized, anonymous
+	f.get("", "", scopes())                                            // credentials_required: anonymous, not a failed login
 	f.post(url.Values{"grant_type": {"magic"}})                        // bad request, grant unknown
 	for range f.srv.cfg.FailLimitIP.Burst - 2 {                        // 192.0.2.1 fails up to its burst, with bcrypt: reader is not cached
 		f.get("reader", "nope", scopes())
@@ -108,7 +108,8 @@ func TestMetrics(t *testing.T) {
 	}{
 		{"regctl_token_requests_total", []string{"result", "issued", "grant", "basic"}, 2},
 		{"regctl_token_requests_total", []string{"result", "unauthorized", "grant", "basic"}, 20},
-		{"regctl_token_requests_total", []string{"result", "unauthorized", "grant", "none"}, 1},
+		{"regctl_token_requests_total", []string{"result", "credentials_required", "grant", "none"}, 1},
+		{"regctl_token_requests_total", []string{"result", "unauthorized", "grant", "none"}, 0},
 		{"regctl_token_requests_total", []string{"result", "bad_request", "grant", "unknown"}, 1},
 		{"regctl_token_requests_total", []string{"result", "rate_limited", "grant", "basic"}, 1},
 		{"regctl_token_requests_total", []string{"result", "unavailable", "grant", "basic"}, 1},

@@ -147,6 +147,9 @@ type decision struct {
 	granted   []acl.Scope
 	status    int
 	reason    string
+	// noCredentials: the 401 answered a request without credentials, a
+	// challenge rather than a failed login.
+	noCredentials bool
 
 	// For finish (metrics.go): latency and the audit log.
 	start   time.Time
@@ -225,7 +228,7 @@ func (s *Server) authenticate(ctx context.Context, req *tokenRequest, ip netip.A
 	switch req.grant {
 	case grantAnonymous:
 		if !s.cfg.AllowAnonymous {
-			return nil, &authError{reason: "no credentials"}
+			return nil, errNoCredentials
 		}
 		return nil, nil
 	case grantBasic, grantPassword:
@@ -324,6 +327,21 @@ type authError struct {
 
 func (e *authError) Error() string { return e.reason }
 
+// errNoCredentials means 401 for a request that carries no credentials:
+// the challenge every client's first token request gets, and every
+// anonymous pull. It is not a failed login: it spends no limit, and is
+// neither logged nor counted as one.
+var errNoCredentials = errors.New("no credentials")
+
+// loginFailedHeader marks a 401 that is a failed login, for nginx's token
+// log, which fail2ban reads (log_format regctl_auth in nginx.conf.tmpl
+// logs it as login=failed, and proxy_hide_header keeps it from the
+// client). nginx cannot tell a failed login from the challenge by itself,
+// since a POST carries its credentials in the body, so the server, which
+// decided, says so. The filter counts a 401 only with the mark: a client
+// cannot put it into the upstream's response.
+const loginFailedHeader = "X-Regctl-Login"
+
 func (s *Server) fail(w http.ResponseWriter, d *decision, err error) {
 	var re *requestError
 	var ae *authError
@@ -344,8 +362,11 @@ func (s *Server) fail(w http.ResponseWriter, d *decision, err error) {
 			d.user = ae.user
 		}
 		d.status, d.reason = http.StatusUnauthorized, ae.reason
-		w.Header().Set("WWW-Authenticate", `Basic realm="regctl"`)
-		writeJSON(w, d.status, map[string]string{"error": "invalid_grant", "error_description": "authentication failed"})
+		w.Header().Set(loginFailedHeader, "failed")
+		writeChallenge(w)
+	case errors.Is(err, errNoCredentials):
+		d.status, d.reason, d.noCredentials = http.StatusUnauthorized, err.Error(), true
+		writeChallenge(w)
 	case errors.Is(err, store.ErrUnavailable):
 		d.status, d.reason = http.StatusServiceUnavailable, err.Error()
 		w.Header().Set("Retry-After", "5")
@@ -354,6 +375,13 @@ func (s *Server) fail(w http.ResponseWriter, d *decision, err error) {
 		d.status, d.reason = http.StatusInternalServerError, err.Error()
 		writeJSON(w, d.status, map[string]string{"error": "server_error", "error_description": "internal error"})
 	}
+}
+
+// writeChallenge answers 401, with the same challenge and body whatever
+// the reason.
+func writeChallenge(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="regctl"`)
+	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_grant", "error_description": "authentication failed"})
 }
 
 // writeJSON sends v with a Content-Length: a token response (about 8 KB,
@@ -390,10 +418,14 @@ func scopeList(sc []acl.Scope) string {
 // logDecision writes the one line per request. Its message and keys are a
 // stable interface (fail2ban matches "authentication failed" with
 // status=401 and "rate limited" with status=429): never a password, token
-// or Authorization header.
+// or Authorization header. A request without credentials gets its 401
+// under a message of its own, which fail2ban does not match: clients send
+// one routinely.
 func (s *Server) logDecision(ctx context.Context, d *decision) {
 	level, msg := slog.LevelInfo, "token issued"
 	switch {
+	case d.noCredentials:
+		msg = "credentials required"
 	case d.status == http.StatusUnauthorized:
 		level, msg = slog.LevelWarn, "authentication failed"
 	case d.status == http.StatusTooManyRequests:
