@@ -100,14 +100,7 @@ func startServeOps(ctx context.Context, o *Options, srv *token.Server, kr *token
 		closeAudit()
 		return nil, fmt.Errorf("--metrics-listen: %w", err)
 	}
-	ms := &http.Server{
-		Handler:           srv.MetricsHandler(reg),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-	}
+	ms := token.NewHTTPServer(srv.MetricsHandler(reg), 30*time.Second)
 	go func() {
 		if err := ms.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics listener stopped", "addr", ln.Addr().String(), "err", err)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -233,15 +232,6 @@ func serveRun(ctx context.Context, o *Options) error {
 	}
 	defer stopOps()
 
-	hs := &http.Server{
-		Addr:              o.Listen,
-		Handler:           keyReloader.Handler(srv.Handler()),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-	}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return err
@@ -249,18 +239,7 @@ func serveRun(ctx context.Context, o *Options) error {
 	log.Info("token server listening", "addr", ln.Addr().String(), "issuer", o.Token.Issuer, "service", o.Token.Service,
 		"alg", string(ks.Algorithm), "kid", ks.KeyID, "signing_cert_not_after", ks.NotAfter().UTC().Format(time.RFC3339),
 		"reload_interval", o.Token.ReloadInterval.String())
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer scancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	stop := context.AfterFunc(ctx, func() { log.Info("shutting down") })
+	defer stop()
+	return token.ServeUntil(ctx, token.NewHTTPServer(keyReloader.Handler(srv.Handler()), 15*time.Second), ln, 10*time.Second)
 }
