@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Installs and builds everything the test suite needs that is not Go code of
 # regctl itself: Debian packages (dockerd, skopeo, distribution 2.8, nginx,
-# ufw, fail2ban, logrotate) and, cached under ~/.cache keyed by version, the
-# test servers built from the Go module proxy (FerretDB, distribution v3,
-# crane, pebble, pebble-challtestsrv) and the linter `make lint` runs
-# (golangci-lint, printed as GOLANGCI_LINT).
+# ufw, fail2ban, logrotate, and the interop matrix's podman, buildah and
+# containerd with ctr) and, cached under ~/.cache keyed by version, the test
+# servers and clients built from the Go module proxy (FerretDB, distribution
+# v3.1.2 and v3.0.0, crane, pebble, pebble-challtestsrv, regclient's CLI,
+# ORAS, Helm) and the linter `make lint` runs (golangci-lint, printed as
+# GOLANGCI_LINT).
 #
 # Prints one line per binary: NAME=PATH, suitable for `eval`.
 set -euo pipefail
 
 FERRETDB_VERSION=v1.24.2
 DISTRIBUTION_VERSION=v3.1.2
+# The interop matrix (internal/interop) also runs the first v3 release.
+DISTRIBUTION_V30_VERSION=v3.0.0
 CRANE_VERSION=v0.22.1
+REGCLIENT_VERSION=v0.11.7
+ORAS_VERSION=v1.3.6
+# Takes about 4.5 minutes to build: cached like the rest.
+HELM_VERSION=v4.3.2
 PEBBLE_VERSION=v2.10.3
 # Needs go >= 1.26.0 (its go.mod); bump with .golangci.yml's findings fixed.
 GOLANGCI_LINT_VERSION=v2.15.0
@@ -21,7 +29,7 @@ mkdir -p "$cache"
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 
-apt_pkgs=(docker.io skopeo docker-registry nginx-light ufw fail2ban logrotate)
+apt_pkgs=(docker.io skopeo docker-registry nginx-light ufw fail2ban logrotate podman buildah containerd)
 missing=()
 for p in "${apt_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -60,9 +68,24 @@ build_ferretdb() {
 
 build_cached ferretdb "$FERRETDB_VERSION" build_ferretdb
 build_cached registry "$DISTRIBUTION_VERSION" go_install "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
+# v3.0.0 lives beside v3.1.2 as registry-v3.0.0/registry; it is printed
+# as REGISTRY_V30, since build_cached names both REGISTRY.
+registry30=$(build_cached registry "$DISTRIBUTION_V30_VERSION" go_install "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_V30_VERSION")
+echo "REGISTRY_V30=${registry30#REGISTRY=}"
 build_cached crane "$CRANE_VERSION" go_install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 build_cached pebble "$PEBBLE_VERSION" go_install "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION"
 build_cached pebble-challtestsrv "$PEBBLE_VERSION" go_install "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_VERSION"
+# regclient's binary is also called regctl: it is installed as regclient.
+build_regclient() {
+	local bin
+	bin=$(mktemp -d)
+	GOBIN=$bin go install "github.com/regclient/regclient/cmd/regctl@$REGCLIENT_VERSION"
+	mv "$bin/regctl" "$out"
+	rm -rf "$bin"
+}
+build_cached regclient "$REGCLIENT_VERSION" build_regclient
+build_cached oras "$ORAS_VERSION" go_install "oras.land/oras/cmd/oras@$ORAS_VERSION"
+build_cached helm "$HELM_VERSION" go_install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
 build_cached golangci-lint "$GOLANGCI_LINT_VERSION" go_install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION"
 
 # The fresh-host system test (internal/testenv/freshhost) boots throwaway

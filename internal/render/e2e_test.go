@@ -4,7 +4,6 @@ package render_test
 
 import (
 	"crypto/tls"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,8 +12,7 @@ import (
 	"time"
 
 	"github.com/regctl/regctl/internal/config"
-	"github.com/regctl/regctl/internal/keys"
-	"github.com/regctl/regctl/internal/render"
+	"github.com/regctl/regctl/internal/render/rendertest"
 	"github.com/regctl/regctl/internal/testenv"
 )
 
@@ -40,7 +38,6 @@ func TestEndToEndThroughNginx(t *testing.T) {
 	mongo := testenv.Require(t, testenv.EnvMongoURI, "the mongodb:// URI of a running FerretDB")
 	crane := testenv.Require(t, testenv.EnvCrane, "the path of a crane binary")
 	regBin := testenv.RequireBinary(t, testenv.EnvRegistry2, "docker-registry", "Debian's docker-registry")
-	nginx := nginxBinary(t)
 	regctl := testenv.BuildRegctl(t)
 
 	store := testenv.MongoURI(t, mongo, testenv.UniqueName("render_e2e"))
@@ -56,32 +53,10 @@ func TestEndToEndThroughNginx(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	serve := testenv.StartServe(t, regctl, testenv.ServeConfig{
-		Issuer: c.Token.Issuer, Service: c.TokenService(), KeysDir: kd, Store: store, ReloadInterval: time.Second,
+	stack := rendertest.Start(t, rendertest.StackConfig{
+		Config: &c, Regctl: regctl, Store: store, KeysDir: kd, RegistryBin: regBin, Secrets: testSecrets,
 	})
-
-	regPort, debugPort := testenv.FreePort(t), testenv.FreePort(t)
-	site := newNginxSite(t, &c, fmt.Sprintf("127.0.0.1:%d", regPort), strings.TrimPrefix(serve.URL, "http://"))
-	host := fmt.Sprintf("localhost:%d", site.https)
-
-	d := render.NewRegistryData(&c, testSecrets)
-	dir := t.TempDir()
-	d.Addr = fmt.Sprintf("127.0.0.1:%d", regPort)
-	d.DebugAddr = fmt.Sprintf("127.0.0.1:%d", debugPort)
-	d.StorageDir = filepath.Join(dir, "storage")
-	d.RootCertBundle = filepath.Join(kd, keys.BundleFile)
-	d.JWKS = filepath.Join(kd, keys.JWKSFile)
-	d.Realm = "https://" + host + "/auth/token"
-	d.Host = "https://" + host
-	conf, err := render.Execute("registry.yml.tmpl", d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "config.yml"), conf, 0o600)
-	reg := testenv.Start(t, "registry", []string{"OTEL_TRACES_EXPORTER=none"}, regBin, "serve", filepath.Join(dir, "config.yml"))
-	reg.WaitReady(t, 30*time.Second, testenv.HTTPCheck(fmt.Sprintf("http://127.0.0.1:%d/debug/health", debugPort), 200))
-	ng := testenv.Start(t, "nginx", nil, nginx, site.args("-g", "daemon off;")...)
-	ng.WaitReady(t, 20*time.Second, testenv.HTTPCheck(fmt.Sprintf("http://127.0.0.1:%d/healthz", site.probe), 200))
+	site, serve, host := stack.Site, stack.Serve, stack.Host
 
 	// Failed logins, straight at the token endpoint through nginx.
 	insecure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
@@ -163,7 +138,7 @@ func TestEndToEndThroughNginx(t *testing.T) {
 	// fail2ban: everything nginx and regctl serve logged as a failed or
 	// rate-limited token request matches, from the client's address;
 	// nothing else does.
-	authLog, err := os.ReadFile(site.data.AuthLog)
+	authLog, err := os.ReadFile(site.Data.AuthLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +148,7 @@ func TestEndToEndThroughNginx(t *testing.T) {
 	checkF2B(t, &c, "regctl serve log", serve.Proc.Log(0), func(l string) bool {
 		return strings.Contains(l, `msg="authentication failed"`) || strings.Contains(l, `msg="rate limited"`)
 	}, 3+3)
-	main, err := os.ReadFile(site.data.AccessLog)
+	main, err := os.ReadFile(site.Data.AccessLog)
 	if err != nil {
 		t.Fatal(err)
 	}

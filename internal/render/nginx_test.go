@@ -17,108 +17,44 @@ import (
 	"time"
 
 	"github.com/regctl/regctl/internal/config"
-	"github.com/regctl/regctl/internal/provision"
 	"github.com/regctl/regctl/internal/render"
+	"github.com/regctl/regctl/internal/render/rendertest"
 	"github.com/regctl/regctl/internal/testenv"
 )
 
-// nginxSite is a rendered nginx configuration pointed at a temporary
-// directory, loopback ports and test certificates.
+// nginxSite is rendertest.Site under the short names this package's
+// tests use.
 type nginxSite struct {
-	dir                string
-	conf               string
+	*rendertest.Site
+	dir, conf          string
 	data               render.NginxData
 	http, https, probe int
 	roots              *x509.CertPool
 }
 
-// newNginxSite renders nginx.conf for c with every path below a fresh
-// temporary directory, the listeners on free 127.0.0.1 ports, the
-// upstreams at registry and token (HOST:PORT), and self-signed
-// certificates for c's names.
+// newNginxSite is rendertest.NewSite with self-signed certificates.
 func newNginxSite(t *testing.T, c *config.Config, registry, token string) *nginxSite {
 	t.Helper()
-	dir := t.TempDir()
-	// nginx's workers run as an unprivileged user and serve the webroot.
-	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := &nginxSite{dir: dir, roots: x509.NewCertPool(),
-		http: testenv.FreePort(t), https: testenv.FreePort(t), probe: testenv.FreePort(t)}
-	d := render.NewNginxData(c)
-	d.PidFile = filepath.Join(dir, "nginx.pid")
-	d.ErrorLog = filepath.Join(dir, "error.log")
-	d.AccessLog = filepath.Join(dir, "access.log")
-	d.AuthLog = filepath.Join(dir, "auth.log")
-	d.TempDir = filepath.Join(dir, "tmp")
-	d.WebRoot = filepath.Join(dir, "acme-webroot")
-	d.HTTPListen = []string{fmt.Sprintf("127.0.0.1:%d", s.http)}
-	d.HTTPSListen = []string{fmt.Sprintf("127.0.0.1:%d", s.https)}
-	d.HealthListen = fmt.Sprintf("127.0.0.1:%d", s.probe)
-	d.RegistryUpstream, d.TokenUpstream = registry, token
-	d.HTTP2On = render.NginxHasHTTP2Directive(localNginxVersion(t))
-	if d.DHParam != "" {
-		d.DHParam = filepath.Join(dir, "dhparams.pem")
-		writeFile(t, d.DHParam, provision.FFDHE2048(), 0o644)
-	}
-	for i := range d.Servers {
-		srv := &d.Servers[i]
-		certPEM, keyPEM, err := provision.SelfSigned([]string{srv.Name}, time.Now(), time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.roots.AppendCertsFromPEM(certPEM)
-		srv.Cert = filepath.Join(dir, "certs", srv.Name, "fullchain.pem")
-		srv.Key = filepath.Join(dir, "certs", srv.Name, "privkey.pem")
-		writeFile(t, srv.Cert, certPEM, 0o644)
-		writeFile(t, srv.Key, keyPEM, 0o600)
-	}
-	for _, sub := range []string{"tmp", "acme-webroot/.well-known/acme-challenge"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conf, err := render.Execute("nginx.conf.tmpl", d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.conf, s.data = filepath.Join(dir, "nginx.conf"), d
-	writeFile(t, s.conf, conf, 0o644)
-	return s
+	s := rendertest.NewSite(t, c, registry, token, nil)
+	return &nginxSite{Site: s, dir: s.Dir, conf: s.Conf, data: s.Data, http: s.HTTP, https: s.HTTPS, probe: s.Probe, roots: s.Roots}
 }
+
+func (s *nginxSite) args(extra ...string) []string { return s.Args(extra...) }
 
 func writeFile(t testing.TB, p string, data []byte, mode os.FileMode) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, data, mode); err != nil {
-		t.Fatal(err)
-	}
+	rendertest.WriteFile(t, p, data, mode)
 }
 
 func nginxBinary(t *testing.T) string {
 	t.Helper()
-	return testenv.RequireBinary(t, "", "nginx", "Debian's nginx (apt-get install -y nginx-light)")
+	return rendertest.NginxBinary(t)
 }
 
 // localNginxVersion is the version of the nginx on PATH ("1.22.1").
 func localNginxVersion(t *testing.T) string {
 	t.Helper()
-	r := testenv.MustRun(t, nil, "", nginxBinary(t), "-v")
-	_, v, ok := strings.Cut(strings.TrimSpace(r.Stderr), "nginx/")
-	if !ok {
-		t.Fatalf("nginx -v printed %q", r.Stderr)
-	}
-	v, _, _ = strings.Cut(v, " ")
-	return v
-}
-
-// nginxArgs keeps nginx away from /etc/nginx and /var/log/nginx.
-func (s *nginxSite) args(extra ...string) []string {
-	return append([]string{"-p", s.dir, "-e", filepath.Join(s.dir, "error.log"), "-c", s.conf}, extra...)
+	return rendertest.NginxVersion(t)
 }
 
 // TestNginxConfigTest runs `nginx -t` on every variant.
@@ -160,7 +96,8 @@ func TestNginxServes(t *testing.T) {
 				case "limited": // as regctl serve answers a rate-limited client
 					w.Header().Set("Retry-After", "6")
 					w.WriteHeader(http.StatusTooManyRequests)
-				default:
+				default: // a failed login, marked for nginx's log as regctl serve does
+					w.Header().Set("X-Regctl-Login", "failed")
 					w.WriteHeader(http.StatusUnauthorized)
 				}
 			}))

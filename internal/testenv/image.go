@@ -3,6 +3,7 @@ package testenv
 import (
 	"archive/tar"
 	"compress/gzip"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -48,12 +49,35 @@ func MakeLayer(t testing.TB, dir string) string {
 // MakeImage builds a one-layer image with crane (binary crane) and writes it
 // to dir/image.tar as a docker-archive tarball (what `docker load` and
 // skopeo's docker-archive: transport read; crane push takes it too). It
-// returns the tarball's path.
+// returns the tarball's path; the layer is dir/layer.tar.gz.
 func MakeImage(t testing.TB, crane, dir string) string {
 	t.Helper()
-	layer := MakeLayer(t, dir)
+	return makeImage(t, crane, dir, []string{MakeLayer(t, dir)})
+}
+
+// MakeImageLayers is MakeImage with n layers, each distinct, written to
+// dir/layer-I/layer.tar.gz.
+func MakeImageLayers(t testing.TB, crane, dir string, n int) string {
+	t.Helper()
+	var layers []string
+	for i := range n {
+		sub := filepath.Join(dir, fmt.Sprintf("layer-%d", i))
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, MakeLayer(t, sub))
+	}
+	return makeImage(t, crane, dir, layers)
+}
+
+func makeImage(t testing.TB, crane, dir string, layers []string) string {
+	t.Helper()
 	out := filepath.Join(dir, "image.tar")
+	args := []string{"append"}
+	for _, l := range layers {
+		args = append(args, "-f", l)
+	}
 	// -t only names the image inside the tarball; nothing is pushed.
-	MustRun(t, nil, "", crane, "append", "-f", layer, "-t", "localhost/regctl-e2e:latest", "-o", out)
+	MustRun(t, nil, "", crane, append(args, "-t", "localhost/regctl-e2e:latest", "-o", out)...)
 	return out
 }

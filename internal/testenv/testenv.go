@@ -44,6 +44,15 @@ const (
 	EnvRegistry2 = "REGCTL_TEST_REGISTRY2"
 	// EnvRegistry3: path to a distribution v3.1.2 registry binary.
 	EnvRegistry3 = "REGCTL_TEST_REGISTRY3"
+	// EnvRegistry30: path to a distribution v3.0.0 registry binary.
+	EnvRegistry30 = "REGCTL_TEST_REGISTRY30"
+	// EnvRegclient: path to regclient's CLI (its `regctl`, installed as
+	// regclient).
+	EnvRegclient = "REGCTL_TEST_REGCLIENT"
+	// EnvOras: path to an oras binary.
+	EnvOras = "REGCTL_TEST_ORAS"
+	// EnvHelm: path to a helm (v4) binary.
+	EnvHelm = "REGCTL_TEST_HELM"
 	// EnvCrane: path to a crane binary (go-containerregistry).
 	EnvCrane = "REGCTL_TEST_CRANE"
 	// EnvDockerHost: unix socket (path or unix:// URL) of a running dockerd.
@@ -136,18 +145,41 @@ const RunTimeout = 3 * time.Minute
 // its output are logged, so they show when the test fails.
 func Run(t testing.TB, env []string, stdin, name string, args ...string) Result {
 	t.Helper()
+	return run(t, env, func(cmd *exec.Cmd) (func(), error) {
+		if stdin != "" {
+			cmd.Stdin = strings.NewReader(stdin)
+		}
+		return func() {}, nil
+	}, name, args...)
+}
+
+// RunTTY is Run for a command that reads input from a terminal (a password
+// prompt): its stdin is a new pseudo-terminal, with input typed into it, and
+// its controlling terminal. What the terminal echoes is discarded, never
+// logged; stdout and stderr stay pipes.
+func RunTTY(t testing.TB, env []string, input, name string, args ...string) Result {
+	t.Helper()
+	return run(t, env, func(cmd *exec.Cmd) (func(), error) { return attachTTY(cmd, input) }, name, args...)
+}
+
+// run is Run with setup, which prepares cmd's stdin before it starts and
+// returns what to release once it has ended.
+func run(t testing.TB, env []string, setup func(*exec.Cmd) (func(), error), name string, args ...string) Result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), RunTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
+	release, err := setup(cmd)
+	if err != nil {
+		t.Fatalf("run %s: %v", commandLine(name, args), err)
 	}
+	defer release()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	r := Result{Stdout: stdout.String(), Stderr: stderr.String()}
 	var ok bool
 	if r.Code, ok = ExitCode(err); !ok {

@@ -1,9 +1,16 @@
 // Package clients drives the registry clients people push and pull with
-// (skopeo, crane and the docker CLI) as one user each, for the end-to-end
-// tests (internal/e2e, against local registries) and the fresh-host tests
-// (internal/systest, from outside a provisioned host). Each client keeps
-// its credentials in its own directory, so nothing reaches ~/.docker or
-// ~/.config/containers, and passwords travel on stdin only.
+// as one user each, for the end-to-end tests (internal/e2e, against local
+// registries), the fresh-host tests (internal/systest, from outside a
+// provisioned host) and the interop matrix (internal/interop, through the
+// rendered nginx). Each kind of client is one driver (skopeo.go, crane.go,
+// docker.go, containers.go for podman and buildah, ctr.go, regclient.go,
+// oras.go, helm.go); what a client cannot do is listed by its driver with
+// the reason, so callers skip it visibly (Client.Lacks).
+//
+// Each client keeps its credentials in its own directory, so nothing
+// reaches ~/.docker, ~/.config/containers or another tool's settings, and
+// passwords travel on stdin only (ctr, which reads its password from a
+// terminal only, gets one: testenv.RunTTY).
 package clients
 
 import (
@@ -17,8 +24,11 @@ import (
 	"github.com/regctl/regctl/internal/testenv"
 )
 
-// Kinds are the clients every scenario runs with.
+// Kinds are the clients every end-to-end and fresh-host scenario runs with.
 var Kinds = []string{"skopeo", "crane", "docker"}
+
+// AllKinds are every client this package drives (the interop matrix).
+var AllKinds = []string{"skopeo", "crane", "docker", "podman", "buildah", "ctr", "regclient", "oras", "helm"}
 
 // Runner runs argv with env added to the environment and stdin (may be
 // empty), where the client runs: on this machine (Local) or elsewhere
@@ -33,14 +43,14 @@ func Local(t testing.TB, env []string, stdin string, argv ...string) testenv.Res
 
 // Client is one registry client acting as one user.
 type Client struct {
-	Kind     string // one of Kinds
+	Kind     string // one of AllKinds
 	Bin      string // the client's binary
 	Host     string // the registry: NAME or NAME:PORT
 	User, PW string
-	Dir      string   // DOCKER_CONFIG, skopeo's auth file and CA directory
+	Dir      string   // the client's own directory: its credentials, settings, storage
 	Env      []string // extra environment of every command (DOCKER_HOST for docker)
-	Image    string   // docker-archive tarball to push (skopeo, crane)
-	Layer    string   // rootfs tarball for `docker import`
+	Image    string   // docker-archive tarball to push (all but docker with Layer, oras and helm)
+	Layer    string   // rootfs tarball for `docker import`; "" for docker to load Image
 	Run      Runner   // nil: Local
 
 	// CA is the PEM file of the CA the registry's certificate chains to.
@@ -48,45 +58,111 @@ type Client struct {
 	// --tls-verify=false). docker reads its daemon's certs.d either way:
 	// the caller puts the CA there.
 	CA string
+
+	// Containerd is the containerd socket ctr talks to (see
+	// StartContainerd).
+	Containerd string
+
+	drv driver
+}
+
+// Op is an operation a client may lack.
+type Op string
+
+// The operations a driver may lack (Client.Lacks).
+const (
+	OpLogin         Op = "login"          // a login command that checks the password
+	OpCopy          Op = "copy"           // registry-to-registry copy across repositories
+	OpDelete        Op = "delete"         // deleting a manifest from the registry
+	OpCatalog       Op = "catalog"        // listing the registry's repositories
+	OpIdentityToken Op = "identity-token" // a stored refresh token (docker's identitytoken)
+)
+
+// driver is one kind of client: its binary, environment and commands.
+// Optional abilities are the interfaces copier, deleter, cataloger and
+// tokenStorer; limits says why a driver lacks one (or OpLogin).
+type driver interface {
+	binary(t testing.TB) string
+	env(c *Client) []string
+	login(t testing.TB, c *Client) testenv.Result
+	push(t testing.TB, c *Client, repoTag string) testenv.Result
+	// pull fetches repoTag into out, a fresh directory, and returns the
+	// manifest digest the client got ("" if it failed).
+	pull(t testing.TB, c *Client, repoTag, out string) (testenv.Result, string)
+	limits() map[Op]string
+}
+
+type copier interface {
+	copy(t testing.TB, c *Client, src, dst string) testenv.Result
+}
+
+type deleter interface {
+	// delete removes repo@digest.
+	delete(t testing.TB, c *Client, repo, digest string) testenv.Result
+}
+
+type cataloger interface {
+	// catalog prints the repositories, one a line or as JSON strings.
+	catalog(t testing.TB, c *Client) testenv.Result
+}
+
+type tokenStorer interface {
+	// storeIdentityToken replaces the stored credentials with a refresh
+	// token, where the client looks for docker's identitytoken.
+	storeIdentityToken(t testing.TB, c *Client, token string)
+}
+
+var drivers = map[string]driver{
+	"skopeo":    skopeo{},
+	"crane":     crane{},
+	"docker":    docker{},
+	"podman":    containers{name: "podman"},
+	"buildah":   containers{name: "buildah"},
+	"ctr":       ctr{},
+	"regclient": regclient{},
+	"oras":      oras{},
+	"helm":      helm{},
 }
 
 // New returns a client of kind for user, with its own directory below
-// dir. It skips the test if skopeo or docker is missing; crane's binary
+// dir. It skips the test if the client's binary is missing; crane's binary
 // is crane.
 func New(t testing.TB, kind, crane, host, user, pw, dir string) *Client {
 	t.Helper()
-	c := &Client{Kind: kind, Host: host, User: user, PW: pw, Dir: filepath.Join(dir, kind+"-"+user)}
+	drv, ok := drivers[kind]
+	if !ok {
+		t.Fatalf("clients: unknown client %q", kind)
+	}
+	c := &Client{Kind: kind, Host: host, User: user, PW: pw, Dir: filepath.Join(dir, kind+"-"+user), drv: drv}
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	switch kind {
-	case "skopeo":
-		c.Bin = testenv.RequireBinary(t, "", "skopeo", "Debian's skopeo package")
-	case "crane":
+	if kind == "crane" {
 		c.Bin = crane
-	case "docker":
-		c.Bin = testenv.RequireBinary(t, "", "docker", "the docker CLI")
-	default:
-		t.Fatalf("clients: unknown client %q", kind)
+	} else {
+		c.Bin = drv.binary(t)
 	}
 	return c
 }
 
 func (c *Client) run(t testing.TB, stdin string, args ...string) testenv.Result {
 	t.Helper()
-	env := append([]string{
-		"DOCKER_CONFIG=" + c.Dir,
-		"HOME=" + c.Dir,
-		"REGISTRY_AUTH_FILE=" + c.authFile(),
-	}, c.Env...)
-	if c.CA != "" && c.Kind == "crane" {
-		env = append(env, "SSL_CERT_FILE="+c.CA)
-	}
 	run := c.Run
 	if run == nil {
 		run = Local
 	}
-	return run(t, env, stdin, append([]string{c.Bin}, args...)...)
+	return run(t, c.environ(), stdin, append([]string{c.Bin}, args...)...)
+}
+
+// environ is every command's extra environment: HOME and the tool's
+// settings in c.Dir, then c.Env.
+func (c *Client) environ() []string {
+	env := append([]string{"HOME=" + c.Dir}, c.drv.env(c)...)
+	if c.CA != "" {
+		// The Go clients' only trust store, when they have no CA flag.
+		env = append(env, "SSL_CERT_FILE="+c.CA)
+	}
+	return append(env, c.Env...)
 }
 
 func (c *Client) authFile() string { return filepath.Join(c.Dir, "auth.json") }
@@ -94,56 +170,41 @@ func (c *Client) authFile() string { return filepath.Join(c.Dir, "auth.json") }
 // Ref is the full reference of repoTag ("repo:tag") on the registry.
 func (c *Client) Ref(repoTag string) string { return c.Host + "/" + repoTag }
 
-// tls returns skopeo's TLS flag for direction ("src", "dest" or "" for
-// login): the CA directory, or no verification without a CA.
-func (c *Client) tls(t testing.TB, direction string) string {
-	t.Helper()
-	prefix := "--"
-	if direction != "" {
-		prefix += direction + "-"
+// Lacks returns why the client cannot do op, or "" if it can.
+func (c *Client) Lacks(op Op) string {
+	var can bool
+	switch op {
+	case OpCopy:
+		_, can = c.drv.(copier)
+	case OpDelete:
+		_, can = c.drv.(deleter)
+	case OpCatalog:
+		_, can = c.drv.(cataloger)
+	case OpIdentityToken:
+		_, can = c.drv.(tokenStorer)
+	case OpLogin:
+		can = true
 	}
-	if c.CA == "" {
-		return prefix + "tls-verify=false"
+	if why := c.drv.limits()[op]; why != "" {
+		return why
 	}
-	dir := filepath.Join(c.Dir, "certs")
-	pem, err := os.ReadFile(c.CA)
-	if err == nil {
-		err = os.MkdirAll(dir, 0o700)
+	if !can {
+		return "not driven by package clients"
 	}
-	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, "ca.crt"), pem, 0o600)
-	}
-	if err != nil {
-		t.Fatalf("clients: skopeo's CA directory: %v", err)
-	}
-	return prefix + "cert-dir=" + dir
+	return ""
 }
 
-// craneFlags are crane's flags: --insecure without a CA.
-func (c *Client) craneFlags() []string {
-	if c.CA == "" {
-		return []string{"--insecure"}
-	}
-	return nil
-}
-
-// Login stores the user's credentials the client's way. docker and skopeo
+// Login stores the user's credentials the client's way. Most clients
 // check them with the registry and token server; crane only writes them
-// down (LoginChecks tells which).
+// down (LoginChecks tells which), and ctr has no login: it is given the
+// password on every command.
 func (c *Client) Login(t testing.TB) testenv.Result {
 	t.Helper()
-	switch c.Kind {
-	case "skopeo":
-		return c.run(t, c.PW, "login", c.tls(t, ""), "--authfile", c.authFile(), "-u", c.User, "--password-stdin", c.Host)
-	case "crane":
-		return c.run(t, c.PW, "auth", "login", c.Host, "-u", c.User, "--password-stdin")
-	default:
-		return c.run(t, c.PW, "login", c.Host, "-u", c.User, "--password-stdin")
-	}
+	return c.drv.login(t, c)
 }
 
 // LoginChecks reports whether Login asks the server.
-func (c *Client) LoginChecks() bool { return c.Kind != "crane" }
+func (c *Client) LoginChecks() bool { return c.drv.limits()[OpLogin] == "" }
 
 // MustLogin fails the test unless Login succeeds.
 func (c *Client) MustLogin(t testing.TB) {
@@ -157,39 +218,76 @@ func (c *Client) MustLogin(t testing.TB) {
 // stored.
 func (c *Client) Push(t testing.TB, repoTag string) testenv.Result {
 	t.Helper()
-	ref := c.Ref(repoTag)
-	switch c.Kind {
-	case "skopeo":
-		return c.run(t, "", "--insecure-policy", "copy", c.tls(t, "dest"), "--dest-authfile", c.authFile(),
-			"docker-archive:"+c.Image, "docker://"+ref)
-	case "crane":
-		return c.run(t, "", append(append([]string{"push"}, c.craneFlags()...), c.Image, ref)...)
-	default:
-		if r := c.run(t, "", "import", c.Layer, ref); r.Code != 0 {
-			t.Fatalf("docker import: exit %d\n%s", r.Code, r.Output())
-		}
-		return c.run(t, "", "push", ref)
-	}
+	return c.drv.push(t, c, repoTag)
 }
 
 // Pull downloads repoTag (manifest, config and layers).
 func (c *Client) Pull(t testing.TB, repoTag string) testenv.Result {
 	t.Helper()
-	ref := c.Ref(repoTag)
+	r, _ := c.PullDigest(t, repoTag)
+	return r
+}
+
+// PullDigest is Pull that also returns the digest of the manifest the
+// client fetched, as the client reports or stored it ("" on failure).
+func (c *Client) PullDigest(t testing.TB, repoTag string) (testenv.Result, string) {
+	t.Helper()
 	out, err := os.MkdirTemp(c.Dir, "pull")
 	if err != nil {
 		t.Fatal(err)
 	}
-	switch c.Kind {
-	case "skopeo":
-		return c.run(t, "", "--insecure-policy", "copy", c.tls(t, "src"), "--src-authfile", c.authFile(),
-			"docker://"+ref, "dir:"+out)
-	case "crane":
-		return c.run(t, "", append(append([]string{"pull"}, c.craneFlags()...), ref, filepath.Join(out, "image.tar"))...)
-	default:
-		c.run(t, "", "rmi", ref) // a local copy would hide what the registry says
-		return c.run(t, "", "pull", ref)
+	r, digest := c.drv.pull(t, c, repoTag, out)
+	if r.Code != 0 {
+		digest = ""
 	}
+	return r, digest
+}
+
+// Copy copies src to dst ("repo:tag" each) on the registry, the client's
+// way: straight from registry to registry where it can (the blobs then
+// mounted across repositories), else by pulling and pushing. It fails the
+// test if the client lacks OpCopy.
+func (c *Client) Copy(t testing.TB, src, dst string) testenv.Result {
+	t.Helper()
+	cp, ok := c.drv.(copier)
+	if !ok {
+		t.Fatalf("%s has no copy: %s", c.Kind, c.Lacks(OpCopy))
+	}
+	return cp.copy(t, c, src, dst)
+}
+
+// Delete deletes the manifest repo@digest from the registry. It fails the
+// test if the client lacks OpDelete.
+func (c *Client) Delete(t testing.TB, repo, digest string) testenv.Result {
+	t.Helper()
+	d, ok := c.drv.(deleter)
+	if !ok {
+		t.Fatalf("%s has no delete: %s", c.Kind, c.Lacks(OpDelete))
+	}
+	return d.delete(t, c, repo, digest)
+}
+
+// Catalog lists the registry's repositories; the output names them. It
+// fails the test if the client lacks OpCatalog.
+func (c *Client) Catalog(t testing.TB) testenv.Result {
+	t.Helper()
+	cl, ok := c.drv.(cataloger)
+	if !ok {
+		t.Fatalf("%s has no catalog: %s", c.Kind, c.Lacks(OpCatalog))
+	}
+	return cl.catalog(t, c)
+}
+
+// StoreIdentityToken replaces the client's stored credentials with the
+// refresh token, as docker login stores one (identitytoken). It fails the
+// test if the client lacks OpIdentityToken.
+func (c *Client) StoreIdentityToken(t testing.TB, token string) {
+	t.Helper()
+	s, ok := c.drv.(tokenStorer)
+	if !ok {
+		t.Fatalf("%s cannot store an identity token: %s", c.Kind, c.Lacks(OpIdentityToken))
+	}
+	s.storeIdentityToken(t, c, token)
 }
 
 // MustPush fails the test unless Push succeeds.
