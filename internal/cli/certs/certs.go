@@ -585,11 +585,13 @@ type StatusOptions struct {
 	WarnDays int
 	Days     int
 	Interval time.Duration
-	JSON     bool
+	// Output is table, json or yaml.
+	Output string
 }
 
 // NewCmdStatus builds `regctl certs status`.
 func NewCmdStatus(f *cmdutil.Factory, runF func(context.Context, *StatusOptions) error) *cobra.Command {
+	var output string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the certificates' expiry and next renewal; fail when one is about to expire",
@@ -607,16 +609,22 @@ the certificate's lifetime if that is shorter (one day for a six-day
 certificate), so a certificate renewed on time never warns.`,
 		Example: `  regctl certs status
   regctl certs status --warn-days 20 || mail -s "certificate expiring" ops@example.com
-  regctl certs status --json`,
+  regctl certs status -o json`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bindCertsConfig(f, cmd)
 			fl := cmd.Flags()
-			o := &StatusOptions{Root: f.Config.GetString("root")}
+			o := &StatusOptions{Root: f.Config.GetString("root"), Output: output}
 			o.WarnDays, _ = fl.GetInt("warn-days")
 			o.Days, _ = fl.GetInt("days")
 			o.Interval, _ = fl.GetDuration("interval")
-			o.JSON, _ = fl.GetBool("json")
+			if json, _ := fl.GetBool("json"); json {
+				fmt.Fprintln(f.IO.ErrOut, "warning: certs status --json is deprecated and goes in the next release: use -o json")
+				o.Output = cmdutil.FormatJSON
+			}
+			if err := cmdutil.CheckOutput(o.Output, statusFormats...); err != nil {
+				return err
+			}
 			if o.WarnDays < 0 || o.Days < 0 {
 				return cmdutil.FlagErrorf("--warn-days and --days must not be negative")
 			}
@@ -632,11 +640,16 @@ certificate), so a certificate renewed on time never warns.`,
 	fl.Int("warn-days", 0, "warn (exit 1) when fewer than N days remain (default: 14, or a sixth of the lifetime if shorter)")
 	fl.Int("days", 0, "as renew --days, for the NEXT RENEWAL column")
 	fl.Duration("interval", regcerts.DefaultInterval, "as renew --interval, for the NEXT RENEWAL column")
-	fl.Bool("json", false, "print JSON instead of a table")
+	cmdutil.AddOutputFlag(cmd, &output, statusFormats...)
+	// Before -o: every other command's output flag.
+	fl.Bool("json", false, "deprecated: use -o json")
+	_ = fl.MarkHidden("json")
 	return cmd
 }
 
-// certStatusJSON is one certificate in `certs status --json`.
+var statusFormats = []string{cmdutil.FormatTable, cmdutil.FormatJSON}
+
+// certStatusJSON is one certificate in `certs status -o json`.
 type certStatusJSON struct {
 	Name        string                  `json:"name"`
 	Domains     []string                `json:"domains,omitempty"`
@@ -665,7 +678,7 @@ func statusRun(_ context.Context, o *StatusOptions) error {
 		return err
 	}
 	now := o.Now()
-	if o.JSON {
+	if o.Output != cmdutil.FormatTable {
 		out := make([]certStatusJSON, 0, len(st))
 		for _, s := range st {
 			j := certStatusJSON{Name: s.Name}

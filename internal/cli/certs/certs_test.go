@@ -209,7 +209,7 @@ func TestCertsLifecycle(t *testing.T) {
 	e.step(1, "status", root, "--warn-days=100")
 	e.setNow(certsNow.Add(59*day + 80*day))
 	e.step(1, "status", root)
-	e.step(1, "status", root, "--json")
+	e.step(1, "status", root, "-o", "json")
 	e.setNow(certsNow.Add(59*day + 90*day))
 	e.step(1, "status", root)
 
@@ -510,12 +510,21 @@ func TestCertsStatusJSON(t *testing.T) {
 	if _, err := st.Save("a.example", ca.Issue([]string{"a.example"}, certsNow.Add(-80*24*time.Hour), certsNow.Add(10*24*time.Hour)), certs.Meta{}); err != nil {
 		t.Fatal(err)
 	}
-	e.must(1, "certs", "status", "--root", e.root, "--json")
-	var got []map[string]any
-	if err := json.Unmarshal(e.out.Bytes(), &got); err != nil {
-		t.Fatal(err)
+	// -o json, and the deprecated --json (with a warning on stderr).
+	for _, flag := range [][]string{{"-o", "json"}, {"--json"}} {
+		e.out.Reset()
+		e.errOut.Reset()
+		e.must(1, append([]string{"certs", "status", "--root", e.root}, flag...)...)
+		var got []map[string]any
+		if err := json.Unmarshal(e.out.Bytes(), &got); err != nil {
+			t.Fatalf("%v: %v", flag, err)
+		}
+		if len(got) != 1 || got[0]["days_left"] != 10.0 || got[0]["warning"] != true || got[0]["expired"] != false || got[0]["renewal_due"] != true {
+			t.Errorf("%v: json %v", flag, got)
+		}
+		if warned := strings.Contains(e.errOut.String(), "--json is deprecated"); warned != (flag[0] == "--json") {
+			t.Errorf("%v: stderr %q", flag, e.errOut)
+		}
 	}
-	if len(got) != 1 || got[0]["days_left"] != 10.0 || got[0]["warning"] != true || got[0]["expired"] != false || got[0]["renewal_due"] != true {
-		t.Errorf("json %v", got)
-	}
+	e.must(2, "certs", "status", "--root", e.root, "-o", "xml")
 }
