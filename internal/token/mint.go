@@ -47,8 +47,9 @@ type Claims struct {
 // The JWS header is the same for every token of one key, and with the x5c
 // chain it is most of the token: it is serialised once per key, and each
 // token costs one claims encoding and one signature. go-jose, which
-// serialises the header again for every token, spent 27 KB and 50 µs per
-// token doing so; the tokens are verified with go-jose in the tests.
+// serialises the header again for every token, spent most of a token's
+// allocations doing so (docs/performance.md); the tokens are verified with
+// go-jose in the tests.
 type Minter struct {
 	key      atomic.Pointer[mintKey]
 	issuer   string

@@ -13,8 +13,8 @@ import (
 const logFlushInterval = 100 * time.Millisecond
 
 // bufferedLog is regctl serve's log sink. A busy token server logs one line
-// per token; written one write(2) each, they cost about 10 µs of CPU per
-// token, an eighth of all it spends. Lines below WARN are therefore
+// per token; written one write(2) each, they are a sizeable share of the
+// CPU a token costs (docs/performance.md). Lines below WARN are therefore
 // buffered and written within logFlushInterval. A WARN or ERROR line (a
 // failed login, which fail2ban may read, a store outage) is written at
 // once with every line before it, so the order holds. A crash loses at

@@ -168,12 +168,12 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
-// serveGCPercent is the token server's GOGC. Its live heap is small (about
-// 5 MB with 10,000 rules) and every token allocates about 20 KB, so at the
-// default 100 the collector runs some 20 times a second under load and its
-// mark phases show in the latency tail; at 200 it runs half as often for
-// about 5 MiB more memory (make bench: p99 at one connection 1.3-1.7x the
-// floor's at 100, 0.8-1.2x at 200). GOGC in the environment wins.
+// serveGCPercent is the token server's GOGC. Its live heap is small and
+// every token allocates tens of KB, so at the default 100 the collector
+// runs many times a second under load and its mark phases show in the
+// latency tail; at 200 it runs half as often for a few MiB more memory
+// (make bench compares the p99 with the floor's: docs/performance.md).
+// GOGC in the environment wins.
 const serveGCPercent = 200
 
 func tuneGC() {
