@@ -31,7 +31,8 @@ const classicRules = `- seq: 10
 // `regctl serve`. crane, skopeo and docker log in, push and pull through
 // it; a client that keeps failing gets rate limited; then fail2ban-regex,
 // with the rendered filter, reads the failures and the rate-limited
-// requests nginx and regctl serve logged, and nothing else.
+// requests nginx and regctl serve logged, and nothing else: not the token
+// requests without credentials, which clients send as a matter of course.
 //
 //	go test -tags integration -run TestEndToEndThroughNginx ./internal/render
 func TestEndToEndThroughNginx(t *testing.T) {
@@ -70,6 +71,19 @@ func TestEndToEndThroughNginx(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 401 {
 			t.Fatalf("wrong password through nginx: %d", resp.StatusCode)
+		}
+	}
+
+	// Token requests without credentials, as every client's first one:
+	// 401, but not failed logins.
+	for _, q := range []string{"service=localhost&scope=repository:test/app:pull", "service=localhost&account=waldi"} {
+		resp, err := insecure.Get("https://" + host + "/auth/token?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatalf("token request without credentials through nginx: %d", resp.StatusCode)
 		}
 	}
 
@@ -135,15 +149,21 @@ func TestEndToEndThroughNginx(t *testing.T) {
 		t.Fatalf("%d rate-limited answers after 40 wrong passwords, want 3", limited)
 	}
 
-	// fail2ban: everything nginx and regctl serve logged as a failed or
-	// rate-limited token request matches, from the client's address;
-	// nothing else does.
+	// fail2ban: everything nginx and regctl serve logged as a failed login
+	// or a rate-limited token request matches, from the client's address;
+	// nothing else does, the requests without credentials included.
 	authLog, err := os.ReadFile(site.Data.AuthLog)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if n := strings.Count(string(authLog), " status=401 login=- "); n < 2 {
+		t.Errorf("nginx logged %d token requests without credentials, want at least 2:\n%s", n, authLog)
+	}
+	if n := strings.Count(serve.Proc.Log(0), `msg="credentials required"`); n < 2 {
+		t.Errorf("regctl serve logged %d token requests without credentials, want at least 2", n)
+	}
 	checkF2B(t, &c, "nginx token log", string(authLog), func(l string) bool {
-		return strings.Contains(l, " status=401 ") || strings.Contains(l, " status=429 ")
+		return strings.Contains(l, " status=401 login=failed ") || strings.Contains(l, " status=429 ")
 	}, 3+3)
 	checkF2B(t, &c, "regctl serve log", serve.Proc.Log(0), func(l string) bool {
 		return strings.Contains(l, `msg="authentication failed"`) || strings.Contains(l, `msg="rate limited"`)

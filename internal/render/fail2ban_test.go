@@ -79,19 +79,10 @@ func (o oneUser) GetUser(_ context.Context, name string) (*store.User, error) {
 
 func (oneUser) ListRules(context.Context) ([]acl.Rule, error) { return nil, nil }
 
-// The client addresses serveLog's requests come from.
-const (
-	serveClient  = "198.51.100.23" // fails, then is rate limited per address
-	serveClient2 = "198.51.100.24" // fails for bob, then is limited for bob
-)
-
-// serveLog runs regctl's real token handler (internal/token) with a logger
-// of the given format and returns what it logged for a set of requests:
-// successes, failures with hostile user names and scopes, and requests
-// refused by the failed-login limits (per address and per account), again
-// with hostile user names. want counts, per client address, the lines the
-// filter must match: every 401 and every 429.
-func serveLog(t *testing.T, format string) (log string, want map[string]int) {
+// tokenHandler is regctl's real token handler (internal/token) for the
+// service registry.example.com over oneUser, logging to h, with the
+// default settings as limits changes them. It runs until the test ends.
+func tokenHandler(t *testing.T, h slog.Handler, limits func(*config.TokenServer)) http.Handler {
 	t.Helper()
 	now := time.Now()
 	dir := filepath.Join(t.TempDir(), "keys")
@@ -106,30 +97,58 @@ func serveLog(t *testing.T, format string) (log string, want map[string]int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf testenv.SyncBuffer
-	var h slog.Handler = slog.NewTextHandler(&buf, nil)
-	if format == "json" {
-		h = slog.NewJSONHandler(&buf, nil)
-	}
 	cfg := config.TokenServerDefaults()
-	cfg.Issuer, cfg.Service = "regctl", "registry.example.com"
-	// Small buckets that do not refill during the test: after four failed
-	// logins from an address, or three for an account, requests are refused.
-	cfg.FailLimitIP = config.FailLimit{Rate: rate.Limit(1.0 / 3600), Burst: 4}
-	cfg.FailLimitAccount = config.FailLimit{Rate: rate.Limit(1.0 / 3600), Burst: 3}
+	cfg.Issuer, cfg.Services = "regctl", []string{"registry.example.com"}
+	cfg.BcryptCost = bcrypt.MinCost // the dummy comparison for unknown users: fast under -race
+	limits(&cfg)
 	srv, err := token.New(cfg, oneUser{hash: string(hash)}, ks, slog.New(h), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	srv.Start(ctx)
-	handler := srv.Handler()
+	return srv.Handler()
+}
 
-	do := func(client, user, pw, scope string) int {
+// defaultLimits leaves the failed-login limits at their defaults.
+func defaultLimits(*config.TokenServer) {}
+
+// The client addresses serveLog's requests come from.
+const (
+	serveClient  = "198.51.100.23" // fails, then is rate limited per address
+	serveClient2 = "198.51.100.24" // fails for bob, then is limited for bob
+	serveClient3 = "198.51.100.25" // sends no credentials, often
+)
+
+// serveLog runs regctl's real token handler (internal/token) with a logger
+// of the given format and returns what it logged for a set of requests:
+// successes, failures with hostile user names and scopes, and requests
+// refused by the failed-login limits (per address and per account), again
+// with hostile user names, and requests without credentials. want counts,
+// per client address, the lines the filter must match: every 401 but those
+// for requests without credentials, and every 429.
+func serveLog(t *testing.T, format string) (log string, want map[string]int) {
+	t.Helper()
+	var buf testenv.SyncBuffer
+	var h slog.Handler = slog.NewTextHandler(&buf, nil)
+	if format == "json" {
+		h = slog.NewJSONHandler(&buf, nil)
+	}
+	// Small buckets that do not refill during the test: after four failed
+	// logins from an address, or three for an account, requests are refused.
+	handler := tokenHandler(t, h, func(cfg *config.TokenServer) {
+		cfg.FailLimitIP = config.FailLimit{Rate: rate.Limit(1.0 / 3600), Burst: 4}
+		cfg.FailLimitAccount = config.FailLimit{Rate: rate.Limit(1.0 / 3600), Burst: 3}
+	})
+
+	do := func(client, user, pw, scope, account string) int {
 		q := url.Values{"service": {"registry.example.com"}}
 		if scope != "" {
 			q.Set("scope", scope)
+		}
+		if account != "" {
+			q.Set("account", account)
 		}
 		req := httptest.NewRequest(http.MethodGet, "/auth/token?"+q.Encode(), nil)
 		req.RemoteAddr = client + ":40000"
@@ -170,11 +189,27 @@ func serveLog(t *testing.T, format string) (log string, want map[string]int) {
 	}
 	want = map[string]int{}
 	for _, c := range cases {
-		if got := do(c.client, c.user, c.pw, c.scope); got != c.want {
+		if got := do(c.client, c.user, c.pw, c.scope, ""); got != c.want {
 			t.Fatalf("token request from %s as %q: status %d, want %d", c.client, c.user, got, c.want)
 		}
 		if c.want == 401 || c.want == 429 {
 			want[c.client]++
+		}
+	}
+	// Requests without credentials, some with account= as podman's first
+	// request has, get 401, even from a limited client; they are not
+	// failed logins, and none of them counts.
+	for _, c := range []struct{ client, scope, account string }{
+		{serveClient, "repository:app:pull", ""},
+		{serveClient, "", "bob"},
+		{serveClient3, "repository:app:pull", ""},
+		{serveClient3, "repository:app:pull", ""},
+		{serveClient3, "repository:app:pull", "bob"},
+		{serveClient3, "", `x" client_ip="203.0.113.71`},
+		{serveClient3, "repository:203.0.113.72:5000/app:pull", ""},
+	} {
+		if got := do(c.client, "", "", c.scope, c.account); got != http.StatusUnauthorized {
+			t.Fatalf("token request without credentials from %s: status %d, want 401", c.client, got)
 		}
 	}
 	return buf.String(), want
@@ -228,7 +263,9 @@ func goMatch(res []*regexp.Regexp, line string) (host string, ok bool) {
 // in step: it fails if internal/token changes the "authentication failed"
 // (401) or "rate limited" (429) line (message, key order, status) in either
 // format. Every such line must match, from the client's address and never
-// from one smuggled in by a user name or scope; other lines must not.
+// from one smuggled in by a user name or scope; other lines must not, the
+// "credentials required" line of a request without credentials (a 401 too)
+// among them.
 func TestFilterMatchesServeLog(t *testing.T) {
 	c := variants[0].config(t)
 	res := goFailregexes(t, c)
@@ -257,7 +294,7 @@ func TestFilterMatchesServeLog(t *testing.T) {
 					}
 				}
 			}
-			for _, msg := range []string{"token issued", "authentication failed", "bad token request", "rate limited"} {
+			for _, msg := range []string{"token issued", "authentication failed", "bad token request", "rate limited", "credentials required"} {
 				if !slices.Contains(msgs, msg) {
 					t.Errorf("regctl serve logged no %q line; log:\n%s", msg, log)
 				}
@@ -313,15 +350,25 @@ func countHosts(hosts []string) map[string]int {
 // f2bSamples are log lines in every format the filter knows, with the
 // address a ban must hit, or "" for lines that must not count.
 var f2bSamples = []struct{ line, host string }{
-	// nginx's token access log: 401 and 429 on /auth count.
-	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/auth/token" status=401 host=r ua="docker" rt=0.001`, "203.0.113.7"},
-	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.8 method=GET uri="/auth/token" status=429 host=r ua="docker" rt=0.000`, "203.0.113.8"},
-	{`2026-01-02T03:04:05+00:00 regctl-auth client=2001:db8::8 method=POST uri="/auth" status=429 host=r ua="x" rt=0.000`, "2001:db8::8"},
-	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/auth/token" status=200 host=r ua="docker" rt=0.001`, ""},
-	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/auth/jwks.json" status=200 host=r ua="x" rt=0.001`, ""},
-	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/v2/" status=401 host=r ua="docker" rt=0.001`, ""},
-	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/v2/" status=429 host=r ua="docker" rt=0.001`, ""},
-	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/auth/token" status=4290 host=r ua="x" rt=0.001`, ""},
+	// nginx's token access log: on /auth, a 401 that regctl serve marked
+	// as a failed login counts, and every 429.
+	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/auth/token" status=401 login=failed host=r ua="docker" rt=0.001`, "203.0.113.7"},
+	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.6 method=POST uri="/auth/token" status=401 login=failed host=r ua="containerd" rt=0.001`, "203.0.113.6"},
+	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.8 method=GET uri="/auth/token" status=429 login=- host=r ua="docker" rt=0.000`, "203.0.113.8"},
+	{`2026-01-02T03:04:05+00:00 regctl-auth client=2001:db8::8 method=POST uri="/auth" status=429 login=- host=r ua="x" rt=0.000`, "2001:db8::8"},
+	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/auth/token" status=200 login=- host=r ua="docker" rt=0.001`, ""},
+	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/auth/jwks.json" status=200 login=- host=r ua="x" rt=0.001`, ""},
+	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/v2/" status=401 login=failed host=r ua="docker" rt=0.001`, ""},
+	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/v2/" status=429 login=- host=r ua="docker" rt=0.001`, ""},
+	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/auth/token" status=4290 login=- host=r ua="x" rt=0.001`, ""},
+	// A request without credentials: regctl serve's 401 carries no mark.
+	// Neither a user agent nor a host that imitates the mark counts.
+	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/auth/token" status=401 login=- host=r ua="regclient" rt=0.001`, ""},
+	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/auth/token" status=401 login=- host=login=failed ua="login=failed" rt=0.001`, ""},
+	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/auth/token status=401 login=failed" status=401 login=- host=r ua="x" rt=0.001`, ""},
+	// nginx's token log as rendered before the mark: a 401 no longer
+	// counts without it.
+	{`2026-01-02T03:04:05+00:00 regctl-auth client=203.0.113.7 method=GET uri="/auth/token" status=401 host=r ua="docker" rt=0.001`, ""},
 	// nginx's main log: the registry's normal 401 on /v2/, and token
 	// requests in a format the filter does not know.
 	{`203.0.113.7 - - [02/Jan/2026:03:04:05 +0000] "GET /v2/ HTTP/1.1" 401 87 "-" "docker/27" rt=0.001`, ""},
@@ -338,6 +385,7 @@ var f2bSamples = []struct{ line, host string }{
 	{`time=2026-01-02T03:04:05.000Z level=INFO msg="token issued" user=bob client_ip=203.0.113.7 grant=password status=200 requested="" granted=""`, ""},
 	{`time=2026-01-02T03:04:05.000Z level=WARN msg="bad token request" user=bob client_ip=203.0.113.7 grant=password status=400 requested="" reason=x`, ""},
 	{`time=2026-01-02T03:04:05.000Z level=ERROR msg="token request failed" user=bob client_ip=203.0.113.7 grant=password status=503 requested="" reason=x`, ""},
+	{`time=2026-01-02T03:04:05.000Z level=INFO msg="credentials required" user="" client_ip=203.0.113.7 grant=none status=401 requested="repository:app:pull" reason="no credentials"`, ""},
 	// A message only with its own status.
 	{`time=2026-01-02T03:04:05.000Z level=WARN msg="rate limited" user=bob client_ip=203.0.113.7 grant=basic status=401 requested="" reason=x`, ""},
 	{`time=2026-01-02T03:04:05.000Z level=WARN msg="authentication failed" user=bob client_ip=203.0.113.7 grant=basic status=429 requested="" reason=x`, ""},
@@ -350,6 +398,7 @@ var f2bSamples = []struct{ line, host string }{
 	{`{"time":"2026-01-02T03:04:05.123456789Z","level":"WARN","msg":"rate limited","user":"bob","client_ip":"203.0.113.16","grant":"basic","status":429,"requested":"","reason":"too many failed authentications from this client"}`, "203.0.113.16"},
 	{`{"time":"2026-01-02T03:04:05.123456789Z","level":"WARN","msg":"rate limited","user":"a\",\"client_ip\":\"203.0.113.69\",\"grant\":\"basic\",\"status\":429,\"x\":\"","client_ip":"2001:db8::17","grant":"basic","status":429,"requested":"","reason":"too many failed authentications from this client"}`, "2001:db8::17"},
 	{`{"time":"2026-01-02T03:04:05.123456789Z","level":"INFO","msg":"token issued","user":"bob","client_ip":"203.0.113.7","grant":"basic","status":200,"requested":"","granted":""}`, ""},
+	{`{"time":"2026-01-02T03:04:05.123456789Z","level":"INFO","msg":"credentials required","user":"","client_ip":"203.0.113.7","grant":"none","status":401,"requested":"repository:app:pull","reason":"no credentials"}`, ""},
 	{`{"time":"2026-01-02T03:04:05.123456789Z","level":"WARN","msg":"rate limited","user":"bob","client_ip":"203.0.113.7","grant":"basic","status":401,"requested":"","reason":"x"}`, ""},
 
 	// The audit log (--audit-log) is not for fail2ban: its lines have
@@ -455,7 +504,7 @@ func TestJailBansInDockerUser(t *testing.T) {
 				"['set', 'regctl-auth', 'addaction', 'iptables-multiport']",
 				"-I DOCKER-USER -p $proto -m multiport --dports http,https -j f2b-regctl-auth",
 				"['chain', 'DOCKER-USER']",
-				"status=(?:401|429)",
+				"status=(?:401 login=failed|429)",
 				`msg="rate limited"`,
 				"['set', 'regctl-auth', 'maxretry', 10]",
 			} {
