@@ -84,7 +84,7 @@ func buildHandlerFixture() (*handlerFixture, error) {
 	}
 	cleanups = append(cleanups, func() { logFile.Close() })
 	cfg := config.TokenServerDefaults()
-	cfg.Issuer, cfg.Service = Issuer, Service
+	cfg.Issuer, cfg.Services = Issuer, []string{Service}
 	srv, err := token.New(cfg, st, ks, slog.New(slog.NewTextHandler(logFile, nil)), nil)
 	if err != nil {
 		return nil, err

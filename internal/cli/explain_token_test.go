@@ -281,7 +281,7 @@ func newChecker(t *testing.T, ks *keys.Set, w world) *checker {
 		t.Fatal(err)
 	}
 	cfg := config.TokenServerDefaults()
-	cfg.Issuer, cfg.Service = "regctl-test", randService
+	cfg.Issuer, cfg.Services = "regctl-test", []string{randService}
 	// The clock jumps around: keep the rules "fresh" whatever it says.
 	cfg.ReloadInterval, cfg.StoreTimeout = 10*time.Minute, 100_000*time.Hour
 	clk := &tokenClock{now: fixedNow}

@@ -67,7 +67,11 @@ type Token struct {
 	Issuer string `mapstructure:"issuer"`
 	// Service is the registry's auth.token.service; empty means the
 	// registry domain.
-	Service         string        `mapstructure:"service"`
+	Service string `mapstructure:"service"`
+	// ExtraServices are the auth.token.service names of other registries
+	// that use this token server (their realm is this host's token
+	// endpoint); rules with a service condition tell them apart.
+	ExtraServices   []string      `mapstructure:"extra-services"`
 	Lifetime        time.Duration `mapstructure:"lifetime"`
 	RefreshLifetime time.Duration `mapstructure:"refresh-lifetime"`
 	KeyAlgorithm    string        `mapstructure:"key-algorithm"`
@@ -184,6 +188,7 @@ func Defaults() Config {
 			RefreshLifetime: 90 * 24 * time.Hour,
 			KeyAlgorithm:    "es256",
 			KeyFormat:       KeyFormatX5C,
+			ExtraServices:   []string{},
 			LogFormat:       "json",
 		},
 		Database:  Database{Backend: BackendMongo},

@@ -104,12 +104,13 @@ func FuzzConfig(f *testing.F) {
 		"domains: {registry: a.example}\nacme: {email: \"ops@example.com\\nX: y\"}\n",
 		"domains: {registry: a.example}\nroot: \"/opt/reg ctl\"\n",
 		"domains: {registry: a.example}\nroot: /opt/a;b$c\n",
-		"domains: {registry: a.example}\nstorage: {driver: s3, s3: {bucket: images, region: eu-west-1, endpoint: \"https://s3.example.com\", access_key: AK, secret_key: \"s/e+c\", root_directory: /registry}}\n",
+		"domains: {registry: a.example}\nstorage: {driver: s3, s3: {bucket: images, region: eu-west-1, endpoint: \"https://s3.example.com\", access-key: AK, secret-key: \"s/e+c\", root-directory: /registry}}\n",
 		"domains: {registry: a.example}\ndatabase: {backend: sqlite}\ntoken: {issuer: \"iss:x/y\", service: svc, lifetime: 10m}\n",
 		"domains: {registry: a.example}\ndatabase: {url: \"mongodb://u:p@db.example:27017/regctl?authSource=admin\"}\n",
 		"domains: {registry: a.example}\nupstreams: {registry: \"127.0.0.1:15000\", token: \"[::1]:15001\"}\nssh: {port: 2222}\n",
 		"domains: {registry: a.example}\nimages: {nginx: \"nginx:1.28-alpine\\ncommand: x\"}\n",
-		"domains: {registry: a.example}\ntls: {profile: intermediate, hsts_max_age: 31536000, hsts_preload: true}\n",
+		"domains: {registry: a.example}\ntoken: {extra-services: [b.example, \"ci:registry\"]}\n",
+		"domains: {registry: a.example}\ntls: {profile: intermediate, hsts-max-age: 31536000, hsts-preload: true}\n",
 		"domains: {registry: a.example}\nproject: \"x\\nservices:\"\n",
 		"domains: {registry: a.example}\ntoken: {lifetime: forever}\n",
 		"domains: {registry: a.example}\ntls: {ciphers: ALL}\n",
@@ -198,7 +199,11 @@ func checkToken(t *testing.T, c *config.Config, conf string) {
 	if err := yaml.Unmarshal([]byte(conf), &tok); err != nil {
 		t.Fatalf("token-server.yaml does not parse: %v", err)
 	}
-	if tok["issuer"] != c.Token.Issuer || tok["service"] != c.TokenService() || tok["store"] != render.StoreURL(c, fuzzSecrets) {
+	var services struct {
+		Service []string `yaml:"service"`
+	}
+	_ = yaml.Unmarshal([]byte(conf), &services)
+	if tok["issuer"] != c.Token.Issuer || !slices.Equal(services.Service, append([]string{c.TokenService()}, c.Token.ExtraServices...)) || tok["store"] != render.StoreURL(c, fuzzSecrets) {
 		t.Fatalf("token-server.yaml %v", tok)
 	}
 	topLevel(t, conf, "listen", "issuer", "service", "keys", "store", "token-lifetime", "refresh-lifetime", "key-format", "trusted-proxy", "log-format",

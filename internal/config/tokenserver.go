@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,8 +20,12 @@ import (
 // reads it from its flags, and both check it with the one Validate below,
 // so a regctl.yaml that renders also starts.
 type TokenServer struct {
-	Issuer  string // token "iss"; the registry's auth.token.issuer
-	Service string // token "aud"; the registry's auth.token.service
+	Issuer string // token "iss"; the registries' auth.token.issuer
+	// Services are the registries' auth.token.service names this server
+	// issues tokens for: a request names one (a request without a service
+	// gets the first), rules' service conditions are decided against it,
+	// and it is the token's "aud".
+	Services []string
 	// TokenLifetime is how long an access token is valid.
 	TokenLifetime time.Duration
 	// RefreshLifetime is how long a refresh token (docker login's stored
@@ -92,13 +97,23 @@ func TokenServerDefaults() TokenServer {
 	}
 }
 
+// Service returns the service a request for service names: service itself
+// if the server issues tokens for it, the first service if the request
+// names none, and false otherwise.
+func (t TokenServer) Service(service string) (string, bool) {
+	if service == "" {
+		return t.Services[0], true
+	}
+	return service, slices.Contains(t.Services, service)
+}
+
 // TokenServer is the token server's configuration that this regctl.yaml
 // renders: its token settings over the server's defaults. (The addresses
 // and paths are the container's, set by package render.)
 func (c *Config) TokenServer() TokenServer {
 	t := TokenServerDefaults()
 	t.Issuer = c.Token.Issuer
-	t.Service = c.TokenService()
+	t.Services = append([]string{c.TokenService()}, c.Token.ExtraServices...)
 	t.TokenLifetime = c.Token.Lifetime
 	t.RefreshLifetime = c.Token.RefreshLifetime
 	t.KeyFormat = c.Token.KeyFormat
@@ -109,7 +124,7 @@ func (c *Config) TokenServer() TokenServer {
 // settings, by their token-server.yaml key (regctl serve's flag name).
 var tokenServerKeys = map[string]string{
 	"issuer":           "token.issuer",
-	"service":          "token.service",
+	"service":          "token.extra-services",
 	"token-lifetime":   "token.lifetime",
 	"refresh-lifetime": "token.refresh-lifetime",
 	"key-format":       "token.key-format",
@@ -136,8 +151,18 @@ func (t TokenServer) Validate() error {
 	if t.Issuer == "" {
 		add("issuer", "is empty")
 	}
-	if t.Service == "" {
+	if len(t.Services) == 0 {
 		add("service", "is empty")
+	}
+	seen := map[string]bool{}
+	for _, s := range t.Services {
+		switch {
+		case s == "":
+			add("service", "an empty service name")
+		case seen[s]:
+			add("service", "%q is listed twice", s)
+		}
+		seen[s] = true
 	}
 	if t.TokenLifetime < MinTokenLifetime || t.TokenLifetime > MaxTokenLifetime {
 		add("token-lifetime", "%s: must be between %s and %s", t.TokenLifetime, MinTokenLifetime, MaxTokenLifetime)

@@ -51,7 +51,7 @@ func TestParseFailLimit(t *testing.T) {
 // *SettingError keyed by regctl serve's flag name, all at once.
 func TestTokenServerValidate(t *testing.T) {
 	ok := TokenServerDefaults()
-	ok.Issuer, ok.Service = "regctl", "registry.example.com"
+	ok.Issuer, ok.Services = "regctl", []string{"registry.example.com"}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("defaults with an issuer and a service: %v", err)
 	}
@@ -60,7 +60,9 @@ func TestTokenServerValidate(t *testing.T) {
 		change func(*TokenServer)
 	}{
 		{"issuer", func(t *TokenServer) { t.Issuer = "" }},
-		{"service", func(t *TokenServer) { t.Service = "" }},
+		{"service", func(t *TokenServer) { t.Services = nil }},
+		{"service", func(t *TokenServer) { t.Services = []string{"a", ""} }},
+		{"service", func(t *TokenServer) { t.Services = []string{"a", "b", "a"} }},
 		{"token-lifetime", func(t *TokenServer) { t.TokenLifetime = MinTokenLifetime - time.Nanosecond }},
 		{"token-lifetime", func(t *TokenServer) { t.TokenLifetime = MaxTokenLifetime + time.Nanosecond }},
 		{"refresh-lifetime", func(t *TokenServer) { t.RefreshLifetime = -time.Second }},

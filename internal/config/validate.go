@@ -75,6 +75,11 @@ func (c *Config) Validate() error {
 	if c.Token.Service != "" && !tokenWordRE.MatchString(c.Token.Service) {
 		add("token.service", "%q: use 1-128 letters, digits and . _ : / -", c.Token.Service)
 	}
+	for _, s := range c.Token.ExtraServices {
+		if !tokenWordRE.MatchString(s) {
+			add("token.extra-services", "%q: use 1-128 letters, digits and . _ : / -", s)
+		}
+	}
 	// What regctl serve checks, from the token-server.yaml this renders:
 	// a file that renders also starts.
 	var se *SettingError
@@ -84,8 +89,9 @@ func (c *Config) Validate() error {
 			add("token", "%v", err)
 		case tokenServerKeys[se.Key] == "":
 			add("token", "the token server's %s would be %v", se.Key, se.Err)
-		case se.Key == "issuer" || se.Key == "service":
-			// Checked above, with what they may contain.
+		case se.Key == "issuer", se.Key == "service" && c.TokenService() == "":
+			// Checked above, with what they may contain (an empty
+			// service is domains.registry missing).
 		default:
 			add(tokenServerKeys[se.Key], "%v", se.Err)
 		}

@@ -222,8 +222,20 @@ type registryConf struct {
 }
 
 type tokenConf struct {
-	Issuer  string `yaml:"issuer"`
-	Service string `yaml:"service"`
+	Issuer   string    `yaml:"issuer"`
+	Services yamlNames `yaml:"service"`
+}
+
+// yamlNames is a list of names, or one name (as token-server.yaml had it
+// before regctl serve took several services).
+type yamlNames []string
+
+func (n *yamlNames) UnmarshalYAML(v *yaml.Node) error {
+	if v.Kind == yaml.ScalarNode {
+		*n = yamlNames{v.Value}
+		return nil
+	}
+	return v.Decode((*[]string)(n))
 }
 
 func readYAML(p string, v any) error {
@@ -264,8 +276,9 @@ func (r *run) tokenConfig(_ context.Context) {
 	const yamlSrc = "regctl.yaml"
 	cmp("issuer", t.Issuer, render.RegistryConfFile, tok.Issuer, render.TokenConfFile)
 	cmp("issuer", tok.Issuer, render.TokenConfFile, r.c.Token.Issuer, yamlSrc)
-	cmp("service", t.Service, render.RegistryConfFile, tok.Service, render.TokenConfFile)
-	cmp("service", tok.Service, render.TokenConfFile, r.c.TokenService(), yamlSrc)
+	services := strings.Join(tok.Services, ", ")
+	cmp("service", t.Service, render.RegistryConfFile, strings.Join(tok.Services[:min(1, len(tok.Services))], ""), render.TokenConfFile+" (its first)")
+	cmp("service", services, render.TokenConfFile, strings.Join(r.c.TokenServer().Services, ", "), yamlSrc)
 	cmp("realm", t.Realm, render.RegistryConfFile, r.c.Realm(), yamlSrc)
 	if len(bad) > 0 {
 		r.add(CheckTokenConfig, Error, fix, "%s", strings.Join(bad, "; "))

@@ -297,9 +297,10 @@ func registryDebugAddr(c *config.Config) string {
 
 // TokenData is token-server.yaml.tmpl's input: `regctl serve --config`.
 type TokenData struct {
-	Listen          string
-	Issuer          string
-	Service         string
+	Listen string
+	Issuer string
+	// Services: the registry's first, then token.extra-services.
+	Services        []string
 	KeysDir         string
 	Store           string
 	TokenLifetime   string
@@ -329,7 +330,7 @@ func NewTokenData(c *config.Config, s Secrets) TokenData {
 	return TokenData{
 		Listen:          ":" + port(c.Upstreams.Token),
 		Issuer:          ts.Issuer,
-		Service:         ts.Service,
+		Services:        ts.Services,
 		KeysDir:         ContainerKeysDir,
 		Store:           StoreURL(c, s),
 		TokenLifetime:   ts.TokenLifetime.String(),

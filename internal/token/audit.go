@@ -127,13 +127,13 @@ func (s *Server) SetAudit(a *AuditLog) { s.audit = a }
 func (a *AuditLog) Dropped() uint64 { return a.dropped.Load() }
 
 // record queues one decision.
-func (a *AuditLog) record(r *http.Request, d *decision, service string) {
+func (a *AuditLog) record(r *http.Request, d *decision) {
 	ua := r.UserAgent()
 	if len(ua) > auditMaxUA {
 		ua = ua[:auditMaxUA]
 	}
 	e := auditEntry{
-		now: d.now, user: d.user, ip: d.ip, ua: ua, grant: d.grant, service: service,
+		now: d.now, user: d.user, ip: d.ip, ua: ua, grant: d.grant, service: d.service,
 		requested: d.requested, granted: d.granted, status: d.status, reason: d.reason,
 		noCreds: d.noCredentials,
 	}

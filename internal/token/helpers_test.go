@@ -131,7 +131,7 @@ func newFixture(t testing.TB, opts ...func(*config.TokenServer)) *fixture {
 	st.setUser(store.User{Username: "reader", PasswordHash: hash(t, "reader-secret"), Labels: map[string][]string{"read-only-access": {"prod/*"}}})
 	st.setUser(store.User{Username: "bob", PasswordHash: hash(t, "bob-secret"), Grants: []acl.Grant{{Pattern: "team/*", Actions: []string{"pull", "push"}}}})
 	cfg := config.TokenServerDefaults()
-	cfg.Issuer, cfg.Service = "regctl-test", testService
+	cfg.Issuer, cfg.Services = "regctl-test", []string{testService}
 	cfg.ReloadInterval = time.Second
 	cfg.BcryptCost = bcrypt.MinCost // the users' cost: fast under -race
 	for _, o := range opts {

@@ -48,7 +48,7 @@ func newReloadFixture(t *testing.T) *reloadFixture {
 	st := &memStore{users: map[string]store.User{}}
 	st.setUser(store.User{Username: "waldi", PasswordHash: hash(t, "waldi-secret")})
 	cfg := config.TokenServerDefaults()
-	cfg.Issuer, cfg.Service = "regctl-test", testService
+	cfg.Issuer, cfg.Services = "regctl-test", []string{testService}
 	logBuf := &testenv.SyncBuffer{}
 	srv, err := New(cfg, st, ks, slog.New(slog.NewTextHandler(logBuf, nil)), clk.Now)
 	if err != nil {

@@ -132,7 +132,7 @@ func (m *metrics) observe(d *decision) {
 func (s *Server) finish(r *http.Request, d *decision) {
 	s.metrics.observe(d)
 	if s.audit != nil {
-		s.audit.record(r, d, s.cfg.Service)
+		s.audit.record(r, d)
 	}
 }
 

@@ -145,6 +145,7 @@ type decision struct {
 	grant     grant
 	requested []acl.Scope
 	granted   []acl.Scope
+	service   string // the service the token is for, once known
 	status    int
 	reason    string
 	// noCredentials: the 401 answered a request without credentials, a
@@ -169,10 +170,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	d.grant, d.requested = req.grant, req.scopes
 	d.user = req.username
-	if req.service != "" && req.service != s.cfg.Service {
-		s.fail(w, &d, badRequest("unknown service %q (this server issues tokens for %q)", truncate(req.service, 100), s.cfg.Service))
+	service, ok := s.cfg.Service(req.service)
+	if !ok {
+		s.fail(w, &d, badRequest("unknown service %q (this server issues tokens for %s)", truncate(req.service, 100), quoteList(s.cfg.Services)))
 		return
 	}
+	d.service = service
 	policy, err := s.rules.current()
 	if err != nil {
 		s.fail(w, &d, fmt.Errorf("%w: %v", store.ErrUnavailable, err)) //nolint:errorlint // deliberately one sentinel: callers classify by store.ErrUnavailable; the cause stays text so it cannot match their other checks (context errors)
@@ -198,8 +201,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		// same evaluation rather than a second one.
 		d.decided = make([]acl.Decider, len(req.scopes))
 	}
-	d.granted, _ = decide(policy, u, s.cfg.Service, req.scopes, d.ip, now, d.decided)
-	tok, _, err := s.minter.Mint(d.user, s.cfg.Service, d.granted, now)
+	d.granted, _ = decide(policy, u, service, req.scopes, d.ip, now, d.decided)
+	tok, _, err := s.minter.Mint(d.user, service, d.granted, now)
 	if err != nil {
 		s.fail(w, &d, err)
 		return
@@ -451,4 +454,13 @@ func (s *Server) logDecision(ctx context.Context, d *decision) {
 		attrs = append(attrs, slog.String("reason", d.reason))
 	}
 	s.log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// quoteList is names quoted and joined with commas.
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -120,9 +121,52 @@ func TestKeyFormatJWKS(t *testing.T) {
 	}
 
 	bad := config.TokenServerDefaults()
-	bad.Issuer, bad.Service, bad.KeyFormat = "i", "s", "kid"
+	bad.Issuer, bad.Services, bad.KeyFormat = "i", []string{"s"}, "kid"
 	if _, err := New(bad, f.st, testKeys(t), nil, nil); err == nil {
 		t.Error("New accepted key format \"kid\"")
+	}
+}
+
+// TestSeveralServices: one token server for several registries. A
+// request names its service, which must be one of the server's; rules with
+// a service condition are decided against it; the token's aud is it; a
+// request that names none gets the first.
+func TestSeveralServices(t *testing.T) {
+	const ci = "ci.registry.test"
+	f := newFixture(t, func(c *config.TokenServer) { c.Services = []string{testService, ci} })
+	// bob may push team/* on any service (his grant); on the CI registry
+	// only, a rule lets everyone authenticated pull cache/*.
+	f.st.rules = append(f.st.rules, acl.Rule{Seq: 5, Match: acl.Match{Account: ptr("/.+/"), Service: ptr(ci), Name: ptr("cache/*")}, Actions: []string{"pull"}})
+	if err := f.srv.rules.reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		service, scope string
+		wantAud        string
+		want           []string
+	}{
+		{testService, "repository:team/app:pull,push", testService, []string{"pull", "push"}},
+		{ci, "repository:team/app:pull,push", ci, []string{"pull", "push"}},
+		{ci, "repository:cache/base:pull", ci, []string{"pull"}},
+		{testService, "repository:cache/base:pull", testService, nil},
+		{"", "repository:cache/base:pull", testService, nil},
+	} {
+		q := url.Values{"scope": {tt.scope}}
+		if tt.service != "" {
+			q.Set("service", tt.service)
+		}
+		_, _, c := decode(t, f.get("bob", "bob-secret", q))
+		var got []string
+		if len(c.Access) > 0 {
+			got = c.Access[0].Actions
+		}
+		if c.Audience != tt.wantAud || !slices.Equal(got, tt.want) {
+			t.Errorf("service %q, %s: aud %q, actions %v; want %q, %v", tt.service, tt.scope, c.Audience, got, tt.wantAud, tt.want)
+		}
+	}
+	rec := f.get("bob", "bob-secret", url.Values{"service": {"other.test"}, "scope": {"repository:team/app:pull"}})
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `unknown service \"other.test\"`) {
+		t.Errorf("unknown service: %d %s", rec.Code, rec.Body)
 	}
 }
 

@@ -171,7 +171,7 @@ func TestFaultSlowStore(t *testing.T) {
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
 	ks := testKeys(t)
 	cfg := config.TokenServerDefaults()
-	cfg.Issuer, cfg.Service = "regctl-slow", "registry.slow.test"
+	cfg.Issuer, cfg.Services = "regctl-slow", []string{"registry.slow.test"}
 	cfg.ReloadInterval, cfg.StoreTimeout = reloadInterval, storeTimeout
 	srv, err := New(cfg, st, ks, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
@@ -186,7 +186,7 @@ func TestFaultSlowStore(t *testing.T) {
 	var next atomic.Int64 // each request a user not asked for before: a store query
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	do := func() (int, time.Duration, error) {
-		q := url.Values{"service": {cfg.Service}, "scope": {"repository:slow/app:pull"}}
+		q := url.Values{"service": {cfg.Services[0]}, "scope": {"repository:slow/app:pull"}}
 		req, _ := http.NewRequest(http.MethodGet, hs.URL+"/auth/token?"+q.Encode(), nil)
 		req.SetBasicAuth(fmt.Sprintf("u%04d", next.Add(1)%users), "pw")
 		start := time.Now()

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +78,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	want := config.Defaults()
 	want.Domains = config.Domains{Registry: "registry.test", Auth: "auth.test"}
-	if *c != want {
+	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("example config decodes to\n%+v\nwant the defaults\n%+v", *c, want)
 	}
 	// Every key is documented, with its environment variable.

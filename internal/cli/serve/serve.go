@@ -84,7 +84,7 @@ with regctl audit tail.`,
 	fl := cmd.Flags()
 	fl.String("listen", "127.0.0.1:5001", "address to listen on")
 	fl.String("issuer", "", "token issuer (the registry's auth.token.issuer)")
-	fl.String("service", "", "service name (the registry's auth.token.service)")
+	fl.StringSlice("service", nil, "service name, the registry's auth.token.service; repeat it (or separate with commas) to serve several registries, the first answering requests that name none")
 	fl.String("keys", "/etc/regctl/keys", "directory made by `regctl keys generate`")
 	fl.Duration("token-lifetime", d.TokenLifetime, "access token lifetime")
 	fl.Duration("refresh-lifetime", d.RefreshLifetime, "refresh token lifetime (0: until revoked)")
@@ -105,7 +105,7 @@ func serveOptions(f *cmdutil.Factory) (*Options, error) {
 	o.LogHandler = func(w io.Writer) slog.Handler { return cmdutil.NewLogHandler(f, w) }
 	o.Token = config.TokenServer{
 		Issuer:          v.GetString("issuer"),
-		Service:         v.GetString("service"),
+		Services:        serviceList(v.GetStringSlice("service")),
 		TokenLifetime:   v.GetDuration("token-lifetime"),
 		RefreshLifetime: v.GetDuration("refresh-lifetime"),
 		ReloadInterval:  v.GetDuration("reload-interval"),
@@ -236,10 +236,24 @@ func serveRun(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	log.Info("token server listening", "addr", ln.Addr().String(), "issuer", o.Token.Issuer, "service", o.Token.Service,
+	log.Info("token server listening", "addr", ln.Addr().String(), "issuer", o.Token.Issuer, "services", o.Token.Services,
 		"alg", string(ks.Algorithm), "kid", ks.KeyID, "signing_cert_not_after", ks.NotAfter().UTC().Format(time.RFC3339),
 		"reload_interval", o.Token.ReloadInterval.String())
 	stop := context.AfterFunc(ctx, func() { log.Info("shutting down") })
 	defer stop()
 	return token.ServeUntil(ctx, token.NewHTTPServer(keyReloader.Handler(srv.Handler()), 15*time.Second), ln, 10*time.Second)
+}
+
+// serviceList is --service's names: repeated, or comma-separated (as a
+// list in the config file or REGCTL_SERVICE gives them), blanks dropped.
+func serviceList(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }
