@@ -165,6 +165,7 @@ type ServeConfig struct {
 	Store           string
 	ReloadInterval  time.Duration // 0: regctl's default
 	KeyFormat       string        // --key-format; "": regctl's default (x5c)
+	ExtraServices   []string      // more --service names, after Service
 }
 
 // Server is a running `regctl serve`.
@@ -188,6 +189,9 @@ func StartServe(t testing.TB, bin string, c ServeConfig) *Server {
 	}
 	if c.ReloadInterval > 0 {
 		args = append(args, "--reload-interval", c.ReloadInterval.String())
+	}
+	for _, svc := range c.ExtraServices {
+		args = append(args, "--service", svc)
 	}
 	if c.KeyFormat != "" {
 		args = append(args, "--key-format", c.KeyFormat)
