@@ -8,14 +8,17 @@
 #   - dockerd (vfs, no networks) -> REGCTL_TEST_DOCKER_HOST
 # names the binaries the tests start themselves:
 #   REGCTL_TEST_REGISTRY2 (Debian's distribution 2.8), REGCTL_TEST_REGISTRY3
-#   (distribution v3.1.2), REGCTL_TEST_CRANE, REGCTL_TEST_FERRETDB,
-#   REGCTL_TEST_PEBBLE (nginx, skopeo, docker, fail2ban and logrotate come from PATH)
+#   (distribution v3.1.2), REGCTL_TEST_REGISTRY30 (v3.0.0), REGCTL_TEST_CRANE,
+#   REGCTL_TEST_FERRETDB, REGCTL_TEST_PEBBLE, REGCTL_TEST_REGCLIENT,
+#   REGCTL_TEST_ORAS, REGCTL_TEST_HELM (nginx, skopeo, docker, podman,
+#   buildah, containerd, ctr, fail2ban and logrotate come from PATH)
 # sets REGCTL_TEST_REQUIRE=1 (a missing server fails instead of skipping),
 # then runs go vet, `make lint` (gofmt check and the pinned golangci-lint,
 # GOLANGCI_LINT from test-deps.sh), all tests with -race and the integration
-# tag (the end-to-end package and then the fresh-host system tests last,
-# each alone), and every benchmark once (before the tests). All phases run; the exit status is non-zero
-# if any failed. The servers and temporary files are removed on exit.
+# tag (the end-to-end package, the interop matrix, whose table of results
+# it prints, and then the fresh-host system tests last, each alone), and
+# every benchmark once (before the tests). All phases run; the exit status
+# is non-zero if any failed. The servers and temporary files are removed on exit.
 #
 # Needs root (apt-get, dockerd) and Go. Progress goes to stderr.
 set -euo pipefail
@@ -113,9 +116,11 @@ deps() {
 	done <<<"$out"
 	: "${FERRETDB:?test-deps.sh printed no FERRETDB}" "${REGISTRY:?test-deps.sh printed no REGISTRY}" \
 		"${CRANE:?test-deps.sh printed no CRANE}" "${PEBBLE:?test-deps.sh printed no PEBBLE}" \
-		"${GOLANGCI_LINT:?test-deps.sh printed no GOLANGCI_LINT}"
+		"${GOLANGCI_LINT:?test-deps.sh printed no GOLANGCI_LINT}" \
+		"${REGISTRY_V30:?test-deps.sh printed no REGISTRY_V30}" "${REGCLIENT:?test-deps.sh printed no REGCLIENT}" \
+		"${ORAS:?test-deps.sh printed no ORAS}" "${HELM:?test-deps.sh printed no HELM}"
 	REGISTRY2=$(command -v docker-registry) || { log "docker-registry (Debian's distribution 2.8) is not installed"; return 1; }
-	command -v dockerd docker skopeo >&2
+	command -v dockerd docker skopeo podman buildah containerd ctr >&2
 }
 
 start_ferretdb() {
@@ -161,6 +166,10 @@ export REGCTL_TEST_REQUIRE=1
 export REGCTL_TEST_FERRETDB=$FERRETDB
 export REGCTL_TEST_REGISTRY2=$REGISTRY2
 export REGCTL_TEST_REGISTRY3=$REGISTRY
+export REGCTL_TEST_REGISTRY30=$REGISTRY_V30
+export REGCTL_TEST_REGCLIENT=$REGCLIENT
+export REGCTL_TEST_ORAS=$ORAS
+export REGCTL_TEST_HELM=$HELM
 export REGCTL_TEST_CRANE=$CRANE
 export REGCTL_TEST_PEBBLE=$PEBBLE
 export REGCTL_TEST_CHALLTESTSRV=$PEBBLE_CHALLTESTSRV
@@ -179,14 +188,24 @@ phase bench go test -run='^$' -bench=. -benchtime=1x ./...
 # parallel with each other, each host in namespaces of its own: the
 # harness's tests beside the system tests, two of those at a time.
 e2e=github.com/regctl/regctl/internal/e2e
+interop=github.com/regctl/regctl/internal/interop
 systest=(github.com/regctl/regctl/internal/testenv/freshhost github.com/regctl/regctl/internal/systest)
 unit_tests() {
 	local pkgs
-	pkgs=$(go list -tags integration ./... | grep -vx -e "$e2e" -e "${systest[0]}" -e "${systest[1]}") || return
+	pkgs=$(go list -tags integration ./... | grep -vx -e "$e2e" -e "$interop" -e "${systest[0]}" -e "${systest[1]}") || return
 	go test -race -tags integration -count=1 -timeout 40m $pkgs
 }
 phase test unit_tests
 phase e2e go test -race -tags integration -count=1 -timeout 20m "$e2e"
+# The interop matrix: every client against every registry configuration,
+# through the rendered nginx; its table of results goes to the log.
+interop_tests() {
+	local rc=0
+	REGCTL_TEST_INTEROP_REPORT=$tmp/interop.txt go test -race -tags integration -count=1 -timeout 30m "$interop" || rc=$?
+	[[ -f $tmp/interop.txt ]] && cat "$tmp/interop.txt" >&2
+	return "$rc"
+}
+phase interop interop_tests
 phase hostcache scripts/freshhost-build.sh
 phase systest go test -race -tags integration -count=1 -p 2 -timeout 40m "${systest[@]}"
 

@@ -1,6 +1,9 @@
 package clients
 
 import (
+	"crypto/sha256"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,7 +24,6 @@ func (containers) env(c *Client) []string { return []string{"REGISTRY_AUTH_FILE=
 
 func (d containers) limits() map[Op]string {
 	return map[Op]string{
-		OpCopy:    d.name + " has no registry-to-registry copy (that is skopeo's): the copy is a pull and a push, which containers/image may turn into a blob mount",
 		OpDelete:  d.name + " removes local images only (rmi); it has no command that deletes from a registry",
 		OpCatalog: d.name + " has no command that lists a registry's repositories",
 	}
@@ -32,13 +34,28 @@ func (d containers) cmd(t testing.TB, c *Client, stdin string, args ...string) t
 	t.Helper()
 	global := []string{
 		"--root", filepath.Join(c.Dir, "storage"),
-		"--runroot", filepath.Join(c.Dir, "run"),
+		"--runroot", runroot(t, c),
 		"--storage-driver", "vfs",
 	}
 	if d.name == "podman" {
 		global = append(global, "--tmpdir", filepath.Join(c.Dir, "tmp"), "--events-backend", "none", "--cgroup-manager", "cgroupfs")
 	}
 	return c.run(t, stdin, append(global, args...)...)
+}
+
+// runroot is the client's run directory: podman refuses one longer than 50
+// characters, so it is /tmp/rcrun-HASH of c.Dir, removed at cleanup.
+func runroot(t testing.TB, c *Client) string {
+	t.Helper()
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("rcrun-%x", sha256.Sum256([]byte(c.Dir)))[:len("rcrun-")+12])
+	if _, err := os.Stat(dir); err == nil {
+		return dir
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 func (d containers) login(t testing.TB, c *Client) testenv.Result {
@@ -74,13 +91,24 @@ func (d containers) pull(t testing.TB, c *Client, repoTag, _ string) (testenv.Re
 	if r.Code != 0 {
 		return r, ""
 	}
-	format := []string{"image", "inspect", "--format", "{{.Digest}}", ref}
 	if d.name == "buildah" {
-		format = []string{"inspect", "--type", "image", "--format", "{{.FromImageDigest}}", ref}
+		return r, strings.TrimSpace(d.cmd(t, c, "", "inspect", "--type", "image", "--format", "{{.FromImageDigest}}", ref).Stdout)
 	}
-	return r, strings.TrimSpace(d.cmd(t, c, "", format...).Stdout)
+	// The image's own Digest may be another source's (the archive it was
+	// first loaded from); its RepoDigests name the registry's.
+	repo := ref[:strings.LastIndex(ref, ":")] // repoTag always has a tag
+	digests := d.cmd(t, c, "", "image", "inspect", "--format", "{{range .RepoDigests}}{{.}} {{end}}", ref).Stdout
+	for _, rd := range strings.Fields(digests) {
+		if name, digest, ok := strings.Cut(rd, "@"); ok && name == repo {
+			return r, digest
+		}
+	}
+	return r, ""
 }
 
+// copy pulls src and pushes it as dst: the tool has no registry-to-registry
+// copy (that is skopeo's), but containers/image remembers where blobs came
+// from and may mount them.
 func (d containers) copy(t testing.TB, c *Client, src, dst string) testenv.Result {
 	r := d.cmd(t, c, "", "pull", "-q", c.tls(t, ""), "--authfile", c.authFile(), "docker://"+c.Ref(src))
 	if id(r) == "" {

@@ -27,7 +27,6 @@ func (ctr) env(*Client) []string { return []string{"CONTAINERD_SNAPSHOTTER=nativ
 func (ctr) limits() map[Op]string {
 	return map[Op]string{
 		OpLogin:         "ctr has no login: it takes --user on every command and asks for the password on a terminal",
-		OpCopy:          "ctr has no registry-to-registry copy: the copy is a pull and a push, which containerd turns into a blob mount where it knows the source",
 		OpDelete:        "ctr images rm removes local images only; ctr has no command that deletes from a registry",
 		OpCatalog:       "ctr has no command that lists a registry's repositories",
 		OpIdentityToken: "ctr stores no credentials; its --refresh flag would put the refresh token in argv",
@@ -63,8 +62,9 @@ func (c *Client) remoteFlags() []string {
 func (ctr) login(testing.TB, *Client) testenv.Result { return testenv.Result{} }
 
 func (d ctr) push(t testing.TB, c *Client, repoTag string) testenv.Result {
-	// The archive's image is localhost/regctl-e2e:latest (MakeImage).
-	if r := d.cmd(t, c, false, "images", "import", "--no-unpack", c.Image); r.Code != 0 {
+	// The archive's image is localhost/regctl-e2e:latest (MakeImage); it
+	// names no platform, which the platform filter would drop.
+	if r := d.cmd(t, c, false, "images", "import", "--no-unpack", "--all-platforms", c.Image); r.Code != 0 {
 		t.Fatalf("ctr images import %s: exit %d\n%s", c.Image, r.Code, r.Output())
 	}
 	return d.pushAs(t, c, "localhost/regctl-e2e:latest", repoTag)
@@ -93,6 +93,8 @@ func (d ctr) pull(t testing.TB, c *Client, repoTag, _ string) (testenv.Result, s
 	return r, ""
 }
 
+// copy pulls src and pushes it as dst: ctr has no registry-to-registry
+// copy, but containerd labels where content came from and may mount it.
 func (d ctr) copy(t testing.TB, c *Client, src, dst string) testenv.Result {
 	if r, _ := d.pull(t, c, src, ""); r.Code != 0 {
 		return r

@@ -28,7 +28,8 @@ func (oras) config(c *Client) string { return filepath.Join(c.Dir, "config.json"
 
 // flags are the flags of a command that talks to the registry.
 func (d oras) flags(c *Client, args ...string) []string {
-	args = append(args, "--registry-config", d.config(c))
+	// oras speaks plain HTTP to localhost unless told not to.
+	args = append(args, "--registry-config", d.config(c), "--plain-http=false")
 	if c.CA == "" {
 		return append(args, "--insecure")
 	}
@@ -45,15 +46,21 @@ func (d oras) push(t testing.TB, c *Client, repoTag string) testenv.Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := d.flags(c, "push", "--disable-path-validation", "--artifact-type", ArtifactType, c.Ref(repoTag))
+	args := d.flags(c, "push", "--artifact-type", ArtifactType, c.Ref(repoTag))
 	for i := range 3 {
-		f := filepath.Join(dir, fmt.Sprintf("part-%d.txt", i))
-		if err := os.WriteFile(f, []byte("regctl interop "+testenv.RandomHex(16)+"\n"), 0o600); err != nil {
+		f := fmt.Sprintf("part-%d.txt", i)
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("regctl interop "+testenv.RandomHex(16)+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		args = append(args, f)
 	}
-	return c.run(t, "", args...)
+	// The files' names (their titles, where pull writes them) are
+	// relative to dir: oras push runs there, through env -C.
+	run := c.Run
+	if run == nil {
+		run = Local
+	}
+	return run(t, c.environ(), "", append([]string{"env", "-C", dir, c.Bin}, args...)...)
 }
 
 func (d oras) pull(t testing.TB, c *Client, repoTag, out string) (testenv.Result, string) {
@@ -62,7 +69,7 @@ func (d oras) pull(t testing.TB, c *Client, repoTag, out string) (testenv.Result
 }
 
 func (d oras) copy(t testing.TB, c *Client, src, dst string) testenv.Result {
-	args := []string{"cp", "--from-registry-config", d.config(c), "--to-registry-config", d.config(c)}
+	args := []string{"cp", "--from-registry-config", d.config(c), "--to-registry-config", d.config(c), "--from-plain-http=false", "--to-plain-http=false"}
 	if c.CA == "" {
 		args = append(args, "--from-insecure", "--to-insecure")
 	} else {
