@@ -341,12 +341,31 @@ func (r *pairEnv) mounted(t *testing.T, repo, src string) bool {
 	return false
 }
 
+// logRequests logs what nginx logged for kind's repositories.
+func (r *pairEnv) logRequests(t *testing.T, kind string) {
+	t.Helper()
+	b, _ := os.ReadFile(r.stack.Site.Data.AccessLog)
+	a, _ := os.ReadFile(r.stack.Site.Data.AuthLog)
+	var lines []string
+	for _, l := range strings.Split(string(b)+string(a), "\n") {
+		if strings.Contains(l, "/"+kind+"/") || strings.Contains(l, "/"+kind+":") || strings.Contains(l, "locked%2F"+kind) || strings.Contains(l, "%2F"+kind+"%2F") {
+			lines = append(lines, l)
+		}
+	}
+	t.Logf("nginx logged for %s:\n%s", kind, strings.Join(lines, "\n"))
+}
+
 // check runs fn as subtest name of kind's pair and records its result;
 // lacks, if not "", skips it with that reason instead.
 func (r *pairEnv) check(t *testing.T, kind, name, lacks string, fn func(t *testing.T)) {
 	t.Helper()
 	t.Run(name, func(t *testing.T) {
-		defer func() { r.results.set(r.reg, kind, name, resultOf(t)) }()
+		defer func() {
+			r.results.set(r.reg, kind, name, resultOf(t))
+			if t.Failed() {
+				r.logRequests(t, kind)
+			}
+		}()
 		if lacks != "" {
 			t.Skip(lacks)
 		}

@@ -314,13 +314,23 @@ func (c *Client) ExpectPushDenied(t testing.TB, repoTag string, exists func(t te
 	r := c.Push(t, repoTag)
 	if c.Kind == "crane" && r.Code != 0 && CranePutRetryBug.MatchString(r.Stderr) {
 		t.Logf("%s: crane hid the registry's 401 behind its PUT retry bug (go-containerregistry#1004)", what)
-	} else {
-		ExpectDenied(t, r, what)
+	} else if msg := c.DeniedErr(r); msg != "" {
+		t.Errorf("%s: want it denied, but it %s", what, msg)
 	}
 	repo, tag, _ := strings.Cut(repoTag, ":")
 	if exists(t, repo, tag) {
 		t.Errorf("%s was refused, yet the registry has %s", what, repoTag)
 	}
+}
+
+// DeniedErr is the package's DeniedErr with the client's own wording for
+// a refusal too: ctr prints only the registry's error code,
+// "insufficient_scope".
+func (c *Client) DeniedErr(r testenv.Result) string {
+	if w, ok := c.drv.(interface{ deniedWords() []string }); ok {
+		return FailedWith(r, append([]string{"denied", "unauthorized"}, w.deniedWords()...)...)
+	}
+	return DeniedErr(r)
 }
 
 // CranePutRetryBug matches go-containerregistry's retry of a PUT with an

@@ -1,6 +1,8 @@
 package clients
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,19 +47,34 @@ func (ctr) cmd(t testing.TB, c *Client, auth bool, args ...string) testenv.Resul
 	}
 	global := []string{"-a", c.Containerd, "-n", "regctl-" + filepath.Base(c.Dir)}
 	if auth {
-		args = append(args[:2:2], append(c.remoteFlags(), args[2:]...)...)
+		args = append(args[:2:2], append(c.remoteFlags(t), args[2:]...)...)
 	}
 	return testenv.RunTTY(t, c.environ(), c.PW+"\n", c.Bin, append(global, args...)...)
 }
 
-// remoteFlags are ctr's flags for a command that talks to the registry.
-func (c *Client) remoteFlags() []string {
-	flags := []string{"--user", c.User}
-	if c.CA == "" {
-		return append(flags, "--skip-verify")
+// remoteFlags are ctr's flags for a command that talks to the registry:
+// the user, and a hosts directory that names https and the CA, since ctr
+// speaks plain HTTP to localhost by default.
+func (c *Client) remoteFlags(t testing.TB) []string {
+	t.Helper()
+	tls := "skip_verify = true"
+	if c.CA != "" {
+		tls = fmt.Sprintf("ca = %q", c.CA)
 	}
-	return append(flags, "--tlscacert", c.CA)
+	hosts := filepath.Join(c.Dir, "hosts")
+	conf := fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n  %s\n",
+		"https://"+c.Host, "https://"+c.Host, tls)
+	if err := os.MkdirAll(filepath.Join(hosts, c.Host), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hosts, c.Host, "hosts.toml"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--user", c.User, "--hosts-dir", hosts}
 }
+
+// deniedWords: ctr reports a refusal with the registry's error code only.
+func (ctr) deniedWords() []string { return []string{"insufficient_scope"} }
 
 func (ctr) login(testing.TB, *Client) testenv.Result { return testenv.Result{} }
 
