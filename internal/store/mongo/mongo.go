@@ -51,14 +51,16 @@ const (
 // rules are thus listed at most once per poll interval after a change, and
 // otherwise once per ExternalEditBound.
 type Store struct {
-	client  *mongodrv.Client
-	db      *mongodrv.Database
-	users   *mongodrv.Collection
-	rules   *mongodrv.Collection
-	locks   *mongodrv.Collection
-	meta    *mongodrv.Collection // see RulesVersion
-	timeout time.Duration
-	now     func() time.Time
+	client *mongodrv.Client
+	db     *mongodrv.Database
+	users  *mongodrv.Collection
+	rules  *mongodrv.Collection
+	locks  *mongodrv.Collection
+	meta   *mongodrv.Collection // see RulesVersion
+	// attempts is the login attempt log (store.AttemptLog).
+	attempts *mongodrv.Collection
+	timeout  time.Duration
+	now      func() time.Time
 	// versionNow is RulesVersion's clock: now, unless a test pins it to
 	// keep the time bucket still while other timestamps advance.
 	versionNow func() time.Time
@@ -77,9 +79,9 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 type config struct {
-	database, users, rules, locks, meta string
-	timeout                             time.Duration
-	now                                 func() time.Time
+	database, users, rules, locks, meta, attempts string
+	timeout                                       time.Duration
+	now                                           func() time.Time
 }
 
 // Option configures Open.
@@ -102,6 +104,10 @@ func WithLocksCollection(name string) Option { return func(c *config) { c.locks 
 // change marker (DefaultMetaCollection; see RulesVersion).
 func WithMetaCollection(name string) Option { return func(c *config) { c.meta = name } }
 
+// WithAttemptsCollection overrides the name of the collection of the
+// login attempt log (DefaultAttemptsCollection; see AddAttempts).
+func WithAttemptsCollection(name string) Option { return func(c *config) { c.attempts = name } }
+
 // WithTimeout overrides DefaultTimeout: the bound of each operation and,
 // unless the URI sets serverSelectionTimeoutMS or connectTimeoutMS, of
 // server selection and connecting.
@@ -120,12 +126,13 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 // Errors never contain the URI's password; use Redact to log the URI.
 func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	cfg := config{
-		users:   DefaultUsersCollection,
-		rules:   DefaultRulesCollection,
-		locks:   DefaultLocksCollection,
-		meta:    DefaultMetaCollection,
-		timeout: DefaultTimeout,
-		now:     time.Now,
+		users:    DefaultUsersCollection,
+		rules:    DefaultRulesCollection,
+		locks:    DefaultLocksCollection,
+		meta:     DefaultMetaCollection,
+		timeout:  DefaultTimeout,
+		attempts: DefaultAttemptsCollection,
+		now:      time.Now,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -140,10 +147,10 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	if cfg.database == "" {
 		cfg.database = DefaultDatabase
 	}
-	names := []string{cfg.users, cfg.rules, cfg.locks, cfg.meta}
+	names := []string{cfg.users, cfg.rules, cfg.locks, cfg.meta, cfg.attempts}
 	if slices.Contains(names, "") || len(slices.Compact(slices.Sorted(slices.Values(names)))) != len(names) {
-		return nil, fmt.Errorf("open mongo store: collection names %q, %q, %q and %q must be distinct and non-empty",
-			cfg.users, cfg.rules, cfg.locks, cfg.meta)
+		return nil, fmt.Errorf("open mongo store: collection names %q, %q, %q, %q and %q must be distinct and non-empty",
+			cfg.users, cfg.rules, cfg.locks, cfg.meta, cfg.attempts)
 	}
 
 	co := options.Client().ApplyURI(uri)
@@ -171,6 +178,7 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 		rules:       db.Collection(cfg.rules),
 		locks:       db.Collection(cfg.locks),
 		meta:        db.Collection(cfg.meta),
+		attempts:    db.Collection(cfg.attempts),
 		timeout:     cfg.timeout,
 		now:         cfg.now,
 		versionNow:  cfg.now,
@@ -239,7 +247,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		}
 		return fmt.Errorf("%s: %s", op, msg)
 	}
-	return nil
+	return s.ensureAttemptsIndex(ctx)
 }
 
 // hasUniqueIndex reports whether coll has a unique index on field alone.

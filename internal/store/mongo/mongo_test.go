@@ -100,6 +100,16 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestAttemptLogConformance: two clients on one database, as two token
+// servers on one store have.
+func TestAttemptLogConformance(t *testing.T) {
+	uri := testURI(t)
+	storetest.RunAttemptLog(t, func(t *testing.T) (store.AttemptLog, store.AttemptLog) {
+		db := uniqueDB()
+		return openDB(t, uri, db, WithTimeout(20*time.Second)), openDB(t, uri, db, WithTimeout(20*time.Second))
+	})
+}
+
 func TestOpenOptions(t *testing.T) {
 	uri := testURI(t)
 	db := uniqueDB()

@@ -67,3 +67,12 @@ func TestUnavailableClosed(t *testing.T) {
 	}
 	storetest.RunUnavailable(t, open, stop, 2*time.Second)
 }
+
+// TestAttemptLogConformance: two handles on one file, as two token
+// servers on one host have.
+func TestAttemptLogConformance(t *testing.T) {
+	storetest.RunAttemptLog(t, func(t *testing.T) (store.AttemptLog, store.AttemptLog) {
+		path := filepath.Join(t.TempDir(), "regctl.db")
+		return openPath(t, path), openPath(t, path)
+	})
+}

@@ -105,6 +105,18 @@ CREATE TRIGGER rules_version_delete AFTER DELETE ON rules BEGIN
 		SELECT OLD.seq, value FROM meta WHERE key = 'rules_version';
 END;
 `,
+	// Version 3: the login attempt log (store.AttemptLog) that token
+	// servers sharing this file hold their limits together with.
+	// expires_at is Unix milliseconds.
+	`
+CREATE TABLE login_attempts (
+	id         INTEGER PRIMARY KEY NOT NULL,
+	key        TEXT NOT NULL,
+	expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX login_attempts_by_key ON login_attempts (key, expires_at);
+CREATE INDEX login_attempts_by_expiry ON login_attempts (expires_at);
+`,
 }
 
 // SchemaVersion returns the schema version this binary creates and

@@ -89,7 +89,8 @@ const (
 	qDeleteRules = "DELETE FROM rules"
 )
 
-var writeQueries = []string{qSelectUser, qInsertUser, qUpdateUser, qDeleteUser, qInsertRule, qAddRule, qDeleteRule, qDeleteRules}
+var writeQueries = []string{qSelectUser, qInsertUser, qUpdateUser, qDeleteUser, qInsertRule, qAddRule, qDeleteRule, qDeleteRules,
+	qAddAttempt, qCountAttempts, qPruneAttempts, qRemoveAttempt, qRemoveAttempts2}
 
 // prepareWrites prepares writeQueries on the writer. It must run outside
 // any transaction: preparing needs the writer's only connection.

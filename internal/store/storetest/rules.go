@@ -211,5 +211,14 @@ func calls(s store.Store) map[string]func(context.Context) error {
 	if vs, ok := s.(rulesVersioner); ok {
 		m["RulesVersion"] = func(c context.Context) error { _, err := vs.RulesVersion(c); return err }
 	}
+	if al, ok := s.(store.AttemptLog); ok {
+		// The token server fails closed on these for password logins.
+		m["AddAttempts"] = func(c context.Context) error {
+			_, _, err := al.AddAttempts(c, base, []store.Attempt{{Key: "k", ExpiresAt: base.Add(time.Minute)}})
+			return err
+		}
+		m["RemoveAttempts"] = func(c context.Context) error { return al.RemoveAttempts(c, []string{"1", "0123456789abcdef01234567"}) }
+		m["PruneAttempts"] = func(c context.Context) error { return al.PruneAttempts(c, base) }
+	}
 	return m
 }
