@@ -243,10 +243,12 @@ func (bs *bucketSet[K]) hasToken(k K, now time.Time) bool {
 type admission struct {
 	client   netip.Prefix
 	account  uint64
-	ipTaken  bool // a token of the client's bucket
-	accTaken bool // a token of the account's bucket
-	probe    bool // admitted to an attacked account as a clean client
-	suspect  bool // the account had failures on record: remember who gets in
+	ipTaken  bool     // a token of the client's bucket
+	accTaken bool     // a token of the account's bucket
+	probe    bool     // admitted to an attacked account as a clean client
+	trusted  bool     // admitted to an attacked account as a trusted client
+	suspect  bool     // the account had failures on record: remember who gets in
+	shared   []string // the attempt's records in the store (sharedlimit.go)
 }
 
 // rateLimitError is a request refused by a limit: 429.
@@ -291,21 +293,8 @@ func (l *failLimiter) admit(adm *admission, client netip.Prefix, username string
 	}
 	ra := ab.retryAfter(l.account.limit, now)
 	l.account.unlock(adm.account, ab, now)
-	if t, ok := l.trusted.Peek(trustKey{adm.account, client}); ok && now.Sub(t) < TrustedPairTTL {
+	if l.exempt(adm, now) {
 		return nil
-	}
-	// A clean client may probe, one request at a time.
-	if l.ip != nil {
-		b := l.ip.lock(client, now)
-		clean := b.probing == 0 && (b.lastFail.IsZero() || now.Sub(b.lastFail) >= CleanAfter)
-		if clean {
-			b.probing++
-		}
-		l.ip.unlock(client, b, now)
-		if clean {
-			adm.probe = true
-			return nil
-		}
 	}
 	if adm.ipTaken {
 		b := l.ip.lock(client, now)
@@ -315,6 +304,56 @@ func (l *failLimiter) admit(adm *admission, client netip.Prefix, username string
 	}
 	l.limitedAccount.Add(1)
 	return &rateLimitError{scope: "account", retryAfter: ra}
+}
+
+// exempt reports whether adm's client may try an attacked account all
+// the same: it authenticated as the account within TrustedPairTTL, or it
+// is clean and probes, one request at a time.
+func (l *failLimiter) exempt(adm *admission, now time.Time) bool {
+	if t, ok := l.trusted.Peek(trustKey{adm.account, adm.client}); ok && now.Sub(t) < TrustedPairTTL {
+		adm.trusted = true
+		return true
+	}
+	if l.ip == nil {
+		return false
+	}
+	b := l.ip.lock(adm.client, now)
+	clean := b.probing == 0 && (b.lastFail.IsZero() || now.Sub(b.lastFail) >= CleanAfter)
+	if clean {
+		b.probing++
+	}
+	l.ip.unlock(adm.client, b, now)
+	adm.probe = clean
+	return clean
+}
+
+// release ends an admitted attempt that was refused after all (by the
+// shared limits): its tokens are given back, and nothing is recorded.
+func (l *failLimiter) release(adm *admission, now time.Time) {
+	if adm.ipTaken || adm.probe {
+		b := l.ip.lock(adm.client, now)
+		b.end(l.ip.limit, adm.ipTaken, false, now)
+		if adm.probe {
+			b.probing--
+		}
+		l.ip.unlock(adm.client, b, now)
+	}
+	if adm.accTaken {
+		b := l.account.lock(adm.account, now)
+		b.end(l.account.limit, true, false, now)
+		l.account.unlock(adm.account, b, now)
+	}
+	adm.ipTaken, adm.accTaken, adm.probe = false, false, false
+}
+
+// block empties k's bucket for d from now: it refuses every attempt
+// until then, and fills at its rate afterwards.
+func (bs *bucketSet[K]) block(k K, now time.Time, d time.Duration) {
+	b := bs.lock(k, now)
+	if until := now.Add(d + time.Duration(bs.limit.Burst-1)*bs.limit.Interval()); until.After(b.full) {
+		b.full = until
+	}
+	bs.unlock(k, b, now)
 }
 
 // settle ends an admitted attempt at now. A failed authentication keeps

@@ -44,7 +44,8 @@ type Server struct {
 	jwks        []byte
 	log         *slog.Logger
 	now         func() time.Time
-	limits      *failLimiter // nil when both limits are off (ratelimit.go)
+	limits      *failLimiter  // nil when both limits are off (ratelimit.go)
+	shared      *sharedLimits // nil unless limits and the store has an attempt log (sharedlimit.go)
 	logins      singleflight.Group
 	metrics     *metrics  // metrics.go
 	audit       *AuditLog // nil: no audit log (audit.go)
@@ -67,6 +68,7 @@ func New(cfg config.TokenServer, st Store, ks *keys.Set, log *slog.Logger, now f
 		return nil, err
 	}
 	ms := newMetrics()
+	attempts, _ := st.(store.AttemptLog)
 	st = instrumentStore(st, ms, now)
 	s := &Server{
 		cfg:     cfg,
@@ -81,6 +83,9 @@ func New(cfg config.TokenServer, st Store, ks *keys.Set, log *slog.Logger, now f
 	}
 	if !cfg.FailLimitIP.Off() || !cfg.FailLimitAccount.Off() {
 		s.limits = newFailLimiter(cfg.FailLimitIP, cfg.FailLimitAccount)
+		if attempts != nil {
+			s.shared = &sharedLimits{attempts: attempts, l: s.limits, timeout: cfg.StoreTimeout, log: log, now: now}
+		}
 	}
 	return s, nil
 }
@@ -92,6 +97,9 @@ func (s *Server) Start(ctx context.Context) {
 	_ = s.rules.reload(ctx)
 	go s.rules.run(ctx)
 	go s.auth.pruneEvery(ctx, s.cfg.ReloadInterval)
+	if s.shared != nil {
+		go every(ctx, attemptsPruneInterval, s.shared.prune)
+	}
 }
 
 // Handler routes the token endpoint (/auth and /auth/token), the signing
@@ -275,8 +283,10 @@ type loginResult struct {
 // While neither the client's nor the account's bucket is empty, a cached
 // credential answers a correct password at once, without touching the
 // limits (it cannot reach bcrypt). Every other attempt is admitted (or
-// refused with a *rateLimitError) before the store is asked or any bcrypt
-// runs, and settled with its outcome. Identical attempts in flight at once
+// refused with a *rateLimitError) before the store is asked for the user
+// or any bcrypt runs, by the local limits and then, if the store keeps
+// an attempt log, by the shared ones (sharedlimit.go), and settled with
+// its outcome. Identical attempts in flight at once
 // (the same client, user and password, as from a CI fleet behind one
 // address) share one admission and one bcrypt, and so count as one.
 func (s *Server) passwordLogin(ctx context.Context, req *tokenRequest, client netip.Prefix, now time.Time) (*store.User, error) {
@@ -300,6 +310,12 @@ func (s *Server) passwordLogin(ctx context.Context, req *tokenRequest, client ne
 			if le := s.limits.admit(&adm, client, req.username, now); le != nil {
 				return loginResult{err: le}, nil
 			}
+			if s.shared != nil {
+				if err := s.shared.admit(ctx, &adm, req.username, now); err != nil {
+					s.limits.release(&adm, now)
+					return loginResult{err: err}, nil
+				}
+			}
 		}
 		u, _, err := s.auth.authenticate(ctx, client, req.username, req.password, now)
 		switch {
@@ -314,7 +330,11 @@ func (s *Server) passwordLogin(ctx context.Context, req *tokenRequest, client ne
 		}
 		if s.limits != nil {
 			var ae *authError
-			s.limits.settle(&adm, errors.As(err, &ae), s.now())
+			failed := errors.As(err, &ae)
+			s.limits.settle(&adm, failed, s.now())
+			if s.shared != nil {
+				s.shared.settle(ctx, &adm, failed)
+			}
 		}
 		return loginResult{u, err}, nil
 	})
