@@ -9,6 +9,8 @@
 package config
 
 import (
+	"net"
+	"strconv"
 	"time"
 )
 
@@ -80,6 +82,9 @@ type Token struct {
 	// (rootcertbundle; every registry version) or KeyFormatJWKS (jwks
 	// only; distribution 3).
 	KeyFormat string `mapstructure:"key-format"`
+	// Replicas is how many `regctl serve` containers run on this host
+	// (compose services regctl, regctl-2, ...), behind nginx.
+	Replicas int `mapstructure:"replicas"`
 	// LogFormat is regctl serve's log format; the fail2ban filter matches
 	// both.
 	LogFormat string `mapstructure:"log-format"`
@@ -189,6 +194,7 @@ func Defaults() Config {
 			KeyAlgorithm:    "es256",
 			KeyFormat:       KeyFormatX5C,
 			ExtraServices:   []string{},
+			Replicas:        1,
 			LogFormat:       "json",
 		},
 		Database:  Database{Backend: BackendMongo},
@@ -207,6 +213,34 @@ func Defaults() Config {
 			Mongo:    "mongo:8.0",
 		},
 	}
+}
+
+// TokenServiceName is the compose service of the token server (the first
+// replica; the others are TokenServiceName-2, ...).
+const TokenServiceName = "regctl"
+
+// MaxTokenReplicas bounds token.replicas.
+const MaxTokenReplicas = 16
+
+// TokenReplicas are the compose services that run the token server and the
+// upstreams nginx sends token requests to (HOST:PORT), in order. With one
+// replica the upstream is upstreams.token as it is; with more, Validate has
+// made sure its host is TokenServiceName, and each replica is reached by
+// its service name.
+func (c *Config) TokenReplicas() (services, upstreams []string) {
+	if c.Token.Replicas <= 1 {
+		return []string{TokenServiceName}, []string{c.Upstreams.Token}
+	}
+	_, port, _ := net.SplitHostPort(c.Upstreams.Token)
+	for i := 1; i <= c.Token.Replicas; i++ {
+		name := TokenServiceName
+		if i > 1 {
+			name += "-" + strconv.Itoa(i)
+		}
+		services = append(services, name)
+		upstreams = append(upstreams, net.JoinHostPort(name, port))
+	}
+	return services, upstreams
 }
 
 // SingleDomain reports whether the token endpoint shares the registry's

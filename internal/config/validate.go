@@ -96,6 +96,11 @@ func (c *Config) Validate() error {
 			add(tokenServerKeys[se.Key], "%v", se.Err)
 		}
 	}
+	if c.Token.Replicas < 1 || c.Token.Replicas > MaxTokenReplicas {
+		add("token.replicas", "%d: must be between 1 and %d", c.Token.Replicas, MaxTokenReplicas)
+	} else if host, _, _ := net.SplitHostPort(c.Upstreams.Token); c.Token.Replicas > 1 && host != TokenServiceName {
+		add("token.replicas", "%d replicas are the compose services %s, %s-2, ...: upstreams.token must be %s:PORT, not %s", c.Token.Replicas, TokenServiceName, TokenServiceName, TokenServiceName, c.Upstreams.Token)
+	}
 	switch c.Token.KeyAlgorithm {
 	case "es256", "rs256":
 	default:

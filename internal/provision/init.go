@@ -557,7 +557,8 @@ func (s ComposeService) configHash() string {
 
 // services are the compose services this configuration runs.
 func (r *initRun) services() []string {
-	svcs := []string{"nginx", "registry", "regctl"}
+	tokens, _ := r.c.TokenReplicas()
+	svcs := append([]string{"nginx", "registry"}, tokens...)
 	if r.c.ManagedMongo() {
 		svcs = append(svcs, "mongo")
 	}
@@ -657,22 +658,58 @@ func stepCompose(ctx context.Context, r *initRun) (bool, error) {
 		case "registry":
 			restart = appendUnique(restart, "registry")
 		case "token", "keys":
-			restart = appendUnique(restart, "regctl")
+			tokens, _ := r.c.TokenReplicas()
+			for _, svc := range tokens {
+				restart = appendUnique(restart, svc)
+			}
 		}
 	}
 	restart = slices.DeleteFunc(restart, func(s string) bool { return !existing[s] })
-	if len(restart) > 0 {
-		if err := r.run(ctx, r.compose(append(wait, append([]string{"--force-recreate"}, restart...)...)...)); err != nil {
-			return false, err
+	// The token server's replicas one at a time, each healthy before the
+	// next goes, and nginx told its new address in between: the others
+	// answer meanwhile (with one replica, token requests fail until it is
+	// back, as with any single server).
+	tokens, _ := r.c.TokenReplicas()
+	var others []string
+	for _, svc := range restart {
+		if !slices.Contains(tokens, svc) {
+			others = append(others, svc)
+		}
+	}
+	forceRecreate := func(svcs ...string) error {
+		if err := r.run(ctx, r.compose(append(wait, append([]string{"--force-recreate"}, svcs...)...)...)); err != nil {
+			return err
 		}
 		// nginx resolves upstream names when it loads its configuration.
 		changed, reload = true, true
+		return nil
 	}
-	if reload && existing["nginx"] {
-		if err := r.run(ctx, r.compose("exec", "-T", "nginx", "nginx", "-s", "reload")); err != nil {
+	reloadNginx := func() error {
+		if !reload || !existing["nginx"] {
+			return nil
+		}
+		reload = false
+		changed = true
+		return r.run(ctx, r.compose("exec", "-T", "nginx", "nginx", "-s", "reload"))
+	}
+	if len(others) > 0 {
+		if err := forceRecreate(others...); err != nil {
 			return false, err
 		}
-		changed = true
+	}
+	for _, svc := range restart {
+		if !slices.Contains(tokens, svc) {
+			continue
+		}
+		if err := forceRecreate(svc); err != nil {
+			return false, err
+		}
+		if err := reloadNginx(); err != nil {
+			return false, err
+		}
+	}
+	if err := reloadNginx(); err != nil {
+		return false, err
 	}
 	return changed, nil
 }

@@ -140,12 +140,16 @@ To                         Action      From
 			return nil, nil
 		}
 		var b strings.Builder
-		for _, s := range []string{"nginx", "registry", "regctl", "mongo"} {
+		for _, s := range f.services() {
 			fmt.Fprintf(&b, `{"Service":%q,"State":"running","Health":"healthy","Labels":"com.docker.compose.project=regctl,com.docker.compose.config-hash=h-%s"}`+"\n", s, s)
 		}
 		return []byte(b.String()), nil
 	case cmd[0] == "docker" && slices.Contains(cmd, "config"):
-		return []byte("nginx h-nginx\nregistry h-registry\nregctl h-regctl\nmongo h-mongo\n"), nil
+		var b strings.Builder
+		for _, s := range f.services() {
+			fmt.Fprintf(&b, "%s h-%s\n", s, s)
+		}
+		return []byte(b.String()), nil
 	case line == "systemctl is-enabled regctl-renew.timer":
 		if f.timer {
 			return []byte("enabled\n"), nil
@@ -156,6 +160,12 @@ To                         Action      From
 		}
 	}
 	return nil, &CmdError{Args: cmd, Err: errNo}
+}
+
+// services are the compose services of the fake's deployment.
+func (f *fakeUbuntu) services() []string {
+	tokens, _ := f.c.TokenReplicas()
+	return append(append([]string{"nginx", "registry"}, tokens...), "mongo")
 }
 
 func (f *fakeUbuntu) onRun(cmd []string, stdin []byte) error {
@@ -392,6 +402,42 @@ func TestInitRerendersAndRestarts(t *testing.T) {
 	}
 	if !slices.Equal(writes, want) {
 		t.Errorf("actions:\n%s\nwant:\n%s", strings.Join(writes, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestInitRollsTokenReplicas: with token.replicas 3, a token server
+// change recreates the replicas one at a time, each healthy (--wait) and
+// nginx told its address before the next goes, so that the others answer
+// token requests meanwhile.
+func TestInitRollsTokenReplicas(t *testing.T) {
+	c := testConfig(t)
+	c.Token.Replicas = 3
+	f := newFakeUbuntu(t, c)
+	var out bytes.Buffer
+	if err := Init(context.Background(), f.h, initOptions(c, &out)); err != nil {
+		t.Fatal(err)
+	}
+	f.h.Reset()
+	c2 := *c
+	c2.Token.Lifetime = 10 * time.Minute
+	if err := Init(context.Background(), f.h, initOptions(&c2, &out)); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	const compose = "run docker compose -f /opt/regctl/compose.yaml -p regctl "
+	var want []string
+	for _, svc := range []string{"regctl", "regctl-2", "regctl-3"} {
+		want = append(want,
+			compose+"up -d --wait --wait-timeout 600 --force-recreate "+svc,
+			compose+"exec -T nginx nginx -s reload")
+	}
+	var runs []string
+	for _, a := range f.h.Actions() {
+		if strings.HasPrefix(a, "run ") {
+			runs = append(runs, a)
+		}
+	}
+	if !slices.Equal(runs, want) {
+		t.Errorf("runs:\n%s\nwant:\n%s", strings.Join(runs, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -73,7 +73,8 @@ func TestComposeLoads(t *testing.T) {
 				t.Errorf("project %q, want %q", p.Name, c.Project)
 			}
 
-			want := []string{"nginx", "regctl", "registry"}
+			tokens, _ := c.TokenReplicas()
+			want := append([]string{"nginx", "registry"}, tokens...)
 			if c.ManagedMongo() {
 				want = append(want, "mongo")
 			}
@@ -84,6 +85,12 @@ func TestComposeLoads(t *testing.T) {
 				t.Fatalf("services %v, want %v", got, want)
 			}
 
+			// nginx starts once every token server replica is healthy.
+			for _, svc := range tokens {
+				if dep, ok := p.Services["nginx"].DependsOn[svc]; !ok || dep.Condition != "service_healthy" {
+					t.Errorf("nginx does not wait for %s to be healthy", svc)
+				}
+			}
 			for name, s := range p.Services {
 				if name == "nginx" {
 					var ports []string

@@ -39,8 +39,8 @@ type NginxData struct {
 	// writes `listen … ssl http2`, the only form before 1.25.1.
 	HTTP2On bool
 
-	RegistryUpstream string // HOST:PORT of the registry
-	TokenUpstream    string // HOST:PORT of regctl serve
+	RegistryUpstream string   // HOST:PORT of the registry
+	TokenUpstreams   []string // HOST:PORT of each replica of regctl serve
 	Servers          []NginxServer
 }
 
@@ -75,7 +75,7 @@ func NewNginxData(c *config.Config) NginxData {
 		HealthListen:     "127.0.0.1:8080",
 		Protocols:        "TLSv1.3",
 		RegistryUpstream: c.Upstreams.Registry,
-		TokenUpstream:    c.Upstreams.Token,
+		TokenUpstreams:   tokenUpstreams(c),
 		HTTP2On:          NginxHasHTTP2Directive(NginxImageVersion(c.Images.Nginx)),
 	}
 	if c.TLS.Profile == config.ProfileIntermediate {
@@ -166,6 +166,8 @@ type ComposeData struct {
 	RegistryPort, TokenPort string
 	MetricsPort             string // regctl serve's /metrics, on the compose network only
 	Network                 NetworkData
+	// TokenServices are the token server's replicas: regctl, regctl-2, ...
+	TokenServices []string
 }
 
 // MongoUser is the root user of the managed MongoDB.
@@ -193,6 +195,7 @@ func NewComposeData(c *config.Config) ComposeData {
 		MongoUser:         MongoUser,
 		RegistryPort:      port(c.Upstreams.Registry),
 		TokenPort:         port(c.Upstreams.Token),
+		TokenServices:     tokenServices(c),
 		MetricsPort:       metricsPort(c),
 		Network:           NewNetworkData(c),
 		NginxHealthURL:    "http://127.0.0.1:8080/healthz",
@@ -498,4 +501,14 @@ func port(hostport string) string {
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+func tokenServices(c *config.Config) []string {
+	services, _ := c.TokenReplicas()
+	return services
+}
+
+func tokenUpstreams(c *config.Config) []string {
+	_, upstreams := c.TokenReplicas()
+	return upstreams
 }

@@ -35,7 +35,11 @@ func RestartHints(c *config.Config, written []string) []string {
 		case top == "registry":
 			hint("registry", compose+" restart registry")
 		case top == "token":
-			hint("regctl", compose+" restart regctl")
+			// One replica at a time, so that the others answer.
+			services, _ := c.TokenReplicas()
+			for _, svc := range services {
+				hint(svc, compose+" restart "+svc)
+			}
 		case top == "fail2ban" || top == "firewall" || top == "renew" || top == "logrotate":
 			hint("host", "regctl init --config ... (installs the firewall, fail2ban, renewal and log rotation files)")
 		}

@@ -35,7 +35,7 @@ type nginxSite struct {
 // newNginxSite is rendertest.NewSite with self-signed certificates.
 func newNginxSite(t *testing.T, c *config.Config, registry, token string) *nginxSite {
 	t.Helper()
-	s := rendertest.NewSite(t, c, registry, token, nil)
+	s := rendertest.NewSite(t, c, registry, []string{token}, nil)
 	return &nginxSite{Site: s, dir: s.Dir, conf: s.Conf, data: s.Data, http: s.HTTP, https: s.HTTPS, probe: s.Probe, roots: s.Roots}
 }
 

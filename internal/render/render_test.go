@@ -51,6 +51,7 @@ var variants = []variant{
 		}
 		c.SSH.Port = 2222
 		c.Upstreams.Registry = "registry:5001"
+		c.Token.Replicas = 3
 	}},
 }
 

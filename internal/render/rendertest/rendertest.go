@@ -34,10 +34,11 @@ type Site struct {
 
 // NewSite renders nginx.conf for c with every path below a fresh
 // temporary directory, the listeners on free 127.0.0.1 ports and the
-// upstreams at registry and token (HOST:PORT). The certificates for c's
+// upstreams at registry and tokens (HOST:PORT, one per token server
+// replica). The certificates for c's
 // names are issued by ca, or self-signed if ca is nil; Roots holds what
 // they chain to.
-func NewSite(t testing.TB, c *config.Config, registry, token string, ca *certstest.CA) *Site {
+func NewSite(t testing.TB, c *config.Config, registry string, tokens []string, ca *certstest.CA) *Site {
 	t.Helper()
 	dir := t.TempDir()
 	// nginx's workers run as an unprivileged user and serve the webroot.
@@ -58,7 +59,7 @@ func NewSite(t testing.TB, c *config.Config, registry, token string, ca *certste
 	d.HTTPListen = []string{fmt.Sprintf("127.0.0.1:%d", s.HTTP)}
 	d.HTTPSListen = []string{fmt.Sprintf("127.0.0.1:%d", s.HTTPS)}
 	d.HealthListen = fmt.Sprintf("127.0.0.1:%d", s.Probe)
-	d.RegistryUpstream, d.TokenUpstream = registry, token
+	d.RegistryUpstream, d.TokenUpstreams = registry, tokens
 	d.HTTP2On = render.NginxHasHTTP2Directive(NginxVersion(t))
 	if d.DHParam != "" {
 		d.DHParam = filepath.Join(dir, "dhparams.pem")
@@ -181,10 +182,10 @@ func Start(t testing.TB, sc StackConfig) *Stack {
 	}
 	serve := testenv.StartServe(t, sc.Regctl, testenv.ServeConfig{
 		Issuer: c.Token.Issuer, Service: c.TokenService(), KeysDir: sc.KeysDir, Store: sc.Store,
-		ReloadInterval: reload,
+		ReloadInterval: reload, KeyFormat: c.Token.KeyFormat,
 	})
 	regPort, debugPort := testenv.FreePort(t), testenv.FreePort(t)
-	site := NewSite(t, c, fmt.Sprintf("127.0.0.1:%d", regPort), strings.TrimPrefix(serve.URL, "http://"), sc.CA)
+	site := NewSite(t, c, fmt.Sprintf("127.0.0.1:%d", regPort), []string{strings.TrimPrefix(serve.URL, "http://")}, sc.CA)
 	host := fmt.Sprintf("localhost:%d", site.HTTPS)
 
 	d := render.NewRegistryData(c, sc.Secrets)
