@@ -60,8 +60,9 @@ var registries = []registry{
 	{name: "distribution-2.8", env: testenv.EnvRegistry2, path: "docker-registry", keyFormat: config.KeyFormatX5C},
 	{name: "distribution-3.0.0", env: testenv.EnvRegistry30, keyFormat: config.KeyFormatX5C},
 	{name: "distribution-3.1.2", env: testenv.EnvRegistry3, keyFormat: config.KeyFormatX5C},
-	{name: "distribution-3.1.2-jwks", env: testenv.EnvRegistry3, keyFormat: config.KeyFormatJWKS,
-		skip: "issue #14 item 2: rendertest.Start cannot start regctl serve with --key-format jwks until testenv.ServeConfig.KeyFormat lands"},
+	// regctl serve --key-format jwks: no x5c, a kid the JWKS resolves; the
+	// rendered config.yml has jwks and no rootcertbundle.
+	{name: "distribution-3.1.2-jwks", env: testenv.EnvRegistry3, keyFormat: config.KeyFormatJWKS},
 }
 
 // The checks, in the table's order.
