@@ -291,6 +291,9 @@ func Load(dir string, now time.Time) (*Set, error) {
 	if !publicKeysEqual(key.Public(), leaf.PublicKey) {
 		return nil, fmt.Errorf("%s does not match the key in %s", filepath.Join(dir, SigningCrtFile), filepath.Join(dir, SigningKeyFile))
 	}
+	if !ca.IsCA || !ca.BasicConstraintsValid {
+		return nil, fmt.Errorf("%s is not a CA certificate", filepath.Join(dir, CACertFile))
+	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now}); err != nil {
@@ -426,13 +429,18 @@ func readCert(path string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read certificate: %w", err)
 	}
-	block, err := readSinglePEM(path, data, "CERTIFICATE")
+	return parseCert(path, data)
+}
+
+// parseCert parses data, one PEM certificate; what names it in errors.
+func parseCert(what string, data []byte) (*x509.Certificate, error) {
+	block, err := readSinglePEM(what, data, "CERTIFICATE")
 	if err != nil {
 		return nil, err
 	}
 	c, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return c, nil
 }
@@ -442,12 +450,17 @@ func readSecret(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	block, err := readSinglePEM(path, data, "REGCTL REFRESH KEY")
+	return parseSecret(path, data)
+}
+
+// parseSecret parses a refresh.key; what names it in errors.
+func parseSecret(what string, data []byte) ([]byte, error) {
+	block, err := readSinglePEM(what, data, "REGCTL REFRESH KEY")
 	if err != nil {
 		return nil, err
 	}
 	if len(block.Bytes) < 32 {
-		return nil, fmt.Errorf("%s: secret is shorter than 32 bytes", path)
+		return nil, fmt.Errorf("%s: secret is shorter than 32 bytes", what)
 	}
 	return block.Bytes, nil
 }

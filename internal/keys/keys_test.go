@@ -111,6 +111,10 @@ func TestLoadRejects(t *testing.T) {
 			b, _ := os.ReadFile(filepath.Join(other, CACertFile))
 			os.WriteFile(filepath.Join(dir, CACertFile), b, 0o644)
 		}},
+		{name: "leaf as the CA", wantErr: "is not a CA certificate", mutate: func(_ *testing.T, dir string) {
+			b, _ := os.ReadFile(filepath.Join(dir, SigningCrtFile))
+			os.WriteFile(filepath.Join(dir, CACertFile), b, 0o644)
+		}},
 		{name: "expired signing cert", wantErr: "expired", at: now.Add(SigningValidity + time.Hour)},
 		{name: "short refresh secret", wantErr: "shorter than 32", mutate: func(_ *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, RefreshKeyFile), pem.EncodeToMemory(&pem.Block{Type: "REGCTL REFRESH KEY", Bytes: []byte("x")}), 0o600)

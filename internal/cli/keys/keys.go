@@ -17,7 +17,7 @@ import (
 // NewCmdKeys builds `regctl keys`.
 func NewCmdKeys(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage token-signing keys"}
-	cmd.AddCommand(NewCmdGenerate(f, nil), NewCmdRotate(f, nil))
+	cmd.AddCommand(NewCmdGenerate(f, nil), NewCmdRotate(f, nil), NewCmdRequest(f, nil), NewCmdSign(f, nil), NewCmdJoin(f, nil))
 	return cmd
 }
 

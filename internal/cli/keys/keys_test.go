@@ -71,3 +71,58 @@ func TestKeysRotateCommand(t *testing.T) {
 		t.Errorf("missing directory: exit %d: %s", code, e.ErrOut)
 	}
 }
+
+// TestKeysJoinCommands: request on the joining host, sign on the CA's
+// host (from a file and from stdin), join with the CA certificate and the
+// refresh secret; the joined directory loads, and bad input exits with a
+// usage or an error status and a message that says what is wrong.
+func TestKeysJoinCommands(t *testing.T) {
+	e := newEnv(t)
+	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	e.Must(cmdutil.ExitOK, "", "keys", "generate", "--dir", a)
+	e.Out.Reset()
+	e.Must(cmdutil.ExitOK, "", "keys", "request", "--dir", b)
+	csr := e.Out.String()
+	if !strings.HasPrefix(csr, "-----BEGIN CERTIFICATE REQUEST-----") {
+		t.Fatalf("keys request printed %q", csr)
+	}
+	csrFile := filepath.Join(t.TempDir(), "signing.csr")
+	cmdtest.WriteFile(t, csrFile, csr)
+	e.Out.Reset()
+	e.Must(cmdutil.ExitOK, "", "keys", "sign", "--dir", a, csrFile)
+	fromFile := e.Out.String()
+	e.Out.Reset()
+	e.Must(cmdutil.ExitOK, csr, "keys", "sign", "--dir", a, "-")
+	if !strings.HasPrefix(fromFile, "-----BEGIN CERTIFICATE-----") || !strings.HasPrefix(e.Out.String(), "-----BEGIN CERTIFICATE-----") {
+		t.Fatalf("keys sign printed %q and %q", fromFile, e.Out)
+	}
+	certFile := filepath.Join(t.TempDir(), "signing.crt")
+	cmdtest.WriteFile(t, certFile, fromFile)
+	ca, refresh := filepath.Join(a, regkeys.CACertFile), filepath.Join(a, regkeys.RefreshKeyFile)
+	e.Must(cmdutil.ExitOK, "", "keys", "join", "--dir", b, "--cert", certFile, "--ca", ca, "--refresh-key", refresh)
+	if !strings.Contains(e.ErrOut.String(), "Joined: "+b) {
+		t.Errorf("stderr: %s", e.ErrOut)
+	}
+	if _, err := regkeys.Load(b, cmdtest.FixedNow); err != nil {
+		t.Errorf("the joined directory does not load: %v", err)
+	}
+
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"keys", "request"}, cmdutil.ExitUsage, "--dir is required"},
+		{[]string{"keys", "sign", "--dir", a}, cmdutil.ExitUsage, "accepts 1 arg"},
+		{[]string{"keys", "sign", "--dir", b, csrFile}, cmdutil.ExitError, "sign on the host whose keys directory has the CA key"},
+		{[]string{"keys", "sign", "--dir", a, certFile}, cmdutil.ExitError, `want "CERTIFICATE REQUEST"`},
+		{[]string{"keys", "join", "--dir", b, "--cert", certFile, "--ca", ca}, cmdutil.ExitUsage, "--refresh-key is required"},
+		{[]string{"keys", "join", "--dir", b, "--cert", certFile, "--ca", certFile, "--refresh-key", refresh}, cmdutil.ExitError, "the CA certificate is not a CA"},
+	} {
+		e.ErrOut.Reset()
+		e.Must(tt.code, "", tt.args...)
+		if !strings.Contains(e.ErrOut.String(), tt.want) {
+			t.Errorf("%v: stderr %q, want %q", tt.args, e.ErrOut, tt.want)
+		}
+	}
+}
