@@ -51,12 +51,6 @@ func nginxBinary(t *testing.T) string {
 	return rendertest.NginxBinary(t)
 }
 
-// localNginxVersion is the version of the nginx on PATH ("1.22.1").
-func localNginxVersion(t *testing.T) string {
-	t.Helper()
-	return rendertest.NginxVersion(t)
-}
-
 // TestNginxConfigTest runs `nginx -t` on every variant.
 func TestNginxConfigTest(t *testing.T) {
 	bin := nginxBinary(t)
