@@ -43,6 +43,8 @@ type InitOptions struct {
 	// each instead (see ApplyOptions).
 	Force   bool
 	Confirm func(c Change, diff string) (bool, error)
+	// Join: this host joins a deployment (see SecretFiles.Join).
+	Join bool
 	// DryRun only quiets the progress lines the host already prints.
 	DryRun bool
 	// Secrets learns the configuration's secrets and every secret init
@@ -417,7 +419,7 @@ func stepFail2ban(ctx context.Context, r *initRun) (bool, error) {
 // --- step 4 -----------------------------------------------------------
 
 func (r *initRun) secretFiles() SecretFiles {
-	return SecretFiles{Host: r.h, Config: r.c, Known: r.o.Secrets}
+	return SecretFiles{Host: r.h, Config: r.c, Known: r.o.Secrets, Join: r.o.Join}
 }
 
 func stepSecrets(_ context.Context, r *initRun) (bool, error) {

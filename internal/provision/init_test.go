@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/regctl/regctl/internal/config"
+	"github.com/regctl/regctl/internal/keys"
 	"github.com/regctl/regctl/internal/redact"
 	"github.com/regctl/regctl/internal/render"
 )
@@ -709,6 +710,65 @@ func TestEnsureSecretsOnce(t *testing.T) {
 	}
 	if fi, _ := os.Stat(filepath.Join(root, render.MongoPasswordFile)); fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode not corrected: %04o", fi.Mode().Perm())
+	}
+}
+
+// TestEnsureSecretsJoin: a joining host generates neither the registry's
+// HTTP secret nor signing keys: each missing one stops init with what to
+// do; with both in place (a copied secret, keys from regctl keys request,
+// sign and join), nothing of them is generated and the bundle is the
+// first host's.
+func TestEnsureSecretsJoin(t *testing.T) {
+	now := time.Now()
+	first := filepath.Join(t.TempDir(), "first")
+	root := filepath.Join(t.TempDir(), "second")
+	c1 := testConfig(t, func(c *config.Config) { c.Root = first })
+	c := testConfig(t, func(c *config.Config) { c.Root = root; c.Database.URL = "mongodb://db.internal/regctl" })
+	if _, err := EnsureSecrets(&noChownHost{NewExecHost(first, nil)}, c1, now); err != nil {
+		t.Fatal(err)
+	}
+	sf := SecretFiles{Host: &noChownHost{NewExecHost(root, nil)}, Config: c, Join: true}
+	if _, err := sf.Ensure(now); err == nil || !strings.Contains(err.Error(), "registry-http-secret is missing: a joining host shares the first host's") {
+		t.Fatalf("no http secret: %v", err)
+	}
+	secret, err := os.ReadFile(filepath.Join(first, render.RegistrySecretFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, render.RegistrySecretFile), secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sf.Ensure(now); err == nil || !strings.Contains(err.Error(), "regctl keys request, sign and join") {
+		t.Fatalf("no keys: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, render.KeysDir, keys.CAKeyFile)); err == nil {
+		t.Fatal("a joining host generated a CA")
+	}
+	kd, firstKeys := filepath.Join(root, render.KeysDir), filepath.Join(first, render.KeysDir)
+	csr, err := keys.Request(kd, keys.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := keys.Sign(firstKeys, csr, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := os.ReadFile(filepath.Join(firstKeys, keys.CACertFile))
+	refresh, _ := os.ReadFile(filepath.Join(firstKeys, keys.RefreshKeyFile))
+	if err := keys.Join(kd, leaf, ca, refresh, now); err != nil {
+		t.Fatal(err)
+	}
+	gen, err := sf.Ensure(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(gen, Generated{render.DHParamsFile}) {
+		t.Errorf("a joined host generated %v, want only the DH parameters", gen)
+	}
+	s1, _ := LoadSecrets(sf.Host, c1)
+	s2, err := sf.Load()
+	if err != nil || s2.RegistryHTTPSecret != strings.TrimSpace(string(secret)) || !bytes.Equal(s2.TokenBundle, ca) {
+		t.Errorf("joined secrets %+v, %v (first host's bundle %q)", s2, err, s1.TokenBundle)
 	}
 }
 

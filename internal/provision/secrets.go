@@ -57,6 +57,12 @@ type Generated []string
 type SecretFiles struct {
 	Host   Host
 	Config *config.Config
+	// Join is a host joining a deployment (regctl init --join): the
+	// registry's HTTP secret and the signing keys must be there already
+	// (copied, and made with regctl keys request/sign/join), never
+	// generated, or this host's registry and tokens would not agree with
+	// the others'.
+	Join bool
 	// Known, if set, learns every secret value before it is written
 	// through Host or returned, so that whatever prints (a dry-run host,
 	// a diff, an error) can mask it.
@@ -94,6 +100,8 @@ func (sf SecretFiles) Ensure(now time.Time) (Generated, error) {
 		p := abs(rel)
 		fi, err := h.Stat(p)
 		switch {
+		case errors.Is(err, fs.ErrNotExist) && sf.Join && rel == render.RegistrySecretFile:
+			return fmt.Errorf("%s is missing: a joining host shares the first host's (copy it from there, mode 0600); every registry behind one name needs the same http.secret", p)
 		case errors.Is(err, fs.ErrNotExist):
 			v, err := randomHex(32)
 			if err != nil {
@@ -142,6 +150,9 @@ func (sf SecretFiles) Ensure(now time.Time) (Generated, error) {
 	ok, err := Exists(h, filepath.Join(keysDir, keys.SigningKeyFile))
 	if err != nil {
 		return nil, err
+	}
+	if !ok && sf.Join {
+		return nil, fmt.Errorf("%s has no signing key: a joining host gets its own under the first host's CA with regctl keys request, sign and join (docs/scale-out.md)", keysDir)
 	}
 	if !ok {
 		if err := generateKeys(h, sf.Known, keysDir, c.Token.KeyAlgorithm, now); err != nil {

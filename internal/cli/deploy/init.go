@@ -6,6 +6,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +36,9 @@ type InitOptions struct {
 	Admin         string
 	SkipChecks    []string
 	Force         bool
-	Now           func() time.Time
+	// Join: this host joins a deployment that runs on other hosts.
+	Join bool
+	Now  func() time.Time
 
 	// System probes the machine for the preflight checks; tests fake it.
 	System provision.System
@@ -80,7 +83,13 @@ diff and changes nothing.
 
 One init runs at a time: it holds the lock /run/regctl-init.lock from before
 preflight until it exits, and a second init stops at once, saying which
-process holds it (a dry run takes no lock).`,
+process holds it (a dry run takes no lock).
+
+--join sets up another host of a deployment: the same external store and S3
+bucket (regctl.yaml), the first host's registry http secret (copy
+ROOT/secrets/registry-http-secret, mode 0600) and a signing key of this
+host's own under the deployment's CA (regctl keys request, sign and join).
+It generates neither: without them it stops and says what is missing.`,
 		Example: `  regctl init --config /etc/regctl/regctl.yaml
   regctl init --config /etc/regctl/regctl.yaml --dry-run
   echo "$ADMIN_PASSWORD" | regctl init --config /etc/regctl/regctl.yaml --password-stdin
@@ -116,6 +125,9 @@ process holds it (a dry run takes no lock).`,
 			if err := o.Config.Validate(); err != nil {
 				return configError(o.ConfigPath, err)
 			}
+			if o.Join && (o.Config.Database.URL == "" || o.Config.Storage.Driver != config.DriverS3) {
+				return cmdutil.FlagErrorf("--join: the hosts of a deployment share the store and the registry's storage: set database.url (an external MongoDB) and storage.driver s3 in %s", cmp.Or(o.ConfigPath, "regctl.yaml"))
+			}
 			o.Now = f.Now
 			if runF != nil {
 				return runF(cmd.Context(), o)
@@ -139,6 +151,7 @@ process holds it (a dry run takes no lock).`,
 	fl.StringVar(&o.Admin, "admin", "admin", "name of the first admin user")
 	fl.StringSliceVar(&o.SkipChecks, "skip-check", nil, "skip a preflight check: os, ports, dns or disk (repeatable)")
 	fl.BoolVar(&o.Force, "force", false, "overwrite rendered files edited by hand (a backup is kept)")
+	fl.BoolVar(&o.Join, "join", false, "join a deployment running on other hosts: its store and bucket, its registry http secret (copied) and a signing key under its CA (regctl keys request/sign/join) instead of new ones")
 	return cmd
 }
 
@@ -264,6 +277,7 @@ func initWith(ctx context.Context, o *InitOptions, secrets *redact.Set) error {
 		Render:        env,
 		Self:          self,
 		SelfSigned:    o.SelfSigned,
+		Join:          o.Join,
 		AdminUser:     o.Admin,
 		AdminPassword: password,
 		Force:         o.Force,

@@ -419,7 +419,7 @@ func TestInitFlags(t *testing.T) {
 			t.Errorf("%s: stderr %q, want warning %q", tc.flag, stderr, tc.warning)
 		}
 	}
-	for _, args := range [][]string{{"--backend", "postgres"}, {"--store", "mongodb://h/db"}, {"--skip-check", "root"}, {"--root", "relative/../x y"}} {
+	for _, args := range [][]string{{"--backend", "postgres"}, {"--store", "mongodb://h/db"}, {"--skip-check", "root"}, {"--root", "relative/../x y"}, {"--join"}} {
 		code, _, stderr := provCmd(t, append([]string{"init", "--config", p}, args...), capture)
 		if code != cmdutil.ExitUsage {
 			t.Errorf("%v: exit %d: %s", args, code, stderr)
