@@ -178,12 +178,14 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	d.grant, d.requested = req.grant, req.scopes
 	d.user = req.username
-	service, ok := s.cfg.Service(req.service)
-	if !ok {
-		s.fail(w, &d, badRequest("unknown service %q (this server issues tokens for %s)", truncate(req.service, 100), quoteList(s.cfg.Services)))
-		return
+	// A service this server does not serve is answered 400 only after
+	// authentication, so that its list is told to its users alone. A
+	// request that names none is for the first (docker_auth takes it as
+	// the empty service name instead).
+	service, known := s.cfg.Service(req.service)
+	if known {
+		d.service = service
 	}
-	d.service = service
 	policy, err := s.rules.current()
 	if err != nil {
 		s.fail(w, &d, fmt.Errorf("%w: %v", store.ErrUnavailable, err)) //nolint:errorlint // deliberately one sentinel: callers classify by store.ErrUnavailable; the cause stays text so it cannot match their other checks (context errors)
@@ -200,6 +202,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.account != "" && req.account != d.user {
 		s.fail(w, &d, badRequest("account %q does not match the authenticated user", truncate(req.account, 100)))
+		return
+	}
+	if !known {
+		s.fail(w, &d, badRequest("unknown service %q (this server issues tokens for %s)", truncate(req.service, 100), quoteList(s.cfg.Services)))
 		return
 	}
 

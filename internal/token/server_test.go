@@ -168,6 +168,14 @@ func TestSeveralServices(t *testing.T) {
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `unknown service \"other.test\"`) {
 		t.Errorf("unknown service: %d %s", rec.Code, rec.Body)
 	}
+	// Only after authentication: a wrong password or no credentials get
+	// their 401, and the list of services is not told.
+	for _, user := range []string{"bob", ""} {
+		rec := f.get(user, "wrong", url.Values{"service": {"other.test"}, "scope": {"repository:team/app:pull"}})
+		if rec.Code != http.StatusUnauthorized || strings.Contains(rec.Body.String(), testService) {
+			t.Errorf("unknown service, user %q with a wrong password: %d %s", user, rec.Code, rec.Body)
+		}
+	}
 }
 
 func TestTokenDecisions(t *testing.T) {
