@@ -64,6 +64,10 @@
 // net.Dial or http.Get): there the address is not local, and the
 // connection would leave through the test machine's default route.
 //
+// Two hosts of one deployment can share one outside namespace
+// (Options.ShareOutside, with another Subnet): servers both use (a store,
+// a bucket, a load balancer) run there once and reach both hosts.
+//
 // # Lifetime
 //
 // Boot waits until systemd reports running (or degraded) and returns the

@@ -76,7 +76,23 @@ type Options struct {
 	// BootTimeout bounds each boot, until systemd reports running or
 	// degraded; default 2 minutes.
 	BootTimeout time.Duration
+	// ShareOutside puts this host's outside end in that host's outside
+	// namespace (Netns) instead of a new one: two hosts of one deployment
+	// and the servers they share (a store, a bucket, a load balancer),
+	// which listen on either OuterIP and reach both hosts. Subnet must
+	// not overlap that host's, nor DefaultSubnet be left to both: pick
+	// another (SecondSubnet, say). Each outer address is local to the
+	// namespace, so a host reaches the other's outer address without
+	// forwarding; the namespace still forwards nothing, so the hosts never
+	// reach each other. Options.Hostnames are added to the namespace's
+	// /etc/hosts (the first host's entry wins for a name both give).
+	// That host must outlive this one (boot it first, in the same test).
+	ShareOutside *Host
 }
+
+// SecondSubnet is the link of a second host that shares an outside
+// namespace (Options.ShareOutside): TEST-NET-1.
+var SecondSubnet = netip.MustParsePrefix("192.0.2.0/24")
 
 // Host is a booted fresh host.
 type Host struct {
@@ -198,11 +214,17 @@ func Boot(t testing.TB, o Options) *Host {
 	if !h.Prefix.Contains(h.IP) {
 		t.Fatalf("freshhost: subnet %s is too small", h.Prefix)
 	}
+	if o.ShareOutside != nil && o.ShareOutside.Prefix.Overlaps(h.Prefix) {
+		t.Fatalf("freshhost: subnet %s overlaps %s's %s, whose outside namespace it would share: set Options.Subnet (SecondSubnet, say)", h.Prefix, o.ShareOutside.Name, o.ShareOutside.Prefix)
+	}
 
 	id := randomID()
 	h.uuid = randomUUID()
 	h.Name = namePrefix + id
 	h.Netns = h.Name + "-out"
+	if o.ShareOutside != nil {
+		h.Netns = o.ShareOutside.Netns
+	}
 	h.hostNetns = h.Name + "-in"
 	h.OuterIface = h.Name
 	h.StateDir = filepath.Join(StateRoot, id)
@@ -216,7 +238,11 @@ func Boot(t testing.TB, o Options) *Host {
 	}
 	t.Cleanup(func() { h.destroy(t) })
 
-	h.mustSetupOutside(t)
+	if o.ShareOutside != nil {
+		h.mustJoinOutside(t)
+	} else {
+		h.mustSetupOutside(t)
+	}
 	h.start(t)
 	if o.MountRepo {
 		h.MustRun(t, "", "sh", "-c", `set -e
@@ -283,6 +309,23 @@ func (h *Host) mustSetupOutside(t testing.TB) {
 	// must never route the host's packets anywhere.
 	mustCmd(t, "ip", "netns", "exec", h.Netns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
 	exec.Command("ip", "netns", "exec", h.Netns, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=0").Run() // if IPv6 is on
+}
+
+// mustJoinOutside adds the host's Hostnames to the shared outside
+// namespace's /etc/hosts (Options.ShareOutside).
+func (h *Host) mustJoinOutside(t testing.TB) {
+	t.Helper()
+	if len(h.Opts.Hostnames) == 0 {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join("/etc/netns", h.Netns, "hosts"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatalf("freshhost: %s shares %s's outside namespace: %v", h.Name, h.Opts.ShareOutside.Name, err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "%s\t%s\n", h.IP, strings.Join(h.Opts.Hostnames, " ")); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // mustSetupHostNetns makes the host's network namespace for one boot: its
