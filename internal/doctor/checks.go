@@ -108,6 +108,10 @@ func selfSigned(c *x509.Certificate) bool {
 func (r *run) signing(_ context.Context) {
 	dir := r.abs(render.KeysDir)
 	rotate := "regctl keys rotate --dir " + dir
+	if !exists(filepath.Join(dir, keys.CAKeyFile)) {
+		// A joined host: its certificate comes from the first host's CA.
+		rotate = "regctl keys request --dir " + dir + ", regctl keys sign on the host with the CA, then regctl keys join (docs/scale-out.md)"
+	}
 	crtPath := filepath.Join(dir, keys.SigningCrtFile)
 	leaf, leafErr := keys.ReadCertificate(crtPath)
 

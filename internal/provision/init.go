@@ -782,6 +782,10 @@ func stepSeed(ctx context.Context, r *initRun) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if r.o.Join {
+		r.printf("      joining: the first host put the default rules and the first user in the shared store\n")
+		return pointed, nil
+	}
 	need, err := NeedsAdmin(r.h, r.c)
 	if err != nil || !need {
 		return pointed, err

@@ -246,6 +246,7 @@ func initWith(ctx context.Context, o *InitOptions, secrets *redact.Set) error {
 	if err != nil {
 		return err
 	}
+	need = need && !o.Join // the first host seeded the shared store
 	switch {
 	case !need:
 	case o.DryRun:
