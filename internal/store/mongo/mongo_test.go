@@ -534,7 +534,7 @@ func TestReplaceRulesLeavesNoScratch(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range names {
-		if n != "users" && n != "acl" && n != DefaultLocksCollection && n != DefaultMetaCollection {
+		if n != "users" && n != "acl" && n != DefaultLocksCollection && n != DefaultMetaCollection && n != DefaultAttemptsCollection {
 			t.Errorf("leftover collection %q", n)
 		}
 	}
