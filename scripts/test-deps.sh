@@ -5,8 +5,8 @@
 # containerd with ctr) and, cached under ~/.cache keyed by version, the test
 # servers and clients built from the Go module proxy (FerretDB, distribution
 # v3.1.2 and v3.0.0, crane, pebble, pebble-challtestsrv, regclient's CLI,
-# ORAS, Helm) and the linter `make lint` runs (golangci-lint, printed as
-# GOLANGCI_LINT).
+# ORAS, Helm, versitygw) and the linter `make lint` runs (golangci-lint,
+# printed as GOLANGCI_LINT).
 #
 # Prints one line per binary: NAME=PATH, suitable for `eval`.
 set -euo pipefail
@@ -21,6 +21,8 @@ ORAS_VERSION=v1.3.6
 # Takes about 4.5 minutes to build: cached like the rest.
 HELM_VERSION=v4.3.2
 PEBBLE_VERSION=v2.10.3
+# The scale-out test's S3 server (internal/systest/scaleout_test.go).
+VERSITYGW_VERSION=v1.8.0
 # Needs go >= 1.26.0 (its go.mod); bump with .golangci.yml's findings fixed.
 GOLANGCI_LINT_VERSION=v2.15.0
 
@@ -84,6 +86,7 @@ build_regclient() {
 	rm -rf "$bin"
 }
 build_cached regclient "$REGCLIENT_VERSION" build_regclient
+build_cached versitygw "$VERSITYGW_VERSION" go_install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 build_cached oras "$ORAS_VERSION" go_install "oras.land/oras/cmd/oras@$ORAS_VERSION"
 build_cached helm "$HELM_VERSION" go_install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
 build_cached golangci-lint "$GOLANGCI_LINT_VERSION" go_install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION"
