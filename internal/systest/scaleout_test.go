@@ -9,14 +9,22 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,7 +92,8 @@ func TestScaleOutFreshHosts(t *testing.T) {
 		s.hosts[name] = p
 	}
 
-	s.storeURL = mongoStartFerretDB(t, ha, ferretdb)
+	pg := scaleStartPG(t, ha, hb)
+	s.storeURL = scaleStartFerretDB(t, ha, ferretdb, pg.url(hb))
 	access, secret := "regctl-"+testenv.RandomHex(6), testenv.RandomHex(20)
 	s3URL := scaleStartS3(t, ha, vgw, access, secret)
 	extra := fmt.Sprintf(`storage:
@@ -99,6 +108,8 @@ func TestScaleOutFreshHosts(t *testing.T) {
     secure: false
 token:
   replicas: 2
+fail2ban:
+  maxretry: 1000
 `, scaleBucket, s3URL, access, secret)
 	for _, d := range []*deployment{s.a, s.b} {
 		d.h.WriteRegctlYAML(t, registryName, "backend: mongo\nurl: \""+s.storeURL+"\"", extra)
@@ -114,8 +125,10 @@ token:
 
 	t.Run("push-a-pull-b", s.testPushAPullB)
 	t.Run("rule-change-a-on-b", s.testRuleChange)
-	// Last: B is off at its end.
+	t.Run("brute-force", s.testBruteForce)
+	// B is off at its end.
 	t.Run("no-failed-pull", s.testNoFailedPull)
+	t.Run("store-failover", func(t *testing.T) { s.testStoreFailover(t, pg) })
 }
 
 // scaleStartS3 starts versitygw on a posix directory in h's outside
@@ -312,6 +325,8 @@ http {
       proxy_set_header Connection "";
       proxy_set_header Host $host;
       proxy_ssl_server_name on;
+      # nginx 1.22 offers no TLS 1.3 upstream by default.
+      proxy_ssl_protocols TLSv1.2 TLSv1.3;
       proxy_ssl_name %[5]s;
       proxy_next_upstream error timeout http_502 http_503 http_504;
       proxy_next_upstream_tries 2;
@@ -455,4 +470,400 @@ func scaleSelfSigned(t *testing.T, name string) (crt, key []byte) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// Brute force: scaleAttackers addresses on each host's link, each
+// sending scaleAttempts wrong passwords for one account to its host,
+// all at once.
+const (
+	scaleAttackers = 6
+	scaleAttempts  = 30
+)
+
+// testBruteForce: wrong passwords for one account from many addresses,
+// spread over both hosts (and their two token servers each), reach bcrypt
+// no more often than the account's global limit allows (the default,
+// 20/min with a burst of 60), plus the slack sharedlimit.go names: the
+// attempts that reached bcrypt are the audit records "wrong password" of
+// that account, on both hosts.
+func (s *scaleOut) testBruteForce(t *testing.T) {
+	const victim = "victim"
+	s.a.addUser(t, victim, "--label", "full-access=test/*")
+	type result struct {
+		codes map[int]int
+		errs  int
+	}
+	results := make(chan result, 2*scaleAttackers)
+	start := time.Now()
+	n := 0
+	for _, d := range []*deployment{s.a, s.b} {
+		h := d.h
+		local := h.OuterIP
+		for range scaleAttackers {
+			local = local.Next()
+			h.MustOutside(t, "", "ip", "addr", "add", local.String()+"/"+strconv.Itoa(h.Prefix.Bits()), "dev", h.OuterIface)
+			n++
+			go func(local netip.Addr) {
+				c := guardClient(h, local)
+				res := result{codes: map[int]int{}}
+				u := "https://" + registryName + "/auth/token?service=" + registryName + "&scope=repository:test/app:pull"
+				for i := range scaleAttempts {
+					code, err := guardGet(context.Background(), c, u, victim, fmt.Sprintf("wrong-%d", i))
+					if err != nil {
+						res.errs++
+						continue
+					}
+					res.codes[code]++
+				}
+				results <- res
+			}(local)
+		}
+	}
+	codes := map[int]int{}
+	errs := 0
+	for range n {
+		r := <-results
+		for c, k := range r.codes {
+			codes[c] += k
+		}
+		errs += r.errs
+	}
+	elapsed := time.Since(start)
+
+	bcrypts := 0
+	for _, d := range []*deployment{s.a, s.b} {
+		// The audit writer flushes when its queue runs empty.
+		time.Sleep(time.Second)
+		r := d.h.MustRun(t, "", "sh", "-c", `cat `+scaleRoot+`/logs/regctl/audit.log* 2>/dev/null | grep -F '"user":"`+victim+`"' | grep -cF '"reason":"wrong password"' || true`)
+		k, err := strconv.Atoi(strings.TrimSpace(r.Stdout))
+		if err != nil {
+			t.Fatalf("%s: count of wrong passwords: %q", d.h.Name, r.Stdout)
+		}
+		t.Logf("MEASURE %s: %d attempts for %s reached bcrypt", d.h.Name, k, victim)
+		bcrypts += k
+	}
+	// The account's bucket: a burst of 60, then 20/min; slack: each
+	// server (4) lets one clean client probe.
+	limit := 60 + int(elapsed.Minutes()*20) + 1
+	t.Logf("MEASURE brute force: %d attempts from %d addresses over 2 hosts in %s: statuses %v, %d connection errors; %d reached bcrypt (account limit %d, +4 probes)",
+		n*scaleAttempts, n, elapsed.Round(100*time.Millisecond), codes, errs, bcrypts, limit)
+	if bcrypts > limit+4 {
+		t.Errorf("%d wrong passwords reached bcrypt, want at most the account's global limit %d (+4)", bcrypts, limit)
+	}
+	if bcrypts < 20 {
+		t.Errorf("only %d wrong passwords reached bcrypt: the attack did not get through to the limit", bcrypts)
+	}
+}
+
+// scalePGBin is Debian's PostgreSQL (the postgresql package).
+const scalePGBin = "/usr/lib/postgresql/15/bin"
+
+// scalePG is the store's PostgreSQL: a primary on the first host's outer
+// address and a hot standby (streaming replication) on the second's, both
+// on port 5432, in the outside namespace, run as the postgres user.
+type scalePG struct {
+	h                *freshhost.Host
+	primary, standby *testenv.Proc
+	standbyDir       string
+}
+
+// scaleAsPostgres is argv run as the postgres user (setpriv execs it:
+// signals reach it directly).
+func scaleAsPostgres(argv ...string) []string {
+	return append([]string{"setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"}, argv...)
+}
+
+// scaleStartPG starts the primary and the standby, and the database
+// FerretDB uses.
+func scaleStartPG(t *testing.T, a, b *freshhost.Host) *scalePG {
+	t.Helper()
+	for _, name := range []string{"postgres", "initdb", "pg_basebackup", "pg_ctl", "createdb"} {
+		if _, err := os.Stat(filepath.Join(scalePGBin, name)); err != nil {
+			t.Fatalf("%v: the scale-out test needs Debian's postgresql (15)", err)
+		}
+	}
+	root, err := os.MkdirTemp("", "scale-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pg := &scalePG{h: a, standbyDir: filepath.Join(root, "standby")}
+	primaryDir := filepath.Join(root, "primary")
+	for _, d := range []string{primaryDir, pg.standbyDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		mustRunHere(t, "chown", "postgres:postgres", d)
+	}
+	mustRunHere(t, scaleAsPostgres(filepath.Join(scalePGBin, "initdb"), "-D", primaryDir, "-U", "postgres", "--auth=trust", "-N")...)
+	conf := fmt.Sprintf(`
+listen_addresses = '%s'
+port = 5432
+unix_socket_directories = ''
+wal_level = replica
+max_wal_senders = 4
+hot_standby = on
+fsync = off
+`, a.OuterIP)
+	appendFile(t, filepath.Join(primaryDir, "postgresql.conf"), conf)
+	// Trust, in a namespace of the test's own with nothing else in it.
+	appendFile(t, filepath.Join(primaryDir, "pg_hba.conf"), "host all all 0.0.0.0/0 trust\nhost replication all 0.0.0.0/0 trust\n")
+
+	start := func(name, dir string, ip netip.Addr) *testenv.Proc {
+		argv := scaleAsPostgres(filepath.Join(scalePGBin, "postgres"), "-D", dir, "-c", "listen_addresses="+ip.String())
+		p := a.StartOutside(t, name, nil, argv[0], argv[1:]...)
+		p.WaitReady(t, 60*time.Second, func() error {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			c, err := a.DialContext(ctx, "tcp", net.JoinHostPort(ip.String(), "5432"))
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		})
+		return p
+	}
+	pg.primary = start("pg-primary", primaryDir, a.OuterIP)
+	a.MustOutside(t, "", scaleAsPostgres(filepath.Join(scalePGBin, "pg_basebackup"), "-h", a.OuterIP.String(), "-U", "postgres",
+		"-D", pg.standbyDir, "-R", "-X", "stream", "--no-sync")...)
+	pg.standby = start("pg-standby", pg.standbyDir, b.OuterIP)
+	a.MustOutside(t, "", scaleAsPostgres(filepath.Join(scalePGBin, "createdb"), "-h", a.OuterIP.String(), "-U", "postgres", "ferretdb")...)
+	return pg
+}
+
+// url is the PostgreSQL URL FerretDB uses: both servers, the writable one.
+func (pg *scalePG) url(b *freshhost.Host) string {
+	return fmt.Sprintf("postgres://postgres@%s,%s/ferretdb?target_session_attrs=read-write", pg.h.OuterIP, b.OuterIP)
+}
+
+// scaleStartFerretDB starts FerretDB on PostgreSQL (pgURL) in h's outside
+// namespace, on OuterIP, and returns the store URL regctl.yaml names.
+func scaleStartFerretDB(t *testing.T, h *freshhost.Host, bin, pgURL string) string {
+	t.Helper()
+	dir := t.TempDir()
+	addr := net.JoinHostPort(h.OuterIP.String(), mongoPort)
+	p := h.StartOutside(t, "ferretdb-pg", nil, bin,
+		"--handler=postgresql",
+		"--postgresql-url="+pgURL,
+		"--listen-addr="+addr,
+		"--state-dir="+dir,
+		"--debug-addr=-",
+		"--telemetry=disable",
+	)
+	p.WaitReady(t, 60*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		c, err := h.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	return "mongodb://" + addr + "/regctl"
+}
+
+func mustRunHere(t *testing.T, argv ...string) {
+	t.Helper()
+	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+}
+
+func appendFile(t *testing.T, path, s string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// scaleDecision is one token request of the failover loop.
+type scaleDecision struct {
+	at      time.Time
+	kind    string // "good" (test/app, granted), "wrong" (a wrong password), "outside" (prod/app, not granted)
+	status  int
+	granted bool // the token grants the scope's pull
+	err     error
+}
+
+// tokenGrants reports whether the token in a token response grants pull.
+func tokenGrants(body []byte) bool {
+	var resp struct {
+		Token string `json:"token"`
+	}
+	if json.Unmarshal(body, &resp) != nil {
+		return false
+	}
+	parts := strings.Split(resp.Token, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return false
+	}
+	var claims struct {
+		Access []struct {
+			Actions []string `json:"actions"`
+		} `json:"access"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return false
+	}
+	for _, a := range claims.Access {
+		if slices.Contains(a.Actions, "pull") {
+			return true
+		}
+	}
+	return false
+}
+
+// testStoreFailover: the store's PostgreSQL primary dies (SIGKILL), the
+// hot standby is promoted (pg_ctl promote) 5s later, while token
+// requests go to A: a correct password gets its token or 503, a wrong one
+// 401/429 or 503, a scope outside the grant never a grant; after the
+// promotion, decisions come back within seconds.
+func (s *scaleOut) testStoreFailover(t *testing.T, pg *scalePG) {
+	h := s.a.h
+	pw := s.a.addUser(t, "fo", "--label", "full-access=test/*")
+	// Wrong passwords from addresses of their own (the per-client limit
+	// must not touch the correct ones), one a second.
+	var wrongFrom []netip.Addr
+	local := h.OuterIP
+	for range 2*scaleAttackers + 1 {
+		local = local.Next() // past the brute force's
+	}
+	for range 10 {
+		local = local.Next()
+		h.MustOutside(t, "", "ip", "addr", "add", local.String()+"/"+strconv.Itoa(h.Prefix.Bits()), "dev", h.OuterIface)
+		wrongFrom = append(wrongFrom, local)
+	}
+	base := "https://" + registryName + "/auth/token?service=" + registryName + "&scope=repository:"
+	get := func(c *http.Client, kind, user, pw, repo string) scaleDecision {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		d := scaleDecision{at: time.Now(), kind: kind}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+repo+":pull", nil)
+		req.SetBasicAuth(user, pw)
+		resp, err := c.Do(req)
+		if err != nil {
+			d.err = err
+			return d
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		d.status, d.granted = resp.StatusCode, resp.StatusCode == http.StatusOK && tokenGrants(body)
+		return d
+	}
+	good := guardClient(h, h.OuterIP)
+	if err := testenv.Poll(60*time.Second, 500*time.Millisecond, func() error {
+		if d := get(good, "good", "fo", pw, "test/app"); !d.granted {
+			return fmt.Errorf("fo on A: status %d, err %v", d.status, d.err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	stop := make(chan struct{})
+	done := make(chan []scaleDecision)
+	go func() {
+		var ds []scaleDecision
+		for i := 0; ; i++ {
+			ds = append(ds, get(good, "good", "fo", pw, "test/app"), get(good, "outside", "fo", pw, "prod/app"))
+			if i%5 == 0 {
+				ds = append(ds, get(guardClient(h, wrongFrom[(i/5)%len(wrongFrom)]), "wrong", "fo", "wrong-"+strconv.Itoa(i), "test/app"))
+			}
+			select {
+			case <-stop:
+				done <- ds
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	time.Sleep(3 * time.Second)
+	killed := time.Now()
+	if err := syscall.Kill(pg.primary.PID(), syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the primary: %v", err)
+	}
+	t.Logf("MEASURE killed the PostgreSQL primary at %s", killed.Format("15:04:05.000"))
+	time.Sleep(5 * time.Second)
+	promoted := time.Now()
+	h.MustOutside(t, "", scaleAsPostgres(filepath.Join(scalePGBin, "pg_ctl"), "promote", "-w", "-D", pg.standbyDir)...)
+	t.Logf("MEASURE promoted the standby at %s (pg_ctl returned after %s)", promoted.Format("15:04:05.000"), time.Since(promoted).Round(time.Millisecond))
+	time.Sleep(60 * time.Second)
+	close(stop)
+	ds := <-done
+
+	var wrong []string
+	var first503, last503, goodBack, wrongBack time.Time
+	counts := map[string]map[int]int{}
+	for _, d := range ds {
+		if counts[d.kind] == nil {
+			counts[d.kind] = map[int]int{}
+		}
+		counts[d.kind][d.status]++
+		bad := ""
+		switch {
+		case d.err != nil:
+			bad = "" // no answer is no decision; counted as status 0
+		case d.kind == "good" && d.status != http.StatusOK && d.status != http.StatusServiceUnavailable:
+			bad = "refused a correct password"
+		case d.kind == "good" && d.status == http.StatusOK && !d.granted:
+			bad = "a token without the granted pull"
+		case d.kind == "wrong" && d.status == http.StatusOK:
+			bad = "a token for a wrong password"
+		case d.kind == "outside" && d.granted:
+			bad = "granted a scope outside the user's grant"
+		}
+		if bad != "" {
+			wrong = append(wrong, fmt.Sprintf("%s %s: status %d: %s", d.at.Format("15:04:05.000"), d.kind, d.status, bad))
+		}
+		if d.status == http.StatusServiceUnavailable && d.at.After(killed) {
+			if first503.IsZero() {
+				first503 = d.at
+			}
+			last503 = d.at
+		}
+		if d.at.After(promoted) {
+			if goodBack.IsZero() && d.kind == "good" && d.granted && !last503.IsZero() && d.at.After(last503) {
+				goodBack = d.at
+			}
+			if d.kind == "wrong" && (d.status == http.StatusUnauthorized || d.status == http.StatusTooManyRequests) && d.at.After(last503) {
+				if wrongBack.IsZero() {
+					wrongBack = d.at
+				}
+			}
+		}
+	}
+	t.Logf("MEASURE failover decisions: %v (status 0: no answer)", counts)
+	if first503.IsZero() {
+		t.Errorf("no 503 after the primary died: the store outage went unnoticed (or unsafely answered)")
+	} else {
+		t.Logf("MEASURE first 503 %s after the kill; last 503 %s after the promotion", first503.Sub(killed).Round(100*time.Millisecond), last503.Sub(promoted).Round(100*time.Millisecond))
+	}
+	if len(wrong) > 0 {
+		t.Errorf("%d wrong decisions during the failover:\n%s", len(wrong), strings.Join(wrong, "\n"))
+	}
+	if goodBack.IsZero() || wrongBack.IsZero() {
+		t.Errorf("no recovery within 60s of the promotion (correct password granted again: %v; wrong password refused again: %v)", !goodBack.IsZero(), !wrongBack.IsZero())
+	} else {
+		t.Logf("MEASURE recovery after the promotion: correct passwords after %s, wrong ones refused (the attempt log writable) after %s; outage since the kill %s",
+			goodBack.Sub(promoted).Round(100*time.Millisecond), wrongBack.Sub(promoted).Round(100*time.Millisecond), later(goodBack, wrongBack).Sub(killed).Round(100*time.Millisecond))
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
