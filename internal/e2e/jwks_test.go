@@ -5,7 +5,6 @@ package e2e
 import (
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -37,20 +36,7 @@ func TestJWKSOnlyRegistry(t *testing.T) {
 	} {
 		t.Run(tt.format, func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
-			keysDir := filepath.Join(dir, "keys")
-			testenv.MustRun(t, nil, "", regctl, "keys", "generate", "--dir", keysDir)
-			s := &stack{
-				env:     &env{regctl: regctl, crane: crane},
-				regctl:  testenv.Regctl{Bin: regctl, Store: "sqlite://" + filepath.Join(dir, "regctl.db")},
-				service: "registry.jwks.test",
-				pw:      map[string]string{},
-			}
-			aclFile := filepath.Join(dir, "acl.yml")
-			if err := os.WriteFile(aclFile, []byte(classicACL), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			s.regctl.MustRun(t, "", "acl", "import", aclFile)
+			s, keysDir := newSQLiteStack(t, &env{regctl: regctl, crane: crane}, "registry.jwks.test")
 			s.pw["pusher"] = s.addUser(t, "pusher", "--label", "full-access=jw/*")
 			issuer := "regctl-jwks"
 			s.serve = testenv.StartServe(t, regctl, testenv.ServeConfig{

@@ -54,18 +54,18 @@ func TestRotateWhilePulling(t *testing.T) {
 	}
 }
 
-func testRotate(t *testing.T, e *env, v testenv.Version, bin string) {
+// newSQLiteStack is a stack for service with fresh keys (in the returned
+// directory) and the embedded store holding the classic rules; the caller
+// starts its token server and registry.
+func newSQLiteStack(t *testing.T, e *env, service string) (*stack, string) {
+	t.Helper()
 	dir := t.TempDir()
 	keysDir := filepath.Join(dir, "keys")
 	testenv.MustRun(t, nil, "", e.regctl, "keys", "generate", "--dir", keysDir)
-	bundle, err := os.ReadFile(filepath.Join(keysDir, keys.BundleFile))
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &stack{
 		env:     e,
 		regctl:  testenv.Regctl{Bin: e.regctl, Store: "sqlite://" + filepath.Join(dir, "regctl.db")},
-		service: "registry.rotate.test",
+		service: service,
 		pw:      map[string]string{},
 	}
 	aclFile := filepath.Join(dir, "acl.yml")
@@ -73,6 +73,15 @@ func testRotate(t *testing.T, e *env, v testenv.Version, bin string) {
 		t.Fatal(err)
 	}
 	s.regctl.MustRun(t, "", "acl", "import", aclFile)
+	return s, keysDir
+}
+
+func testRotate(t *testing.T, e *env, v testenv.Version, bin string) {
+	s, keysDir := newSQLiteStack(t, e, "registry.rotate.test")
+	bundle, err := os.ReadFile(filepath.Join(keysDir, keys.BundleFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.pw["puller"] = s.addUser(t, "puller", "--label", "full-access=rot/*")
 
 	issuer := "regctl-rotate-" + testenv.RandomHex(4)

@@ -81,15 +81,7 @@ func TestOneTokenServerTwoRegistries(t *testing.T) {
 	}
 	head := func(reg *testenv.Registry, tok, repo string) int {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodHead, reg.URL+"/v2/"+repo+"/manifests/1", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return (&stack{reg: reg}).headManifest(t, tok, repo, "1")
 	}
 	for _, tt := range []struct {
 		what    string

@@ -45,12 +45,9 @@ certificate later: request reuses the key.`,
 		Example: "  regctl keys request --dir /opt/regctl/keys > signing.csr",
 		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := regkeys.ParseAlgorithm(alg)
+			a, err := dirAndAlg(dir, alg)
 			if err != nil {
-				return &cmdutil.FlagError{Err: fmt.Errorf("--alg: %w", err)}
-			}
-			if dir == "" {
-				return cmdutil.FlagErrorf("--dir is required")
+				return err
 			}
 			o := &RequestOptions{IO: f.IO, Dir: dir, Alg: a}
 			if runF != nil {

@@ -51,12 +51,9 @@ configuration.`,
 		Example: "  regctl keys generate --dir /etc/regctl/keys\n  regctl keys generate --dir ./keys --alg rs256",
 		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := regkeys.ParseAlgorithm(alg)
+			a, err := dirAndAlg(dir, alg)
 			if err != nil {
-				return &cmdutil.FlagError{Err: fmt.Errorf("--alg: %w", err)}
-			}
-			if dir == "" {
-				return cmdutil.FlagErrorf("--dir is required")
+				return err
 			}
 			o := &GenerateOptions{IO: f.IO, Now: f.Now, Dir: dir, Alg: a}
 			if runF != nil {
@@ -151,4 +148,16 @@ func rotateRun(_ context.Context, o *RotateOptions) error {
 			rot.NotAfter.In(o.Loc).Format(time.DateOnly))
 	}
 	return nil
+}
+
+// dirAndAlg checks the --dir and --alg that generate and request share.
+func dirAndAlg(dir, alg string) (regkeys.Algorithm, error) {
+	a, err := regkeys.ParseAlgorithm(alg)
+	if err != nil {
+		return "", &cmdutil.FlagError{Err: fmt.Errorf("--alg: %w", err)}
+	}
+	if dir == "" {
+		return "", cmdutil.FlagErrorf("--dir is required")
+	}
+	return a, nil
 }
