@@ -166,6 +166,7 @@ type ServeConfig struct {
 	ReloadInterval  time.Duration // 0: regctl's default
 	KeyFormat       string        // --key-format; "": regctl's default (x5c)
 	ExtraServices   []string      // more --service names, after Service
+	AuditLog        string        // --audit-log FILE; "": off
 }
 
 // Server is a running `regctl serve`.
@@ -195,6 +196,9 @@ func StartServe(t testing.TB, bin string, c ServeConfig) *Server {
 	}
 	if c.KeyFormat != "" {
 		args = append(args, "--key-format", c.KeyFormat)
+	}
+	if c.AuditLog != "" {
+		args = append(args, "--audit-log", c.AuditLog)
 	}
 	s := &Server{
 		URL:   fmt.Sprintf("http://127.0.0.1:%d", port),

@@ -158,6 +158,11 @@ type StackConfig struct {
 	Secrets render.Secrets
 	// ReloadInterval is regctl serve's --reload-interval; 0: a second.
 	ReloadInterval time.Duration
+	// Serve, if set, is the token server nginx proxies to (another
+	// stack's, for two registries behind one regctl serve): Start starts
+	// none, and the registry's service is Config's token.service, which
+	// must be one of Serve's.
+	Serve *Stack
 }
 
 // Stack is a running stack as `regctl render` lays it out.
@@ -167,12 +172,15 @@ type Stack struct {
 	Registry *testenv.Proc
 	Nginx    *testenv.Proc
 	Host     string // localhost:PORT, the name clients use (through nginx, TLS)
+	// AuditLog is regctl serve's audit log (one JSON line per token
+	// decision), shared with the stack it was given as StackConfig.Serve.
+	AuditLog string
 }
 
-// Start starts regctl serve, the registry from the rendered config.yml
-// (its keys from sc.KeysDir, its realm and host through nginx) and nginx
-// from the rendered nginx.conf, all on loopback, and waits until each
-// answers.
+// Start starts regctl serve (unless sc.Serve gives one) with an audit
+// log, the registry from the rendered config.yml (its keys from
+// sc.KeysDir, its realm and host through nginx) and nginx from the
+// rendered nginx.conf, all on loopback, and waits until each answers.
 func Start(t testing.TB, sc StackConfig) *Stack {
 	t.Helper()
 	c := sc.Config
@@ -180,10 +188,18 @@ func Start(t testing.TB, sc StackConfig) *Stack {
 	if reload == 0 {
 		reload = time.Second
 	}
-	serve := testenv.StartServe(t, sc.Regctl, testenv.ServeConfig{
-		Issuer: c.Token.Issuer, Service: c.TokenService(), KeysDir: sc.KeysDir, Store: sc.Store,
-		ReloadInterval: reload, KeyFormat: c.Token.KeyFormat,
-	})
+	var serve *testenv.Server
+	var audit string
+	if sc.Serve != nil {
+		serve, audit = sc.Serve.Serve, sc.Serve.AuditLog
+	} else {
+		audit = filepath.Join(t.TempDir(), "audit.log")
+		serve = testenv.StartServe(t, sc.Regctl, testenv.ServeConfig{
+			Issuer: c.Token.Issuer, Service: c.TokenService(), ExtraServices: c.Token.ExtraServices,
+			KeysDir: sc.KeysDir, Store: sc.Store, ReloadInterval: reload, KeyFormat: c.Token.KeyFormat,
+			AuditLog: audit,
+		})
+	}
 	regPort, debugPort := testenv.FreePort(t), testenv.FreePort(t)
 	site := NewSite(t, c, fmt.Sprintf("127.0.0.1:%d", regPort), []string{strings.TrimPrefix(serve.URL, "http://")}, sc.CA)
 	host := fmt.Sprintf("localhost:%d", site.HTTPS)
@@ -208,5 +224,5 @@ func Start(t testing.TB, sc StackConfig) *Stack {
 	reg := testenv.Start(t, "registry", env, sc.RegistryBin, "serve", filepath.Join(dir, "config.yml"))
 	reg.WaitReady(t, 30*time.Second, testenv.HTTPCheck(fmt.Sprintf("http://127.0.0.1:%d/debug/health", debugPort), 200))
 	ng := site.Start(t, NginxBinary(t))
-	return &Stack{Site: site, Serve: serve, Registry: reg, Nginx: ng, Host: host}
+	return &Stack{Site: site, Serve: serve, Registry: reg, Nginx: ng, Host: host, AuditLog: audit}
 }
