@@ -5,6 +5,7 @@ package interop
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -25,6 +26,37 @@ var manifestAccept = strings.Join([]string{
 	"application/vnd.docker.distribution.manifest.list.v2+json",
 }, ", ")
 
+// do sends a request through nginx and returns the response with its
+// body read: target is a path on the stack or an absolute URL, tok (if
+// not "") a bearer token, hdr more header names and values, in pairs.
+func (r *pairEnv) do(t testing.TB, method, target, tok, body string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	if strings.HasPrefix(target, "/") {
+		target = "https://" + r.stack.Host + target
+	}
+	req, err := http.NewRequest(method, target, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("User-Agent", harnessUA)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := r.https().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	return resp, b
+}
+
 // token asks regctl serve, through nginx, for a token for user with the
 // scopes; it returns the HTTP status and the token response.
 func (r *pairEnv) token(t testing.TB, user, pw string, form url.Values) (int, map[string]any) {
@@ -36,18 +68,9 @@ func (r *pairEnv) token(t testing.TB, user, pw string, form url.Values) (int, ma
 		form.Set("password", pw)
 		form.Set("client_id", "regctl-interop")
 	}
-	req, err := http.NewRequest(http.MethodPost, "https://"+r.stack.Host+"/auth/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := r.https().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, b := r.do(t, http.MethodPost, "/auth/token", "", form.Encode(), "Content-Type", "application/x-www-form-urlencoded")
 	var body map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&body)
+	_ = json.Unmarshal(b, &body)
 	return resp.StatusCode, body
 }
 
@@ -62,25 +85,25 @@ func (r *pairEnv) bearer(t testing.TB, user, scopes string) string {
 	return tok
 }
 
+// headManifest is the status and digest of HEAD repo:ref with tok.
+func (r *pairEnv) headManifest(t testing.TB, tok, repo, ref string) (int, string) {
+	t.Helper()
+	resp, _ := r.do(t, http.MethodHead, "/v2/"+repo+"/manifests/"+ref, tok, "", "Accept", manifestAccept)
+	return resp.StatusCode, resp.Header.Get("Docker-Content-Digest")
+}
+
 // digest is the digest the registry holds for repo:ref, "" if none
 // (asked as admin, through nginx).
 func (r *pairEnv) digest(t testing.TB, repo, ref string) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodHead, "https://"+r.stack.Host+"/v2/"+repo+"/manifests/"+ref, nil)
-	req.Header.Set("Accept", manifestAccept)
-	req.Header.Set("Authorization", "Bearer "+r.bearer(t, "admin", "repository:"+repo+":pull"))
-	resp, err := r.https().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	switch resp.StatusCode {
+	switch status, d := r.headManifest(t, r.bearer(t, "admin", "repository:"+repo+":pull"), repo, ref); status {
 	case http.StatusOK:
-		return resp.Header.Get("Docker-Content-Digest")
+		return d
 	case http.StatusNotFound:
 		return ""
+	default:
+		t.Fatalf("HEAD %s:%s as admin: status %d", repo, ref, status)
 	}
-	t.Fatalf("HEAD %s:%s as admin: status %d", repo, ref, resp.StatusCode)
 	return ""
 }
 
@@ -93,73 +116,52 @@ func (r *pairEnv) testNoFromGrant(t *testing.T) {
 	// A blob in the source, pushed by rw.
 	blob := []byte("regctl interop mount source " + testenv.RandomHex(8))
 	digest := fmt.Sprintf("sha256:%x", sha256Sum(blob))
-	rw := r.bearer(t, "rw", "repository:"+src+":pull,push")
+	rw := r.bearer(t, "writer", "repository:"+src+":pull,push")
 	r.uploadBlob(t, rw, src, digest, blob)
 
 	status, body := r.token(t, "nosrc", r.users.pw["nosrc"], url.Values{"scope": {"repository:mirror/nofrom/app:pull,push repository:" + src + ":pull"}})
 	if status != http.StatusOK {
 		t.Fatalf("token for nosrc: status %d", status)
 	}
-	access := claims(t, body["access_token"].(string))
-	if strings.Contains(access, src) {
+	tok, _ := body["access_token"].(string)
+	if access := claims(t, tok); strings.Contains(access, src) {
 		t.Errorf("nosrc's token grants access on %s: %s", src, access)
 	}
-	req, _ := http.NewRequest(http.MethodPost, "https://"+r.stack.Host+"/v2/mirror/nofrom/app/blobs/uploads/?mount="+digest+"&from="+src, nil)
-	req.Header.Set("Authorization", "Bearer "+body["access_token"].(string))
-	resp, err := r.https().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
 	// distribution answers 401 (the token lacks the source's pull) or
 	// starts an upload (202); either way nothing is mounted.
-	if resp.StatusCode == http.StatusCreated {
+	if got := r.mount(t, tok, "mirror/nofrom/app", digest, src); got == http.StatusCreated {
 		t.Errorf("mount from %s as nosrc, who may not pull it: status 201, the blob was mounted", src)
 	}
 	if r.blobExists(t, "mirror/nofrom/app", digest) {
 		t.Errorf("mount from %s as nosrc: mirror/nofrom/app has the blob", src)
 	}
 	// The same with rw's rights mounts.
-	status, body = r.token(t, "del", r.users.pw["del"], url.Values{"scope": {"repository:interop/nofrom/copy:pull,push repository:" + src + ":pull"}})
-	if status != http.StatusOK {
-		t.Fatalf("token for del: status %d", status)
-	}
-	req, _ = http.NewRequest(http.MethodPost, "https://"+r.stack.Host+"/v2/interop/nofrom/copy/blobs/uploads/?mount="+digest+"&from="+src, nil)
-	req.Header.Set("Authorization", "Bearer "+body["access_token"].(string))
-	resp, err = r.https().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Errorf("mount from %s as del, who may pull it: status %d, want 201", src, resp.StatusCode)
+	tok = r.bearer(t, "writer", "repository:interop/nofrom/copy:pull,push repository:"+src+":pull")
+	if got := r.mount(t, tok, "interop/nofrom/copy", digest, src); got != http.StatusCreated {
+		t.Errorf("mount from %s by a user who may pull it: status %d, want 201", src, got)
 	}
 	r.results.set(r.reg, "(HTTP)", "no-from-grant", resultOf(t))
+}
+
+// mount asks the registry to mount blob digest from src into repo and
+// returns the status.
+func (r *pairEnv) mount(t *testing.T, tok, repo, digest, src string) int {
+	t.Helper()
+	resp, _ := r.do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/?mount="+digest+"&from="+src, tok, "")
+	return resp.StatusCode
 }
 
 // blobExists reports whether repo has the blob digest (asked as admin).
 func (r *pairEnv) blobExists(t *testing.T, repo, digest string) bool {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodHead, "https://"+r.stack.Host+"/v2/"+repo+"/blobs/"+digest, nil)
-	req.Header.Set("Authorization", "Bearer "+r.bearer(t, "admin", "repository:"+repo+":pull"))
-	resp, err := r.https().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := r.do(t, http.MethodHead, "/v2/"+repo+"/blobs/"+digest, r.bearer(t, "admin", "repository:"+repo+":pull"), "")
 	return resp.StatusCode == http.StatusOK
 }
 
 // uploadBlob pushes blob to repo in one monolithic upload.
 func (r *pairEnv) uploadBlob(t *testing.T, tok, repo, digest string, blob []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "https://"+r.stack.Host+"/v2/"+repo+"/blobs/uploads/", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := r.https().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := r.do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", tok, "")
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusAccepted || loc == "" {
 		t.Fatalf("start upload to %s: status %d", repo, resp.StatusCode)
@@ -174,15 +176,7 @@ func (r *pairEnv) uploadBlob(t *testing.T, tok, repo, digest string, blob []byte
 	if !u.IsAbs() {
 		u.Scheme, u.Host = "https", r.stack.Host
 	}
-	req, _ = http.NewRequest(http.MethodPut, u.String(), strings.NewReader(string(blob)))
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err = r.https().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
+	if resp, _ = r.do(t, http.MethodPut, u.String(), tok, string(blob), "Content-Type", "application/octet-stream"); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("upload to %s: status %d", repo, resp.StatusCode)
 	}
 }
@@ -205,17 +199,50 @@ func (r *pairEnv) newClient(t *testing.T, kind, user, pw string) *clients.Client
 	return c
 }
 
-// testPair runs every check for one client on one registry.
-func (r *pairEnv) testPair(t *testing.T, kind string) {
+// client is a client of kind acting as kind's user of role (rw, ro, del).
+func (r *pairEnv) client(t *testing.T, kind, role string) *clients.Client {
+	t.Helper()
+	u := kindUser(role, kind)
+	return r.newClient(t, kind, u, r.users.pw[u])
+}
+
+// pushPull pushes the test image as repoTag with c, checks that the
+// registry holds it, pulls it back and compares digests; it returns the
+// digest.
+func (r *pairEnv) pushPull(t *testing.T, c *clients.Client, repoTag string) string {
+	t.Helper()
+	if res := c.Push(t, repoTag); res.Code != 0 {
+		t.Fatalf("push %s as %s: exit %d\n%s", repoTag, c.User, res.Code, res.Output())
+	}
+	repo, tag, _ := strings.Cut(repoTag, ":")
+	pushed := r.digest(t, repo, tag)
+	if pushed == "" {
+		t.Fatalf("push %s as %s succeeded, but the registry has no such tag", repoTag, c.User)
+	}
+	res, got := c.PullDigest(t, repoTag)
+	if res.Code != 0 || got != pushed {
+		t.Fatalf("pull %s as %s: exit %d, digest %q, want %s\n%s", repoTag, c.User, res.Code, got, pushed, res.Output())
+	}
+	return pushed
+}
+
+// skipContainerdDocker skips docker with the containerd image store when
+// this host has none.
+func (r *pairEnv) skipContainerdDocker(t *testing.T, kind string) {
 	if kind == dockerContainerd && strings.HasPrefix(r.containerdDocker, "!") {
 		r.results.skipCol(r.reg, kind, r.containerdDocker[1:])
 		t.Skip(r.containerdDocker[1:])
 	}
+}
+
+// testPair runs every check for one client on one registry.
+func (r *pairEnv) testPair(t *testing.T, kind string) {
+	r.skipContainerdDocker(t, kind)
 	// dockerd trusts registries on loopback addresses without verifying
 	// their certificate: docker does not check the test CA.
 	tag := "1.0.0-" + kind // a chart version too, for helm
 	app := "interop/" + kind + "/app"
-	rw := r.newClient(t, kind, "rw", r.users.pw["rw"])
+	rw := r.client(t, kind, "rw")
 	var pushed string
 	r.check(t, kind, "login", rw.Lacks(clients.OpLogin), func(t *testing.T) {
 		rw.MustLogin(t)
@@ -224,17 +251,7 @@ func (r *pairEnv) testPair(t *testing.T, kind string) {
 		rw.Login(t) // crane writes the credentials down; ctr does nothing
 	}
 	r.check(t, kind, "push-pull", "", func(t *testing.T) {
-		if res := rw.Push(t, app+":"+tag); res.Code != 0 {
-			t.Fatalf("push %s:%s as rw: exit %d\n%s", app, tag, res.Code, res.Output())
-		}
-		pushed = r.digest(t, app, tag)
-		if pushed == "" {
-			t.Fatalf("push %s:%s as rw succeeded, but the registry has no such tag", app, tag)
-		}
-		res, got := rw.PullDigest(t, app+":"+tag)
-		if res.Code != 0 || got != pushed {
-			t.Fatalf("pull %s:%s as rw: exit %d, digest %q, want %s\n%s", app, tag, res.Code, got, pushed, res.Output())
-		}
+		pushed = r.pushPull(t, rw, app+":"+tag)
 	})
 	r.check(t, kind, "denied-push", "", func(t *testing.T) {
 		rw.ExpectPushDenied(t, "locked/"+kind+":"+tag, func(t testing.TB, repo, tag string) bool { return r.digest(t, repo, tag) != "" })
@@ -243,7 +260,7 @@ func (r *pairEnv) testPair(t *testing.T, kind string) {
 		if pushed == "" {
 			t.Skip("nothing was pushed")
 		}
-		ro := r.newClient(t, kind, "ro", r.users.pw["ro"])
+		ro := r.client(t, kind, "ro")
 		ro.Login(t)
 		res, got := ro.PullDigest(t, app+":"+tag)
 		if res.Code != 0 || got != pushed {
@@ -271,11 +288,11 @@ func (r *pairEnv) testPair(t *testing.T, kind string) {
 		if d == "" {
 			t.Skip("nothing was copied to delete")
 		}
-		clients.ExpectDenied(t, rw.Delete(t, cp, d), kind+" delete as rw, who lacks delete")
+		clients.ExpectDenied(t, rw.Delete(t, cp, d), kind+" delete as "+rw.User+", who lacks delete")
 		if r.digest(t, cp, d) == "" {
 			t.Fatalf("a refused delete removed %s@%s", cp, d)
 		}
-		del := r.newClient(t, kind, "del", r.users.pw["del"])
+		del := r.client(t, kind, "del")
 		del.Login(t)
 		if res := del.Delete(t, cp, d); res.Code != 0 {
 			t.Fatalf("delete %s@%s as del: exit %d\n%s", cp, d, res.Code, res.Output())
@@ -285,7 +302,7 @@ func (r *pairEnv) testPair(t *testing.T, kind string) {
 		}
 	})
 	r.check(t, kind, "catalog", rw.Lacks(clients.OpCatalog), func(t *testing.T) {
-		del := r.newClient(t, kind, "del", r.users.pw["del"])
+		del := r.client(t, kind, "del")
 		del.Login(t)
 		if res := del.Catalog(t); res.Code != 0 || !strings.Contains(res.Stdout, app) {
 			t.Errorf("catalog as del: exit %d, want %s listed\n%s", res.Code, app, res.Output())
@@ -360,7 +377,9 @@ func (r *pairEnv) logRequests(t *testing.T, kind string) {
 func (r *pairEnv) check(t *testing.T, kind, name, lacks string, fn func(t *testing.T)) {
 	t.Helper()
 	t.Run(name, func(t *testing.T) {
+		w := r.calls.open(t, r.stack.Site.Data.AccessLog, kind, name)
 		defer func() {
+			r.calls.close(t, w)
 			r.results.set(r.reg, kind, name, resultOf(t))
 			if t.Failed() {
 				r.logRequests(t, kind)

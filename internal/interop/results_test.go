@@ -1,44 +1,106 @@
-//go:build integration
-
 package interop
+
+// The results of the matrix and the token flavours each client used. This
+// file and readme_test.go carry no build tag: their unit tests run in
+// `go test ./...` without the servers.
 
 import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/regctl/regctl/internal/testenv/clients"
 )
 
-// results is the matrix: registry → client → check → result.
-type results struct {
-	mu sync.Mutex
-	m  map[string]map[string]map[string]string
+// flavour is a set of the ways a client asked regctl serve for a token.
+type flavour uint8
+
+// The token flavours, as nginx's access log (GET) and regctl serve's
+// audit log (POST, its grant field) show them.
+const (
+	flavourAnonymous flavour = 1 << iota // N: GET without credentials
+	flavourBasic                         // B: GET with Basic auth
+	flavourAccount                       // A: GET with Basic auth and account=
+	flavourPassword                      // P: POST grant_type=password
+	flavourRefresh                       // R: POST grant_type=refresh_token
+)
+
+var flavourLetters = []struct {
+	f      flavour
+	letter string
+}{
+	{flavourAnonymous, "N"}, {flavourBasic, "B"}, {flavourAccount, "A"}, {flavourPassword, "P"}, {flavourRefresh, "R"},
 }
 
-func newResults() *results { return &results{m: map[string]map[string]map[string]string{}} }
+// String is the set's letters in a fixed order, joined by commas ("N,A").
+func (f flavour) String() string {
+	var out []string
+	for _, l := range flavourLetters {
+		if f&l.f != 0 {
+			out = append(out, l.letter)
+		}
+	}
+	return strings.Join(out, ",")
+}
 
-func (r *results) set(reg, kind, check, res string) {
+// results is the matrix: setup → client → check → result (ok, FAIL,
+// skip or "skip: why"), and the flavours of the token requests each check
+// made. A whole setup skipped is client "*", check "*"; a whole pair is
+// check "*".
+type results struct {
+	mu  sync.Mutex
+	m   map[string]map[string]map[string]string
+	fla map[string]map[string]map[string]flavour
+}
+
+func newResults() *results {
+	return &results{m: map[string]map[string]map[string]string{}, fla: map[string]map[string]map[string]flavour{}}
+}
+
+// cell returns the map of setup and client in m, creating it.
+func cell[V any](m map[string]map[string]map[string]V, setup, kind string) map[string]V {
+	if m[setup] == nil {
+		m[setup] = map[string]map[string]V{}
+	}
+	if m[setup][kind] == nil {
+		m[setup][kind] = map[string]V{}
+	}
+	return m[setup][kind]
+}
+
+func (r *results) set(setup, kind, check, res string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.m[reg] == nil {
-		r.m[reg] = map[string]map[string]string{}
-	}
-	if r.m[reg][kind] == nil {
-		r.m[reg][kind] = map[string]string{}
-	}
-	r.m[reg][kind][check] = res
+	cell(r.m, setup, kind)[check] = res
 }
 
-// skipRow records a whole registry skipped, skipCol a whole pair.
-func (r *results) skipRow(reg, why string) { r.set(reg, "*", "*", "skip: "+why) }
+// addFlavour records that check of kind on setup asked for tokens as f.
+func (r *results) addFlavour(setup, kind, check string, f flavour) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cell(r.fla, setup, kind)[check] |= f
+}
 
-func (r *results) skipCol(reg, kind, why string) { r.set(reg, kind, "*", "skip: "+why) }
+// skipRow records a whole setup skipped, skipCol a whole pair.
+func (r *results) skipRow(setup, why string) { r.set(setup, "*", "*", "skip: "+why) }
+
+func (r *results) skipCol(setup, kind, why string) { r.set(setup, kind, "*", "skip: "+why) }
+
+// get is the result of one check ("" if it did not run) and its
+// flavours; callers hold mu.
+func (r *results) get(setup, kind, check string) (string, flavour) {
+	if why := r.m[setup]["*"]["*"]; why != "" {
+		return why, 0
+	}
+	if why := r.m[setup][kind]["*"]; why != "" {
+		return why, 0
+	}
+	return r.m[setup][kind][check], r.fla[setup][kind][check]
+}
 
 // resultOf is a finished subtest's cell: ok, FAIL or skip.
 func resultOf(t *testing.T) string {
@@ -51,44 +113,53 @@ func resultOf(t *testing.T) string {
 	return "ok"
 }
 
-// table renders the matrix as Markdown, one table per registry, with a
-// client per row and a check per column.
-func (r *results) table() string {
+// group is one table of the report: a setup and its checks.
+type group struct {
+	setup  string
+	checks []string
+}
+
+// table renders the matrix as Markdown, one table per setup, with a
+// client per row and a check per column; a cell is the result and the
+// token flavours the check's requests had ("ok N,A").
+func (r *results) table(groups []group, kinds []string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var b strings.Builder
-	for _, reg := range registries {
-		row := r.m[reg.name]
-		fmt.Fprintf(&b, "%s:\n", reg.name)
-		if why := row["*"]["*"]; why != "" {
+	for _, g := range groups {
+		fmt.Fprintf(&b, "%s:\n", g.setup)
+		if why := r.m[g.setup]["*"]["*"]; why != "" {
 			fmt.Fprintf(&b, "  %s\n\n", why)
 			continue
 		}
-		if res := row["(HTTP)"]["no-from-grant"]; res != "" {
-			fmt.Fprintf(&b, "  no-from-grant (HTTP): %s\n", res)
+		for _, check := range slices.Sorted(maps.Keys(r.m[g.setup]["(HTTP)"])) {
+			fmt.Fprintf(&b, "  %s (HTTP): %s\n", check, r.m[g.setup]["(HTTP)"][check])
 		}
-		fmt.Fprintf(&b, "  | client | %s |\n  |---|%s\n", strings.Join(checks, " | "), strings.Repeat("---|", len(checks)))
-		kinds := append(slices.Clone(clients.AllKinds), dockerContainerd)
+		fmt.Fprintf(&b, "  | client | %s |\n  |---|%s\n", strings.Join(g.checks, " | "), strings.Repeat("---|", len(g.checks)))
 		for _, kind := range kinds {
-			cells := row[kind]
-			if why := cells["*"]; why != "" {
+			if why := r.m[g.setup][kind]["*"]; why != "" {
 				fmt.Fprintf(&b, "  | %s | %s |\n", kind, why)
 				continue
 			}
 			var out []string
-			for _, c := range checks {
-				v := cells[c]
-				if v == "" {
-					v = "-"
+			for _, c := range g.checks {
+				res, f := r.get(g.setup, kind, c)
+				if res == "" {
+					res = "-"
 				}
-				out = append(out, v)
+				out = append(out, strings.TrimSpace(res+" "+f.String()))
 			}
 			fmt.Fprintf(&b, "  | %s | %s |\n", kind, strings.Join(out, " | "))
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(flavourLegend + "\n")
 	return b.String()
 }
+
+// flavourLegend explains the letters of the report and the README table.
+const flavourLegend = "Token requests: N = GET without credentials, B = GET with Basic auth, " +
+	"A = GET with Basic auth and account=, P = POST grant_type=password, R = POST grant_type=refresh_token."
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
