@@ -5,6 +5,9 @@ GO      ?= go
 # make lint: the golangci-lint binary; scripts/test-deps.sh builds the pinned
 # version and prints its path as GOLANGCI_LINT (scripts/test.sh passes it).
 GOLANGCI_LINT ?= golangci-lint
+# make interop: more go test arguments (-update: rewrite README.md's
+# compatibility table from the run).
+INTEROP_ARGS ?=
 # make dist: where, and for which linux architectures (Go's and Debian's names).
 DIST       ?= dist
 DIST_ARCHS ?= amd64 arm64
@@ -31,6 +34,9 @@ test: ## unit tests with the race detector (no external servers)
 
 test-all: ## the full suite: installs and starts the real servers, then runs every test (what CI runs)
 	scripts/test.sh
+
+interop: ## the interop matrix alone (as root; what test-all runs): prints client x registry x check with the token flavours; INTEROP_ARGS=-update rewrites the README table
+	scripts/test.sh interop $(INTEROP_ARGS)
 
 bench: ## load benchmark: regctl serve vs the ES256 floor under wrk, targets checked (BENCH_ARGS="-duration 5s")
 	scripts/bench.sh $(BENCH_ARGS)
@@ -60,4 +66,4 @@ cover: ## unit test coverage report
 clean: ## remove build output
 	rm -rf bin dist cover.out
 
-.PHONY: help build demo dist install test test-all bench bench-stack microbench lint fmt tidy cover clean
+.PHONY: help build demo dist install test test-all interop bench bench-stack microbench lint fmt tidy cover clean

@@ -20,8 +20,23 @@
 # every benchmark once (before the tests). All phases run; the exit status
 # is non-zero if any failed. The servers and temporary files are removed on exit.
 #
+# `scripts/test.sh interop [GO_TEST_ARGS...]` (what `make interop` runs)
+# does the setup and then only the interop phase, with GO_TEST_ARGS
+# passed to go test (-update rewrites the README's compatibility table
+# from the run).
+#
 # Needs root (apt-get, dockerd) and Go. Progress goes to stderr.
 set -euo pipefail
+
+only=
+if (($#)); then
+	if [[ $1 != interop ]]; then
+		printf 'usage: %s [interop [GO_TEST_ARGS...]]\n' "$0" >&2
+		exit 2
+	fi
+	only=$1
+	shift
+fi
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
@@ -175,6 +190,25 @@ export REGCTL_TEST_PEBBLE=$PEBBLE
 export REGCTL_TEST_CHALLTESTSRV=$PEBBLE_CHALLTESTSRV
 env | grep '^REGCTL_TEST_' | sort >&2
 
+e2e=github.com/regctl/regctl/internal/e2e
+interop=github.com/regctl/regctl/internal/interop
+systest=(github.com/regctl/regctl/internal/testenv/freshhost github.com/regctl/regctl/internal/systest)
+# The interop matrix: every client against every registry configuration,
+# through the rendered nginx; its table of results (with the token
+# flavours) goes to the log. Its arguments go to go test.
+interop_tests() {
+	local rc=0
+	REGCTL_TEST_INTEROP_REPORT=$tmp/interop.txt go test -race -tags integration -count=1 -timeout 30m "$interop" "$@" || rc=$?
+	[[ -f $tmp/interop.txt ]] && cat "$tmp/interop.txt" >&2
+	return "$rc"
+}
+if [[ $only == interop ]]; then
+	phase interop interop_tests "$@"
+	printf '  %s\n' "${summary[@]}" >&2
+	((${#failed[@]} == 0)) || exit 1
+	exit 0
+fi
+
 phase vet go vet -tags integration ./...
 phase lint make lint GOLANGCI_LINT="$GOLANGCI_LINT"
 phase dist dist_build
@@ -187,9 +221,6 @@ phase bench go test -run='^$' -bench=. -benchtime=1x ./...
 # in their own phase: about 9 minutes cold, nothing warm). Those run in
 # parallel with each other, each host in namespaces of its own: the
 # harness's tests beside the system tests, two of those at a time.
-e2e=github.com/regctl/regctl/internal/e2e
-interop=github.com/regctl/regctl/internal/interop
-systest=(github.com/regctl/regctl/internal/testenv/freshhost github.com/regctl/regctl/internal/systest)
 unit_tests() {
 	local pkgs
 	pkgs=$(go list -tags integration ./... | grep -vx -e "$e2e" -e "$interop" -e "${systest[0]}" -e "${systest[1]}") || return
@@ -197,14 +228,6 @@ unit_tests() {
 }
 phase test unit_tests
 phase e2e go test -race -tags integration -count=1 -timeout 20m "$e2e"
-# The interop matrix: every client against every registry configuration,
-# through the rendered nginx; its table of results goes to the log.
-interop_tests() {
-	local rc=0
-	REGCTL_TEST_INTEROP_REPORT=$tmp/interop.txt go test -race -tags integration -count=1 -timeout 30m "$interop" || rc=$?
-	[[ -f $tmp/interop.txt ]] && cat "$tmp/interop.txt" >&2
-	return "$rc"
-}
 phase interop interop_tests
 phase hostcache scripts/freshhost-build.sh
 phase systest go test -race -tags integration -count=1 -p 2 -timeout 40m "${systest[@]}"
