@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs and builds everything the test suite needs that is not Go code of
 # regctl itself: Debian packages (dockerd, skopeo, distribution 2.8, nginx,
-# ufw, fail2ban, logrotate, and the interop matrix's podman, buildah and
-# containerd with ctr) and, cached under ~/.cache keyed by version, the test
+# ufw, fail2ban, logrotate, postgresql, and the interop matrix's podman,
+# buildah and containerd with ctr) and, cached under ~/.cache keyed by version, the test
 # servers and clients built from the Go module proxy (FerretDB, distribution
 # v3.1.2 and v3.0.0, crane, pebble, pebble-challtestsrv, regclient's CLI,
 # ORAS, Helm, versitygw) and the linter `make lint` runs (golangci-lint,
@@ -31,7 +31,9 @@ mkdir -p "$cache"
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 
-apt_pkgs=(docker.io skopeo docker-registry nginx-light ufw fail2ban logrotate podman buildah containerd)
+# postgresql: the scale-out test's store (FerretDB on a primary and a hot
+# standby, internal/systest/scaleout_test.go).
+apt_pkgs=(docker.io skopeo docker-registry nginx-light ufw fail2ban logrotate podman buildah containerd postgresql)
 missing=()
 for p in "${apt_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

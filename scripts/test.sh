@@ -10,8 +10,9 @@
 #   REGCTL_TEST_REGISTRY2 (Debian's distribution 2.8), REGCTL_TEST_REGISTRY3
 #   (distribution v3.1.2), REGCTL_TEST_REGISTRY30 (v3.0.0), REGCTL_TEST_CRANE,
 #   REGCTL_TEST_FERRETDB, REGCTL_TEST_PEBBLE, REGCTL_TEST_REGCLIENT,
-#   REGCTL_TEST_ORAS, REGCTL_TEST_HELM (nginx, skopeo, docker, podman,
-#   buildah, containerd, ctr, fail2ban and logrotate come from PATH)
+#   REGCTL_TEST_ORAS, REGCTL_TEST_HELM, REGCTL_TEST_VERSITYGW (nginx,
+#   skopeo, docker, podman, buildah, containerd, ctr, fail2ban, logrotate
+#   and postgresql come from PATH or Debian's paths)
 # sets REGCTL_TEST_REQUIRE=1 (a missing server fails instead of skipping),
 # then runs go vet, `make lint` (gofmt check and the pinned golangci-lint,
 # GOLANGCI_LINT from test-deps.sh), all tests with -race and the integration
@@ -133,7 +134,8 @@ deps() {
 		"${CRANE:?test-deps.sh printed no CRANE}" "${PEBBLE:?test-deps.sh printed no PEBBLE}" \
 		"${GOLANGCI_LINT:?test-deps.sh printed no GOLANGCI_LINT}" \
 		"${REGISTRY_V30:?test-deps.sh printed no REGISTRY_V30}" "${REGCLIENT:?test-deps.sh printed no REGCLIENT}" \
-		"${ORAS:?test-deps.sh printed no ORAS}" "${HELM:?test-deps.sh printed no HELM}"
+		"${ORAS:?test-deps.sh printed no ORAS}" "${HELM:?test-deps.sh printed no HELM}" \
+		"${VERSITYGW:?test-deps.sh printed no VERSITYGW}"
 	REGISTRY2=$(command -v docker-registry) || { log "docker-registry (Debian's distribution 2.8) is not installed"; return 1; }
 	command -v dockerd docker skopeo podman buildah containerd ctr >&2
 }
@@ -188,6 +190,7 @@ export REGCTL_TEST_HELM=$HELM
 export REGCTL_TEST_CRANE=$CRANE
 export REGCTL_TEST_PEBBLE=$PEBBLE
 export REGCTL_TEST_CHALLTESTSRV=$PEBBLE_CHALLTESTSRV
+export REGCTL_TEST_VERSITYGW=$VERSITYGW
 env | grep '^REGCTL_TEST_' | sort >&2
 
 e2e=github.com/regctl/regctl/internal/e2e
