@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/regctl/regctl/internal/acl"
 	"github.com/regctl/regctl/internal/store"
@@ -234,5 +235,31 @@ func TestUserUnset(t *testing.T) {
 	}
 	if strings.Join(keys, ",") != "labels,grants,expires_at,disabled,created_at,updated_at" {
 		t.Errorf("unset %v (password must never be unset)", keys)
+	}
+}
+
+// TestServerErrorsThatMeanUnavailable: a server answering that it cannot
+// serve now (not primary, stepping down, shutting down; FerretDB's
+// InternalError for a lost backend) is ErrUnavailable, a 503; an error
+// about the request itself is not.
+func TestServerErrorsThatMeanUnavailable(t *testing.T) {
+	s := &Store{}
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{mongodrv.CommandError{Code: 1, Name: "InternalError", Message: "failed to connect to `host=10.0.0.1`"}, true},
+		{mongodrv.CommandError{Code: 10107, Name: "NotWritablePrimary"}, true},
+		{mongodrv.CommandError{Code: 189, Name: "PrimarySteppedDown"}, true},
+		{mongodrv.CommandError{Code: 91, Name: "ShutdownInProgress"}, true},
+		{mongodrv.WriteException{WriteConcernError: &mongodrv.WriteConcernError{Code: 11602, Name: "InterruptedDueToReplStateChange"}}, true},
+		{mongodrv.CommandError{Code: 2, Name: "BadValue"}, false},
+		{mongodrv.CommandError{Code: 13, Name: "Unauthorized"}, false},
+		{mongodrv.WriteException{WriteErrors: []mongodrv.WriteError{{Code: 11000}}}, false}, // duplicate key: ErrExists
+	} {
+		err := s.wrapErr("find user", tt.err)
+		if got := errors.Is(err, store.ErrUnavailable); got != tt.want {
+			t.Errorf("%v: unavailable %v, want %v (%v)", tt.err, got, tt.want, err)
+		}
 	}
 }

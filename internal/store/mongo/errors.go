@@ -39,8 +39,32 @@ func (s *Store) wrapErr(op string, err error) error {
 	return storeerr.New(op+": "+s.scrub(storeerr.OneLine(err.Error())), err)
 }
 
-// unavailable reports whether err means the server could not be reached or
-// did not answer in time.
+// unavailableCodes are server error codes that mean the server cannot
+// serve now rather than that the request is wrong: a replica set member
+// that is not (or no longer) primary, stepping down or shutting down, a
+// host it cannot reach, a time limit. FerretDB answers InternalError for
+// a backend it lost (its PostgreSQL primary killed mid-failover, found by
+// the scale-out test), with nothing more specific to go by: a store that
+// answers only that cannot decide, so it counts as unavailable too (503,
+// fail closed, retried), and the message stays in the error.
+var unavailableCodes = []int{
+	1,     // InternalError
+	6,     // HostUnreachable
+	7,     // HostNotFound
+	50,    // MaxTimeMSExpired
+	89,    // NetworkTimeout
+	91,    // ShutdownInProgress
+	189,   // PrimarySteppedDown
+	262,   // ExceededTimeLimit
+	10107, // NotWritablePrimary
+	11600, // InterruptedAtShutdown
+	11602, // InterruptedDueToReplStateChange
+	13435, // NotPrimaryNoSecondaryOk
+	13436, // NotPrimaryOrSecondary
+}
+
+// unavailable reports whether err means the server could not be reached,
+// did not answer in time, or answered that it cannot serve now.
 func unavailable(err error) bool {
 	var sse topology.ServerSelectionError
 	var ce topology.ConnectionError
@@ -51,7 +75,14 @@ func unavailable(err error) bool {
 		errors.As(err, &ce) ||
 		(errors.As(err, &pce) && pce.Retryable()) ||
 		mongodrv.IsTimeout(err) ||
-		mongodrv.IsNetworkError(err)
+		mongodrv.IsNetworkError(err) ||
+		slices.ContainsFunc(unavailableCodes, func(code int) bool { return hasErrorCode(err, code) })
+}
+
+// hasErrorCode reports whether err is a server error with code.
+func hasErrorCode(err error, code int) bool {
+	var se mongodrv.ServerError
+	return errors.As(err, &se) && se.HasErrorCode(code)
 }
 
 // cause summarises an unavailability error in one short line: the
