@@ -271,6 +271,39 @@ func (s *scaleOut) testRuleChange(t *testing.T) {
 	if took > 15*time.Second {
 		t.Errorf("B refused the user disabled on A only after %s, want within the reload interval (5s) and a poll", took)
 	}
+
+	// An ACL rule added on A, then removed there: dave has no labels or
+	// grants, so only the rule lets him pull through B.
+	pw = s.a.addUser(t, "dave")
+	s.login(t, "dave", pw)
+	if r := s.crane(t, "b", "dave", "digest", ref); !denied(r) {
+		t.Fatalf("dave, with no rule yet, through B: exit %d: %s", r.Code, lastLine(r.Output()))
+	}
+	for _, step := range []struct {
+		what    string
+		argv    []string
+		allowed bool
+	}{
+		{"rule added", []string{"acl", "add", "--seq", "5", "--account", "dave", "--name", "test/*", "--actions", "pull"}, true},
+		{"rule removed", []string{"acl", "remove", "5"}, false},
+	} {
+		s.a.mustRegctl(t, "", step.argv...)
+		changed := time.Now()
+		if err := testenv.Poll(60*time.Second, 250*time.Millisecond, func() error {
+			r := s.crane(t, "b", "dave", "digest", ref)
+			if step.allowed && r.Code != 0 || !step.allowed && !denied(r) {
+				return fmt.Errorf("dave through B after the %s on A: exit %d: %s", step.what, r.Code, lastLine(r.Output()))
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(changed)
+		t.Logf("MEASURE %s on A in effect through B after %s", step.what, took.Round(100*time.Millisecond))
+		if took > 15*time.Second {
+			t.Errorf("the %s on A took effect through B only after %s, want within the reload interval (5s) and a poll", step.what, took)
+		}
+	}
 }
 
 // scaleStartBalancer starts nginx in the outside namespace on the first
