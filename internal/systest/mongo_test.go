@@ -78,15 +78,17 @@ func TestInitFreshHostMongo(t *testing.T) {
 func mongoStartFerretDB(t *testing.T, h *freshhost.Host, bin string) string {
 	t.Helper()
 	dir := t.TempDir()
+	return startOutsideFerretDB(t, h, "ferretdb-"+h.Name, bin, dir, "--handler=sqlite", "--sqlite-url=file:"+dir+"/")
+}
+
+// startOutsideFerretDB starts FerretDB (bin, with its handler's flags) in
+// h's outside namespace on OuterIP, its state in dir, waits until it
+// accepts connections and returns the store URL regctl.yaml names.
+func startOutsideFerretDB(t *testing.T, h *freshhost.Host, name, bin, dir string, handler ...string) string {
+	t.Helper()
 	addr := net.JoinHostPort(h.OuterIP.String(), mongoPort)
-	p := h.StartOutside(t, "ferretdb-"+h.Name, nil, bin,
-		"--handler=sqlite",
-		"--sqlite-url=file:"+dir+"/",
-		"--listen-addr="+addr,
-		"--state-dir="+dir,
-		"--debug-addr=-",
-		"--telemetry=disable",
-	)
+	args := append(handler, "--listen-addr="+addr, "--state-dir="+dir, "--debug-addr=-", "--telemetry=disable")
+	p := h.StartOutside(t, name, nil, bin, args...)
 	// Connect from the outside namespace: OuterIP is no local address in
 	// the test process's own.
 	p.WaitReady(t, 60*time.Second, func() error {

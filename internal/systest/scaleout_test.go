@@ -701,26 +701,7 @@ func (pg *scalePG) url(b *freshhost.Host) string {
 // namespace, on OuterIP, and returns the store URL regctl.yaml names.
 func scaleStartFerretDB(t *testing.T, h *freshhost.Host, bin, pgURL string) string {
 	t.Helper()
-	dir := t.TempDir()
-	addr := net.JoinHostPort(h.OuterIP.String(), mongoPort)
-	p := h.StartOutside(t, "ferretdb-pg", nil, bin,
-		"--handler=postgresql",
-		"--postgresql-url="+pgURL,
-		"--listen-addr="+addr,
-		"--state-dir="+dir,
-		"--debug-addr=-",
-		"--telemetry=disable",
-	)
-	p.WaitReady(t, 60*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		defer cancel()
-		c, err := h.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	})
-	return "mongodb://" + addr + "/regctl"
+	return startOutsideFerretDB(t, h, "ferretdb-pg", bin, t.TempDir(), "--handler=postgresql", "--postgresql-url="+pgURL)
 }
 
 func mustRunHere(t *testing.T, argv ...string) {
